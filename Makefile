@@ -1,0 +1,49 @@
+# The two README commands:  `make run`  (set up, then the main job)  and  `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.14.1
+JOBS ?= 2
+STAMP := $(VENV)/.gxnor-installed
+
+.PHONY: setup run test pytest ctest ctest-sanitize lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python setup.py pyproject.toml $(shell find csrc -type f)
+	$(BIN)/pip install -q "$(TORCH)" numpy tqdm tabulate matplotlib pytest ruff ninja cmake scikit-learn
+	MAX_JOBS=$(JOBS) $(BIN)/pip install -v --no-build-isolation --no-deps -e . 2>&1 | grep "gxnor_cuda setup" || true
+	$(BIN)/python -c "import gxnor_cuda"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python -m gxnor_cuda
+
+ctest: setup
+	$(BIN)/cmake -S . -B build/cmake -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(BIN))/ninja > build-cmake.log 2>&1 || (cat build-cmake.log; exit 1)
+	$(BIN)/cmake --build build/cmake -j $(JOBS)
+	cd build/cmake && $(abspath $(BIN))/ctest --output-on-failure
+
+ctest-sanitize: setup
+	$(BIN)/cmake -S . -B build/cmake-asan -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(BIN))/ninja \
+	    -DGXNOR_SANITIZE=ON -DGXNOR_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug > build-asan.log 2>&1 || (cat build-asan.log; exit 1)
+	$(BIN)/cmake --build build/cmake-asan -j $(JOBS)
+	cd build/cmake-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(abspath $(BIN))/ctest --output-on-failure
+
+pytest: setup
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check gxnor_cuda tests bench
+
+test: setup lint ctest ctest-sanitize pytest
+
+bench: setup
+	$(BIN)/python bench/bench_pack.py
+
+clean:
+	rm -rf build build-*.log gxnor_cuda/*.so *.egg-info

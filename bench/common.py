@@ -1,0 +1,69 @@
+"""Shared benchmark plumbing: timing (torch.utils.benchmark), metadata, table, CSV and PNG."""
+
+from __future__ import annotations
+
+import csv
+import os
+import pathlib
+import platform
+import subprocess
+
+import torch
+import torch.utils.benchmark as tb
+from tabulate import tabulate
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def metadata() -> dict[str, str]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=RESULTS.parent).stdout.strip() or "unknown"
+    except OSError:
+        sha = "unknown"
+    try:
+        import triton
+
+        tv = triton.__version__
+    except ImportError:
+        tv = "none"
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
+    return {"device": dev, "threads": str(torch.get_num_threads()), "torch": torch.__version__,
+            "triton": tv, "git": sha}
+
+
+def time_cpu(fn, min_run_time: float = 1.0) -> float:
+    """Median seconds per call of fn() on the CPU (torch.utils.benchmark, adaptive repeats)."""
+    fn()  # warm-up
+    m = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+        min_run_time=min_run_time)
+    return m.median
+
+
+def emit(name: str, rows: list[dict], headers: list[str], plot=None) -> pathlib.Path:
+    """Print a table, write bench/results/<name>.csv (and <name>.png via plot(path, rows, meta))."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = metadata()
+    print(" | ".join(f"{k}: {v}" for k, v in meta.items()))
+    print(tabulate([[r.get(h, "") for h in headers] for r in rows], headers=headers, floatfmt=".3g"))
+    path = RESULTS / f"{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*headers, *meta.keys()])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{h: r.get(h, "") for h in headers}, **meta})
+    print(f"wrote {path}")
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        png = RESULTS / f"{name}.png"
+        plot(png, rows, meta)
+        print(f"wrote {png}")
+    return path

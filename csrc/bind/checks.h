@@ -1,0 +1,58 @@
+// Argument checks for the torch bindings (CPU and CUDA): the C++ twin of gxnor_cuda/_checks.py.
+// Messages name the argument, what was expected and what came.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "../gxnor/format.h"
+
+namespace gxnor::bind {
+
+inline void check_pack_input(const at::Tensor& x, const char* name, bool any_values) {
+  const auto dt = x.scalar_type();
+  const bool is_float = dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16;
+  const bool is_int = dt == at::kChar || dt == at::kInt || dt == at::kLong;
+  TORCH_CHECK(
+      is_float || (!any_values && is_int), name, ": expected dtype ",
+      any_values ? "float32/float64/float16/bfloat16" : "float32/float64/float16/bfloat16/int8/int32/int64",
+      ", got ", dt);
+  TORCH_CHECK(x.dim() >= 1, name, ": expected shape (..., K), got a 0-dim tensor");
+  TORCH_CHECK(x.size(-1) >= 1, name, ": expected K = shape[-1] >= 1, got shape ", x.sizes());
+}
+
+inline void check_packed(const at::Tensor& p, const char* name, int64_t K) {
+  TORCH_CHECK(K >= 1 && K < (int64_t(1) << 31), "K: expected an int in [1, 2^31), got ", K);
+  TORCH_CHECK(p.scalar_type() == at::kInt, name, ": expected packed dtype torch.int32, got ",
+              p.scalar_type());
+  TORCH_CHECK(p.dim() >= 2 && p.size(-2) == 2, name, ": expected packed shape (..., 2, W), got ", p.sizes());
+  const int64_t W = packed_words(K);
+  TORCH_CHECK(p.size(-1) == W, name, ": expected W = 2*ceil(K/64) = ", W, " words for K = ", K,
+              ", got W = ", p.size(-1), " (shape ", p.sizes(), ")");
+}
+
+inline void check_threshold(double thr) {
+  TORCH_CHECK(std::isfinite(thr) && thr > 0, "threshold: expected a finite float > 0, got ", thr);
+}
+
+inline void check_device(const at::Tensor& t, const char* name, c10::DeviceType dev) {
+  TORCH_CHECK(t.device().type() == dev, name, ": expected a ", c10::DeviceTypeName(dev),
+              " tensor, got device ", t.device());
+}
+
+inline at::ScalarType out_dtype(const std::optional<at::ScalarType>& d) {
+  const auto dt = d.value_or(at::kChar);
+  TORCH_CHECK(
+      dt == at::kChar || dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16,
+      "dtype: expected one of int8/float32/float64/float16/bfloat16, got ", dt);
+  return dt;
+}
+
+// Packed output shape (..., 2, W) for an input (..., K).
+inline std::vector<int64_t> packed_shape(const at::Tensor& x) {
+  auto s = x.sizes().vec();
+  const int64_t K = s.back();
+  s.back() = 2;
+  s.push_back(packed_words(K));
+  return s;
+}
+
+}  // namespace gxnor::bind

@@ -1,0 +1,121 @@
+// CPU bindings: registers the torch-free kernels of csrc/gxnor/cpu with TORCH_LIBRARY_IMPL(gxnor, CPU)
+// and the native info ops (gxnor_native::*). Schemas live in gxnor_cuda/_ops.py.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <string>
+
+#include "../gxnor/cpu/pack.h"
+#include "checks.h"
+
+namespace gxnor::bind {
+namespace {
+
+constexpr int64_t kGrainWords = 4096;
+
+at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
+  at::Tensor x = x_in;
+  const auto dt = x.scalar_type();
+  if (dt != at::kFloat && dt != at::kChar) x = x.to(at::kFloat);
+  x = x.contiguous();
+  const int64_t K = x.size(-1);
+  const int64_t rows = x.numel() / K;
+  const int64_t W = packed_words(K);
+  at::Tensor out = at::empty(packed_shape(x_in), x.options().dtype(at::kInt));
+  std::atomic<int64_t> bad{0};
+  const auto isa = cpu::current_isa();
+  int32_t* o = out.data_ptr<int32_t>();
+  at::parallel_for(0, rows * W, kGrainWords, [&](int64_t t0, int64_t t1) {
+    int64_t b;
+    if (x.scalar_type() == at::kFloat)
+      b = cpu::pack_range(x.const_data_ptr<float>(), K, o, t0, t1, mode, static_cast<float>(thr), isa);
+    else
+      b = cpu::pack_range(x.const_data_ptr<int8_t>(), K, o, t0, t1, mode, static_cast<float>(thr), isa);
+    bad += b;
+  });
+  TORCH_CHECK(bad.load() == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", bad.load(),
+              " element(s) outside that set");
+  return out;
+}
+
+at::Tensor pack_ternary_cpu(const at::Tensor& x, std::optional<double> threshold) {
+  check_device(x, "x", c10::DeviceType::CPU);
+  check_pack_input(x, "x", threshold.has_value());
+  if (threshold.has_value()) {
+    check_threshold(*threshold);
+    return pack_impl(x, cpu::PackMode::kThreshold, *threshold);
+  }
+  return pack_impl(x, cpu::PackMode::kStrict, 0.0);
+}
+
+at::Tensor quantize_pack_cpu(const at::Tensor& x, double threshold) {
+  check_device(x, "x", c10::DeviceType::CPU);
+  check_pack_input(x, "x", true);
+  check_threshold(threshold);
+  return pack_impl(x, cpu::PackMode::kThreshold, threshold);
+}
+
+at::Tensor unpack_ternary_cpu(const at::Tensor& packed_in, int64_t K, std::optional<at::ScalarType> dtype) {
+  check_device(packed_in, "packed", c10::DeviceType::CPU);
+  check_packed(packed_in, "packed", K);
+  const auto dt = out_dtype(dtype);
+  const at::Tensor p = packed_in.contiguous();
+  auto shape = p.sizes().vec();
+  shape.pop_back();
+  shape.back() = K;
+  const auto kdt = dt == at::kChar ? at::kChar : at::kFloat;
+  at::Tensor out = at::empty(shape, p.options().dtype(kdt));
+  const int64_t W = packed_words(K);
+  const int64_t rows = out.numel() / K;
+  const auto isa = cpu::current_isa();
+  at::parallel_for(0, rows * W, kGrainWords, [&](int64_t t0, int64_t t1) {
+    if (kdt == at::kChar)
+      cpu::unpack_range(p.const_data_ptr<int32_t>(), K, out.data_ptr<int8_t>(), t0, t1, isa);
+    else
+      cpu::unpack_range(p.const_data_ptr<int32_t>(), K, out.data_ptr<float>(), t0, t1, isa);
+  });
+  return dt == kdt ? out : out.to(dt);
+}
+
+at::Tensor validate_packed_cpu(const at::Tensor& packed_in, int64_t K) {
+  check_device(packed_in, "packed", c10::DeviceType::CPU);
+  check_packed(packed_in, "packed", K);
+  const at::Tensor p = packed_in.contiguous();
+  const int64_t W = packed_words(K);
+  const int64_t rows = p.numel() / (2 * W);
+  std::atomic<int64_t> bad{0};
+  at::parallel_for(0, rows * W, kGrainWords, [&](int64_t t0, int64_t t1) {
+    bad += cpu::count_noncanonical_range(p.const_data_ptr<int32_t>(), K, t0, t1);
+  });
+  return at::scalar_tensor(bad.load(), p.options().dtype(at::kLong));
+}
+
+std::string cpu_isa() { return cpu::isa_name(cpu::current_isa()); }
+std::string detected_cpu_isa() { return cpu::isa_name(cpu::detect_isa()); }
+std::string set_cpu_isa(std::string name) {
+  TORCH_CHECK(name == "avx512" || name == "avx512_vpopcntdq" || name == "avx2" || name == "scalar",
+              "isa: expected 'avx512', 'avx2' or 'scalar', got '", name, "'");
+  return cpu::isa_name(cpu::set_isa(cpu::parse_isa(name.c_str(), cpu::Isa::kScalar)));
+}
+std::vector<int64_t> format_constants() {
+  return {kFormatVersion, kBitsPerWord, kPadElems, kGatePlane, kSignPlane};
+}
+
+}  // namespace
+}  // namespace gxnor::bind
+
+TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
+  m.impl("pack_ternary", &gxnor::bind::pack_ternary_cpu);
+  m.impl("quantize_pack", &gxnor::bind::quantize_pack_cpu);
+  m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cpu);
+  m.impl("validate_packed", &gxnor::bind::validate_packed_cpu);
+}
+
+TORCH_LIBRARY(gxnor_native, m) {
+  m.def("cpu_isa() -> str", &gxnor::bind::cpu_isa);
+  m.def("detected_cpu_isa() -> str", &gxnor::bind::detected_cpu_isa);
+  m.def("set_cpu_isa(str isa) -> str", &gxnor::bind::set_cpu_isa);
+  m.def("format_constants() -> int[]", &gxnor::bind::format_constants);
+}

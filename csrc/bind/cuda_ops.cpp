@@ -1,0 +1,115 @@
+// CUDA bindings: checks arguments, allocates outputs and calls the torch-free kernels of
+// csrc/gxnor/cuda through their C API on the current stream; TORCH_LIBRARY_IMPL(gxnor, CUDA).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <string>
+
+#include "../gxnor/cuda/api.h"
+#include "checks.h"
+
+namespace gxnor::bind {
+namespace {
+
+void check_cuda(int err, const char* what) {
+  TORCH_CHECK(err == 0, what, ": CUDA error ", err, " (", cudaGetErrorString(static_cast<cudaError_t>(err)),
+              ")");
+}
+
+void* stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+at::Tensor pack_cuda(const at::Tensor& x_in, int mode, double thr) {
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  at::Tensor x = x_in;
+  if (x.scalar_type() != at::kFloat && !(mode == 0 && x.scalar_type() == at::kChar)) x = x.to(at::kFloat);
+  x = x.contiguous();
+  const int64_t K = x.size(-1), rows = x.numel() / K;
+  at::Tensor out = at::empty(packed_shape(x_in), x.options().dtype(at::kInt));
+  at::Tensor bad = at::zeros({}, x.options().dtype(at::kLong));
+  if (rows == 0) return out;
+  auto* badp = reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>());
+  if (x.scalar_type() == at::kChar)
+    check_cuda(
+        gxnor_cuda_pack_i8(x.const_data_ptr<int8_t>(), rows, K, out.data_ptr<int32_t>(), badp, stream()),
+        "pack_ternary");
+  else
+    check_cuda(gxnor_cuda_pack_f32(x.const_data_ptr<float>(), rows, K, mode, static_cast<float>(thr),
+                                   out.data_ptr<int32_t>(), badp, stream()),
+               "pack_ternary");
+  if (mode == 0) {
+    const int64_t nbad = bad.item<int64_t>();
+    TORCH_CHECK(nbad == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", nbad,
+                " element(s) outside that set");
+  }
+  return out;
+}
+
+at::Tensor pack_ternary_cuda(const at::Tensor& x, std::optional<double> threshold) {
+  check_device(x, "x", c10::DeviceType::CUDA);
+  check_pack_input(x, "x", threshold.has_value());
+  if (threshold.has_value()) {
+    check_threshold(*threshold);
+    return pack_cuda(x, 1, *threshold);
+  }
+  return pack_cuda(x, 0, 0.0);
+}
+
+at::Tensor quantize_pack_cuda(const at::Tensor& x, double threshold) {
+  check_device(x, "x", c10::DeviceType::CUDA);
+  check_pack_input(x, "x", true);
+  check_threshold(threshold);
+  return pack_cuda(x, 1, threshold);
+}
+
+at::Tensor unpack_ternary_cuda(const at::Tensor& packed_in, int64_t K, std::optional<at::ScalarType> dtype) {
+  check_device(packed_in, "packed", c10::DeviceType::CUDA);
+  check_packed(packed_in, "packed", K);
+  const c10::cuda::CUDAGuard guard(packed_in.device());
+  const auto dt = out_dtype(dtype);
+  const at::Tensor p = packed_in.contiguous();
+  auto shape = p.sizes().vec();
+  shape.pop_back();
+  shape.back() = K;
+  const auto kdt = dt == at::kChar ? at::kChar : at::kFloat;
+  at::Tensor out = at::empty(shape, p.options().dtype(kdt));
+  const int64_t rows = out.numel() / K;
+  if (rows == 0) return out.to(dt);
+  if (kdt == at::kChar)
+    check_cuda(gxnor_cuda_unpack_i8(p.const_data_ptr<int32_t>(), rows, K, out.data_ptr<int8_t>(), stream()),
+               "unpack_ternary");
+  else
+    check_cuda(gxnor_cuda_unpack_f32(p.const_data_ptr<int32_t>(), rows, K, out.data_ptr<float>(), stream()),
+               "unpack_ternary");
+  return dt == kdt ? out : out.to(dt);
+}
+
+at::Tensor validate_packed_cuda(const at::Tensor& packed_in, int64_t K) {
+  check_device(packed_in, "packed", c10::DeviceType::CUDA);
+  check_packed(packed_in, "packed", K);
+  const c10::cuda::CUDAGuard guard(packed_in.device());
+  const at::Tensor p = packed_in.contiguous();
+  at::Tensor count = at::zeros({}, p.options().dtype(at::kLong));
+  const int64_t rows = p.numel() / (2 * packed_words(K));
+  if (rows == 0) return count;
+  check_cuda(gxnor_cuda_count_noncanonical(p.const_data_ptr<int32_t>(), rows, K,
+                                           reinterpret_cast<unsigned long long*>(count.data_ptr<int64_t>()),
+                                           stream()),
+             "validate_packed");
+  return count;
+}
+
+std::string cuda_archs() { return gxnor_cuda_archs(); }
+
+}  // namespace
+}  // namespace gxnor::bind
+
+TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
+  m.impl("pack_ternary", &gxnor::bind::pack_ternary_cuda);
+  m.impl("quantize_pack", &gxnor::bind::quantize_pack_cuda);
+  m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cuda);
+  m.impl("validate_packed", &gxnor::bind::validate_packed_cuda);
+}
+
+TORCH_LIBRARY_FRAGMENT(gxnor_native, m) { m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs); }

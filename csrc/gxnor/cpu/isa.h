@@ -1,0 +1,76 @@
+// Run-time CPU instruction-set choice for the CPU kernels: AVX-512 VPOPCNTDQ, AVX2 or scalar,
+// picked by CPUID once; GXNOR_CPU_ISA=avx512|avx2|scalar (or set_isa) forces a lower path so
+// tests can run every path on one machine. Torch-free.
+#pragma once
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace gxnor::cpu {
+
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+inline const char* isa_name(Isa i) {
+  switch (i) {
+    case Isa::kAvx512:
+      return "avx512_vpopcntdq";
+    case Isa::kAvx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+inline Isa detect_isa() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
+    return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2"))
+    return Isa::kAvx2;
+#endif
+  return Isa::kScalar;
+}
+
+inline Isa parse_isa(const char* s, Isa fallback) {
+  if (!s) return fallback;
+  if (!std::strcmp(s, "avx512") || !std::strcmp(s, "avx512_vpopcntdq")) return Isa::kAvx512;
+  if (!std::strcmp(s, "avx2")) return Isa::kAvx2;
+  if (!std::strcmp(s, "scalar")) return Isa::kScalar;
+  return fallback;
+}
+
+inline std::atomic<int>& isa_slot() {
+  static std::atomic<int> slot{[] {
+    const Isa hw = detect_isa();
+    Isa want = parse_isa(std::getenv("GXNOR_CPU_ISA"), hw);
+    return static_cast<int>(want > hw ? hw : want);
+  }()};
+  return slot;
+}
+
+// The ISA the kernels use now.
+inline Isa current_isa() { return static_cast<Isa>(isa_slot().load(std::memory_order_relaxed)); }
+
+// Force an ISA (clamped to what the hardware has); returns the one in effect.
+inline Isa set_isa(Isa want) {
+  const Isa hw = detect_isa();
+  const Isa eff = want > hw ? hw : want;
+  isa_slot().store(static_cast<int>(eff));
+  return eff;
+}
+
+}  // namespace gxnor::cpu
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GXNOR_X86 1
+#define GXNOR_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt,bmi2")))
+#define GXNOR_TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi2")))
+#include <immintrin.h>
+#else
+#define GXNOR_X86 0
+#define GXNOR_TARGET_AVX512
+#define GXNOR_TARGET_AVX2
+#endif

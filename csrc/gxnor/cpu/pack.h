@@ -1,0 +1,208 @@
+// CPU pack / unpack / canonical check for packed ternary format v1. Torch-free.
+// Work is split over "plane words": t = row * W + w covers elements [32w, 32w+32) of a row;
+// the caller hands each thread a range [t0, t1). Per word: AVX-512 (two 16-lane compares or
+// one 32-lane int8 compare -> mask registers), AVX2 (movemask), or scalar.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "../format.h"
+#include "isa.h"
+
+namespace gxnor::cpu {
+
+enum class PackMode { kStrict, kThreshold };
+
+template <class T>
+inline void pack_word_scalar(const T* x, int n, PackMode mode, float thr, uint32_t& g, uint32_t& s,
+                             int64_t& bad) {
+  uint32_t gg = 0, ss = 0;
+  for (int i = 0; i < n; ++i) {
+    const float v = static_cast<float>(x[i]);
+    bool nz, neg;
+    if (mode == PackMode::kThreshold) {
+      neg = v <= -thr;
+      nz = neg || v >= thr;
+    } else {
+      nz = v != 0.0f;
+      neg = v < 0.0f;
+      bad += !(v == 0.0f || v == 1.0f || v == -1.0f);
+    }
+    gg |= static_cast<uint32_t>(nz) << i;
+    ss |= static_cast<uint32_t>(neg) << i;
+  }
+  g = gg;
+  s = ss;
+}
+
+#if GXNOR_X86
+GXNOR_TARGET_AVX512 inline void pack_word_avx512(const float* x, int n, PackMode mode, float thr, uint32_t& g,
+                                                 uint32_t& s, int64_t& bad) {
+  const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+  const __m512 a = _mm512_maskz_loadu_ps(m0, x);
+  const __m512 b = _mm512_maskz_loadu_ps(m1, x + 16);
+  uint32_t ga, gb, sa, sb;
+  if (mode == PackMode::kThreshold) {
+    const __m512 p = _mm512_set1_ps(thr), q = _mm512_set1_ps(-thr);
+    sa = _mm512_cmp_ps_mask(a, q, _CMP_LE_OQ);
+    sb = _mm512_cmp_ps_mask(b, q, _CMP_LE_OQ);
+    ga = sa | _mm512_cmp_ps_mask(a, p, _CMP_GE_OQ);
+    gb = sb | _mm512_cmp_ps_mask(b, p, _CMP_GE_OQ);
+  } else {
+    const __m512 z = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    const __m512 aa = _mm512_abs_ps(a), ab = _mm512_abs_ps(b);
+    ga = _mm512_cmp_ps_mask(a, z, _CMP_NEQ_UQ);
+    gb = _mm512_cmp_ps_mask(b, z, _CMP_NEQ_UQ);
+    sa = _mm512_cmp_ps_mask(a, z, _CMP_LT_OQ);
+    sb = _mm512_cmp_ps_mask(b, z, _CMP_LT_OQ);
+    const uint32_t oka = _mm512_cmp_ps_mask(aa, one, _CMP_EQ_OQ) | (~ga & 0xffffu);
+    const uint32_t okb = _mm512_cmp_ps_mask(ab, one, _CMP_EQ_OQ) | (~gb & 0xffffu);
+    bad += __builtin_popcount(~(oka | (okb << 16)));
+  }
+  g = ga | (gb << 16);
+  s = sa | (sb << 16);
+}
+
+GXNOR_TARGET_AVX512 inline void pack_word_avx512(const int8_t* x, int n, PackMode, float, uint32_t& g,
+                                                 uint32_t& s, int64_t& bad) {
+  const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
+  const __m256i v = _mm256_maskz_loadu_epi8(m, x);
+  const __m256i z = _mm256_setzero_si256();
+  g = _mm256_cmpneq_epi8_mask(v, z);
+  s = _mm256_cmplt_epi8_mask(v, z);
+  const uint32_t ok = _mm256_cmpeq_epi8_mask(_mm256_abs_epi8(v), _mm256_set1_epi8(1)) | ~g;
+  bad += __builtin_popcount(~ok);
+}
+
+GXNOR_TARGET_AVX2 inline void pack_word_avx2(const float* x, int n, PackMode mode, float thr, uint32_t& g,
+                                             uint32_t& s, int64_t& bad) {
+  if (n < 32) return pack_word_scalar(x, n, mode, thr, g, s, bad);
+  uint32_t gg = 0, ss = 0, okk = 0;
+  const __m256 z = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), mone = _mm256_set1_ps(-1.0f);
+  const __m256 p = _mm256_set1_ps(thr), q = _mm256_set1_ps(-thr);
+  for (int j = 0; j < 4; ++j) {
+    const __m256 v = _mm256_loadu_ps(x + 8 * j);
+    uint32_t gj, sj;
+    if (mode == PackMode::kThreshold) {
+      sj = _mm256_movemask_ps(_mm256_cmp_ps(v, q, _CMP_LE_OQ));
+      gj = sj | _mm256_movemask_ps(_mm256_cmp_ps(v, p, _CMP_GE_OQ));
+    } else {
+      gj = _mm256_movemask_ps(_mm256_cmp_ps(v, z, _CMP_NEQ_UQ));
+      sj = _mm256_movemask_ps(_mm256_cmp_ps(v, z, _CMP_LT_OQ));
+      const __m256 ok =
+          _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v, z, _CMP_EQ_OQ), _mm256_cmp_ps(v, one, _CMP_EQ_OQ)),
+                       _mm256_cmp_ps(v, mone, _CMP_EQ_OQ));
+      okk |= static_cast<uint32_t>(_mm256_movemask_ps(ok)) << (8 * j);
+    }
+    gg |= gj << (8 * j);
+    ss |= sj << (8 * j);
+  }
+  if (mode != PackMode::kThreshold) bad += __builtin_popcount(~okk);
+  g = gg;
+  s = ss;
+}
+
+GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n, float* o) {
+  const __m512 one = _mm512_set1_ps(1.0f), mone = _mm512_set1_ps(-1.0f);
+  const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+  const __m512 a = _mm512_maskz_mov_ps(static_cast<__mmask16>(g),
+                                       _mm512_mask_blend_ps(static_cast<__mmask16>(s), one, mone));
+  const __m512 b = _mm512_maskz_mov_ps(static_cast<__mmask16>(g >> 16),
+                                       _mm512_mask_blend_ps(static_cast<__mmask16>(s >> 16), one, mone));
+  _mm512_mask_storeu_ps(o, m0, a);
+  _mm512_mask_storeu_ps(o + 16, m1, b);
+}
+
+GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n, int8_t* o) {
+  const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
+  const __m256i v =
+      _mm256_maskz_mov_epi8(g, _mm256_mask_blend_epi8(s, _mm256_set1_epi8(1), _mm256_set1_epi8(-1)));
+  _mm256_mask_storeu_epi8(o, m, v);
+}
+#endif
+
+// Pack plane words [t0, t1) of rows of length K (row stride K) into out (row stride 2W).
+// Returns the number of elements outside {-1, 0, +1} seen (strict mode).
+template <class T>
+inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode,
+                          float thr, Isa isa) {
+  const int64_t W = packed_words(K);
+  int64_t bad = 0;
+  int64_t row = t0 / W, w = t0 % W;
+  for (int64_t t = t0; t < t1; ++t, w = (w + 1 == W) ? (++row, 0) : w + 1) {
+    const int64_t lo = w * kBitsPerWord;
+    const int n = lo >= K ? 0 : static_cast<int>(K - lo < 32 ? K - lo : 32);
+    const T* xp = x + row * K + lo;
+    uint32_t g = 0, s = 0;
+    if (n > 0) {
+#if GXNOR_X86
+      if constexpr (std::is_same_v<T, float>) {
+        if (isa == Isa::kAvx512)
+          pack_word_avx512(xp, n, mode, thr, g, s, bad);
+        else if (isa == Isa::kAvx2)
+          pack_word_avx2(xp, n, mode, thr, g, s, bad);
+        else
+          pack_word_scalar(xp, n, mode, thr, g, s, bad);
+      } else if constexpr (std::is_same_v<T, int8_t>) {
+        if (isa == Isa::kAvx512)
+          pack_word_avx512(xp, n, mode, thr, g, s, bad);
+        else
+          pack_word_scalar(xp, n, mode, thr, g, s, bad);
+      } else {
+        pack_word_scalar(xp, n, mode, thr, g, s, bad);
+      }
+#else
+      pack_word_scalar(xp, n, mode, thr, g, s, bad);
+#endif
+    }
+    int32_t* o = out + row * 2 * W;
+    o[w] = static_cast<int32_t>(g);
+    o[W + w] = static_cast<int32_t>(s);
+  }
+  return bad;
+}
+
+// Unpack plane words [t0, t1) into rows of length K of int8 or float values.
+template <class T>
+inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1, Isa isa) {
+  const int64_t W = packed_words(K);
+  int64_t row = t0 / W, w = t0 % W;
+  for (int64_t t = t0; t < t1; ++t, w = (w + 1 == W) ? (++row, 0) : w + 1) {
+    const int64_t lo = w * kBitsPerWord;
+    if (lo >= K) continue;
+    const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
+    const uint32_t g = static_cast<uint32_t>(p[row * 2 * W + w]);
+    const uint32_t s = static_cast<uint32_t>(p[row * 2 * W + W + w]);
+    T* o = out + row * K + lo;
+#if GXNOR_X86
+    if (isa == Isa::kAvx512) {
+      unpack_word_avx512(g, s, n, o);
+      continue;
+    }
+#endif
+    (void)isa;
+    for (int i = 0; i < n; ++i) {
+      const int v = ((g >> i) & 1) ? (((s >> i) & 1) ? -1 : 1) : 0;
+      o[i] = static_cast<T>(v);
+    }
+  }
+}
+
+// Count non-canonical plane-pair words among [t0, t1).
+inline int64_t count_noncanonical_range(const int32_t* p, int64_t K, int64_t t0, int64_t t1) {
+  const int64_t W = packed_words(K);
+  int64_t bad = 0;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t row = t / W, w = t % W;
+    const uint32_t g = static_cast<uint32_t>(p[row * 2 * W + w]);
+    const uint32_t s = static_cast<uint32_t>(p[row * 2 * W + W + w]);
+    const uint32_t m = valid_mask(w, K);
+    bad += ((s & ~g) | (g & ~m) | (s & ~m)) != 0;
+  }
+  return bad;
+}
+
+}  // namespace gxnor::cpu

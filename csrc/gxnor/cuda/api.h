@@ -1,0 +1,22 @@
+// Torch-free C API of the gxnor CUDA kernels. Pointers are device pointers (host pointers under
+// the emulation build), `stream` is a cudaStream_t. Every function returns a cudaError_t (0 = ok).
+// The torch binding (csrc/bind/cuda_ops.cpp) and the emulation library (tests) both call these.
+#pragma once
+#include <cstdint>
+
+extern "C" {
+// Pack rows of K values (mode 0: strict, counts values outside {-1,0,1} into *bad; mode 1:
+// threshold phi_thr). out: rows x 2 x W int32.
+int gxnor_cuda_pack_f32(const float* x, int64_t rows, int64_t K, int mode, float thr, int32_t* out,
+                        unsigned long long* bad, void* stream);
+int gxnor_cuda_pack_i8(const int8_t* x, int64_t rows, int64_t K, int32_t* out, unsigned long long* bad,
+                       void* stream);
+// Unpack rows x 2 x W words into rows x K values.
+int gxnor_cuda_unpack_i8(const int32_t* p, int64_t rows, int64_t K, int8_t* out, void* stream);
+int gxnor_cuda_unpack_f32(const int32_t* p, int64_t rows, int64_t K, float* out, void* stream);
+// Add the number of non-canonical plane-word pairs to *count.
+int gxnor_cuda_count_noncanonical(const int32_t* p, int64_t rows, int64_t K, unsigned long long* count,
+                                  void* stream);
+// Architectures compiled into this library, e.g. "sm_80;sm_90" ("host-emulation" when emulated).
+const char* gxnor_cuda_archs();
+}

@@ -1,0 +1,25 @@
+// One include for every gxnor CUDA kernel source: the real CUDA runtime under nvcc, the host
+// emulation (csrc/gxnor/emu/cuda_emu.h) otherwise. GX_LAUNCH hides the <<<>>> syntax.
+#pragma once
+#include <cstdint>
+
+#ifdef __CUDACC__
+#include <cuda_runtime.h>
+#define GX_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  kernel<<<grid, block, smem, static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__)
+#define GX_EMULATED 0
+#else
+#include "../emu/cuda_emu.h"
+#define GX_EMULATED 1
+#endif
+
+#define GX_FULL_MASK 0xffffffffu
+
+namespace gxnor::cuda {
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// Grid size for a grid-stride loop over n items with `per_block` items per block.
+inline unsigned grid_for(int64_t n, int64_t per_block, int64_t cap = 65535) {
+  const int64_t g = ceil_div(n, per_block);
+  return static_cast<unsigned>(g < 1 ? 1 : (g > cap ? cap : g));
+}
+}  // namespace gxnor::cuda

@@ -1,0 +1,154 @@
+// Host emulation of the CUDA subset the gxnor kernels use, so the same kernel sources compile as
+// host C++ and run small grids on the CPU (DESIGN.md section 4). Threads of a block are
+// std::threads (kept for the whole grid), blocks run in sequence, __syncthreads is a block
+// barrier, warp intrinsics (__ballot_sync, __shfl_xor_sync, __shfl_sync) go through a per-warp
+// exchange buffer and a per-warp barrier, __shared__ becomes static (block-local because blocks
+// run one at a time). Needs C++20 (std::barrier).
+#pragma once
+#include <atomic>
+#include <barrier>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+using cudaStream_t = void*;
+using cudaError_t = int;
+constexpr cudaError_t cudaSuccess = 0;
+
+namespace gxemu {
+
+inline thread_local dim3 t_thread_idx;
+inline thread_local dim3 t_block_idx;
+inline dim3 g_block_dim;
+inline dim3 g_grid_dim;
+inline std::barrier<>* g_block_barrier = nullptr;
+inline std::vector<std::unique_ptr<std::barrier<>>> g_warp_barriers;
+inline std::vector<uint64_t> g_xchg;  // one slot per thread of the block
+inline std::atomic<int64_t> g_launches{0};
+
+inline unsigned linear_tid() {
+  return t_thread_idx.x + g_block_dim.x * (t_thread_idx.y + g_block_dim.y * t_thread_idx.z);
+}
+
+// Run kernel(args...) on grid x block, blocks in sequence, threads of a block concurrently.
+template <class Kernel, class... Args>
+void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+  const unsigned nt = block.x * block.y * block.z;
+  const unsigned nwarps = (nt + 31) / 32;
+  g_block_dim = block;
+  g_grid_dim = grid;
+  std::barrier<> block_bar(nt);
+  g_block_barrier = &block_bar;
+  g_warp_barriers.clear();
+  for (unsigned w = 0; w < nwarps; ++w)
+    g_warp_barriers.emplace_back(std::make_unique<std::barrier<>>(w + 1 < nwarps ? 32 : nt - 32 * w));
+  g_xchg.assign(nt, 0);
+  std::vector<std::thread> threads;
+  threads.reserve(nt);
+  for (unsigned t = 0; t < nt; ++t) {
+    threads.emplace_back([&, t] {
+      t_thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+      for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+          for (unsigned bx = 0; bx < grid.x; ++bx) {
+            t_block_idx = dim3(bx, by, bz);
+            kernel(args...);
+            block_bar.arrive_and_wait();  // the next block starts when every thread is done
+          }
+    });
+  }
+  for (auto& th : threads) th.join();
+  g_block_barrier = nullptr;
+  ++g_launches;
+}
+
+inline void warp_sync() { g_warp_barriers[linear_tid() / 32]->arrive_and_wait(); }
+
+template <class T>
+inline uint64_t to_bits(T v) {
+  uint64_t b = 0;
+  std::memcpy(&b, &v, sizeof(T));
+  return b;
+}
+template <class T>
+inline T from_bits(uint64_t b) {
+  T v;
+  std::memcpy(&v, &b, sizeof(T));
+  return v;
+}
+
+}  // namespace gxemu
+
+#define threadIdx (::gxemu::t_thread_idx)
+#define blockIdx (::gxemu::t_block_idx)
+#define blockDim (::gxemu::g_block_dim)
+#define gridDim (::gxemu::g_grid_dim)
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __restrict__ __restrict
+
+inline void __syncthreads() { gxemu::g_block_barrier->arrive_and_wait(); }
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }
+
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+  const unsigned tid = gxemu::linear_tid(), base = tid & ~31u;
+  gxemu::g_xchg[tid] = pred != 0;
+  gxemu::warp_sync();
+  unsigned r = 0;
+  const unsigned n = static_cast<unsigned>(gxemu::g_xchg.size());
+  for (unsigned l = 0; l < 32 && base + l < n; ++l) r |= static_cast<unsigned>(gxemu::g_xchg[base + l]) << l;
+  gxemu::warp_sync();
+  return r & mask;
+}
+
+template <class T>
+inline T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
+  const unsigned tid = gxemu::linear_tid();
+  const unsigned lane = tid & 31u, base = tid - lane;
+  const unsigned seg = lane & ~static_cast<unsigned>(width - 1);
+  gxemu::g_xchg[tid] = gxemu::to_bits(v);
+  gxemu::warp_sync();
+  const T r =
+      gxemu::from_bits<T>(gxemu::g_xchg[base + seg + (static_cast<unsigned>(src_lane) & (width - 1))]);
+  gxemu::warp_sync();
+  return r;
+}
+
+template <class T>
+inline T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
+  const unsigned tid = gxemu::linear_tid();
+  const unsigned lane = tid & 31u, base = tid - lane;
+  gxemu::g_xchg[tid] = gxemu::to_bits(v);
+  gxemu::warp_sync();
+  (void)width;
+  const unsigned src = (lane ^ static_cast<unsigned>(lane_mask)) & 31u;
+  const T r = gxemu::from_bits<T>(gxemu::g_xchg[base + src]);
+  gxemu::warp_sync();
+  return r;
+}
+
+template <class T>
+inline T atomicAdd(T* p, T v) {
+  return std::atomic_ref<T>(*p).fetch_add(v);
+}
+template <class T>
+inline T atomicOr(T* p, T v) {
+  return std::atomic_ref<T>(*p).fetch_or(v);
+}
+
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t) { return "no error (host emulation)"; }
+
+#define GX_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ((void)(stream), ::gxemu::launch(grid, block, kernel, __VA_ARGS__))

@@ -1,0 +1,52 @@
+"""The ONE place op schemas are defined (torch.library, namespace ``gxnor``), with fake impls.
+
+Kernels register themselves per dispatch key: the native library (csrc/bind) for CPU and CUDA;
+where it is missing, ``_backend.py`` registers the Triton or reference twins and records why.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import format as fmt
+from ._checks import check_out_dtype, check_pack_input, check_packed, check_threshold
+
+LIB = torch.library.Library("gxnor", "DEF")  # noqa: TOR901
+
+SCHEMAS = {
+    "pack_ternary": "pack_ternary(Tensor x, float? threshold=None) -> Tensor",
+    "quantize_pack": "quantize_pack(Tensor x, float threshold) -> Tensor",
+    "unpack_ternary": "unpack_ternary(Tensor packed, int K, ScalarType? dtype=None) -> Tensor",
+    "validate_packed": "validate_packed(Tensor packed, int K) -> Tensor",
+}
+for _schema in SCHEMAS.values():
+    LIB.define(_schema)
+
+
+@torch.library.register_fake("gxnor::pack_ternary")
+def _pack_ternary_fake(x, threshold=None):
+    check_pack_input(x, "x", allow_any_values=threshold is not None)
+    if threshold is not None:
+        check_threshold(threshold)
+    return x.new_empty(fmt.packed_shape(tuple(x.shape)), dtype=torch.int32)
+
+
+@torch.library.register_fake("gxnor::quantize_pack")
+def _quantize_pack_fake(x, threshold):
+    check_pack_input(x, "x", allow_any_values=True)
+    check_threshold(threshold)
+    return x.new_empty(fmt.packed_shape(tuple(x.shape)), dtype=torch.int32)
+
+
+@torch.library.register_fake("gxnor::unpack_ternary")
+def _unpack_ternary_fake(packed, K, dtype=None):
+    check_packed(packed, "packed", K)
+    dtype = torch.int8 if dtype is None else dtype
+    check_out_dtype(dtype)
+    return packed.new_empty((*packed.shape[:-2], K), dtype=dtype)
+
+
+@torch.library.register_fake("gxnor::validate_packed")
+def _validate_packed_fake(packed, K):
+    check_packed(packed, "packed", K)
+    return packed.new_empty((), dtype=torch.int64)

@@ -1,0 +1,103 @@
+"""Pure-torch reference implementations: the oracle every backend is tested against.
+
+Small, obviously correct code in int64/float64. Every kernel in csrc/ and _triton/ has a twin
+here with the same signature and the same checks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import format as fmt
+from ._checks import check_out_dtype, check_pack_input, check_packed, check_threshold
+
+_SHIFTS = torch.arange(fmt.BITS_PER_WORD, dtype=torch.int64)
+
+
+def _to_int32_bits(v: torch.Tensor) -> torch.Tensor:
+    """int64 values in [0, 2^32) -> int32 with the same 32 bits."""
+    return torch.where(v >= 2**31, v - 2**32, v).to(torch.int32)
+
+
+def _words_from_bits(bits: torch.Tensor, W: int) -> torch.Tensor:
+    """bits: (..., K) bool -> (..., W) int32 words, LSB first, zero padded."""
+    K = bits.shape[-1]
+    pad = fmt.BITS_PER_WORD * W - K
+    b = torch.nn.functional.pad(bits.to(torch.int64), (0, pad))
+    b = b.reshape(*bits.shape[:-1], W, fmt.BITS_PER_WORD)
+    return _to_int32_bits((b << _SHIFTS.to(b.device)).sum(-1))
+
+
+def _bits_from_words(words: torch.Tensor, K: int) -> torch.Tensor:
+    """words: (..., W) int32 -> (..., K) bool."""
+    w = words.to(torch.int64) & 0xFFFFFFFF
+    b = (w.unsqueeze(-1) >> _SHIFTS.to(w.device)) & 1
+    return b.reshape(*words.shape[:-1], -1)[..., :K].bool()
+
+
+def pack_ternary(x: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """Pack a dense ternary tensor.
+
+    x: (..., K) float32/float64/float16/bfloat16/int8/int32/int64 with values in {-1, 0, +1}
+       (or any real values when ``threshold`` is given: phi_r is applied first).
+    returns: (..., 2, W) int32, W = 2 * ceil(K / 64), canonical.
+    """
+    check_pack_input(x, "x", allow_any_values=threshold is not None)
+    if threshold is not None:
+        return quantize_pack(x, threshold)
+    xi = x.to(torch.float64)
+    bad = ~((xi == 0) | (xi == 1) | (xi == -1))
+    torch._check(
+        not bool(bad.any()),
+        lambda: f"x: expected values in {{-1, 0, +1}} (or pass threshold=), got "
+        f"{xi[bad].flatten()[:4].tolist()} among {int(bad.sum())} bad element(s)",
+    )
+    W = fmt.packed_words(x.shape[-1])
+    gate = _words_from_bits(xi != 0, W)
+    sign = _words_from_bits(xi < 0, W)
+    return torch.stack([gate, sign], dim=-2)
+
+
+def quantize_pack(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """phi_r then pack: +1 where x >= r, -1 where x <= -r, else 0 (NaN -> 0).
+
+    x: (..., K) floating; threshold: r > 0. returns: (..., 2, W) int32.
+    """
+    check_pack_input(x, "x", allow_any_values=True)
+    check_threshold(threshold)
+    r = float(torch.tensor(threshold, dtype=torch.float32))  # kernels compare in float32
+    xf = x.to(torch.float32).to(torch.float64)
+    pos, neg = xf >= r, xf <= -r
+    W = fmt.packed_words(x.shape[-1])
+    return torch.stack([_words_from_bits(pos | neg, W), _words_from_bits(neg, W)], dim=-2)
+
+
+def unpack_ternary(
+    packed: torch.Tensor, K: int, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Unpack to dense values.
+
+    packed: (..., 2, W) int32, canonical. returns: (..., K) ``dtype`` (int8 or a float type).
+    """
+    check_packed(packed, "packed", K)
+    dtype = torch.int8 if dtype is None else dtype
+    check_out_dtype(dtype)
+    gate = _bits_from_words(packed[..., 0, :], K)
+    sign = _bits_from_words(packed[..., 1, :], K)
+    v = gate.to(torch.int8) * (1 - 2 * sign.to(torch.int8))
+    return v.to(dtype)
+
+
+def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
+    """Count non-canonical words: sign bits without gate bits, or bits set in the padding.
+
+    packed: (..., 2, W) int32. returns: () int64, 0 when canonical.
+    """
+    check_packed(packed, "packed", K)
+    W = packed.shape[-1]
+    mask = torch.tensor([fmt.valid_mask(w, K) for w in range(W)], dtype=torch.int64)
+    g = packed[..., 0, :].to(torch.int64) & 0xFFFFFFFF
+    s = packed[..., 1, :].to(torch.int64) & 0xFFFFFFFF
+    m = mask.to(packed.device)
+    bad = ((s & ~g) != 0) | ((g & ~m) != 0) | ((s & ~m) != 0)
+    return bad.sum().to(torch.int64)

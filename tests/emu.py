@@ -1,0 +1,106 @@
+"""Builds and loads the CUDA kernel sources compiled for the host through the emulation header
+(csrc/gxnor/emu/emu_lib.cpp), and wraps its C API for torch CPU tensors."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+
+import torch
+
+from gxnor_cuda import format as fmt
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SRC = ROOT / "csrc" / "gxnor"
+
+
+def _digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted(SRC.rglob("*")):
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build() -> ctypes.CDLL:
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found to build the CUDA emulation library")
+    out_dir = ROOT / "build" / "emu"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lib = out_dir / f"libgxnor_cuda_emu_{_digest()}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+        cmd = [cxx, "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", f"-I{ROOT / 'csrc'}",
+               str(SRC / "emu" / "emu_lib.cpp"), "-o", str(tmp)]
+        subprocess.run(cmd, check=True)
+        tmp.rename(lib)
+    return ctypes.CDLL(str(lib))
+
+
+_LIB: ctypes.CDLL | None = None
+
+
+def lib() -> ctypes.CDLL:
+    global _LIB
+    if _LIB is None:
+        _LIB = build()
+    return _LIB
+
+
+def _p(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _ok(err: int, what: str) -> None:
+    if err != 0:
+        raise RuntimeError(f"{what}: emulated launch returned error {err}")
+
+
+def pack_ternary(x: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    K = x.shape[-1]
+    rows = x.numel() // K
+    out = torch.full(fmt.packed_shape(tuple(x.shape)), -1, dtype=torch.int32)  # poisoned
+    bad = torch.zeros((), dtype=torch.int64)
+    if x.dtype == torch.int8 and threshold is None:
+        xc = x.contiguous()
+        _ok(lib().gxnor_cuda_pack_i8(_p(xc), ctypes.c_int64(rows), ctypes.c_int64(K), _p(out), _p(bad), None),
+            "pack_i8")
+    else:
+        xc = x.to(torch.float32).contiguous()
+        mode = 0 if threshold is None else 1
+        thr = ctypes.c_float(0.0 if threshold is None else threshold)
+        _ok(lib().gxnor_cuda_pack_f32(_p(xc), ctypes.c_int64(rows), ctypes.c_int64(K), ctypes.c_int(mode), thr,
+                                      _p(out), _p(bad), None), "pack_f32")
+    if threshold is None and int(bad):
+        raise RuntimeError(f"x: expected values in {{-1, 0, +1}}, got {int(bad)} element(s) outside that set")
+    return out
+
+
+def unpack_ternary(packed: torch.Tensor, K: int, dtype=torch.int8) -> torch.Tensor:
+    rows = packed.numel() // packed.shape[-1] // 2
+    p = packed.contiguous()
+    if dtype == torch.int8:
+        out = torch.full((*packed.shape[:-2], K), 7, dtype=torch.int8)
+        _ok(lib().gxnor_cuda_unpack_i8(_p(p), ctypes.c_int64(rows), ctypes.c_int64(K), _p(out), None), "unpack")
+    else:
+        out = torch.full((*packed.shape[:-2], K), 7.0, dtype=torch.float32)
+        _ok(lib().gxnor_cuda_unpack_f32(_p(p), ctypes.c_int64(rows), ctypes.c_int64(K), _p(out), None), "unpack")
+    return out
+
+
+def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
+    rows = packed.numel() // packed.shape[-1] // 2
+    count = torch.zeros((), dtype=torch.int64)
+    _ok(lib().gxnor_cuda_count_noncanonical(_p(packed.contiguous()), ctypes.c_int64(rows), ctypes.c_int64(K),
+                                            _p(count), None), "validate")
+    return count
+
+
+def launches() -> int:
+    lib().gxnor_emu_launches.restype = ctypes.c_longlong
+    return int(lib().gxnor_emu_launches())
