@@ -60,7 +60,7 @@ def native_extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
     from torch.utils import cpp_extension as ce
 
-    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden"]
+    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]  # at::parallel_for is OpenMP-inline
     sources = ["csrc/bind/module.cpp", "csrc/bind/cpu_ops.cpp", *sorted(glob.glob("csrc/bind/cpu_*.cpp"))]
     sources = list(dict.fromkeys(sources))
     if use_cuda:
@@ -80,11 +80,12 @@ def native_extensions():
                 f'-DGXNOR_CUDA_ARCHS="{arch_tag}"']
         ext = ce.CUDAExtension(
             "gxnor_cuda._C", sources, include_dirs=inc,
-            extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+            extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=["-fopenmp"],
         )
     else:
         say(f"building the CPU-only extension: {why}")
-        ext = ce.CppExtension("gxnor_cuda._C", sources, extra_compile_args={"cxx": cxx})
+        ext = ce.CppExtension("gxnor_cuda._C", sources, extra_compile_args={"cxx": cxx},
+                              extra_link_args=["-fopenmp"])
     return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)}
 
 

@@ -80,3 +80,38 @@ def check_same_device(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor
         a.device == b.device,
         lambda: f"{name_b}: expected device {a.device} (the device of {name_a}), got {b.device}",
     )
+
+
+def check_gemm(a, b, K, scale=None, bias=None) -> None:
+    check_packed(a, "a", K)
+    check_packed(b, "b", K)
+    torch._check(a.dim() == 3, lambda: f"a: expected packed shape (M, 2, W), got {tuple(a.shape)}")
+    torch._check(b.dim() == 3, lambda: f"b: expected packed shape (N, 2, W), got {tuple(b.shape)}")
+    check_same_device("a", a, "b", b)
+    N = b.shape[0]
+    for name, v in (("scale", scale), ("bias", bias)):
+        if v is None:
+            continue
+        torch._check(v.dtype == torch.float32, lambda n=name, v=v: f"{n}: expected dtype torch.float32, got {v.dtype}")
+        torch._check(
+            v.dim() == 1 and v.shape[0] == N,
+            lambda n=name, v=v: f"{n}: expected shape (N,) = ({N},), got {tuple(v.shape)}",
+        )
+        check_same_device("a", a, name, v)
+
+
+def check_ternary_matmul(x, w, K, nn) -> None:
+    check_packed(w, "w", K)
+    torch._check(w.dim() == 3, lambda: f"w: expected packed shape (N, 2, W), got {tuple(w.shape)}")
+    check_same_device("w", w, "x", x)
+    torch._check(
+        x.dtype in (torch.float32, torch.bfloat16),
+        lambda: f"x: expected dtype float32 or bfloat16, got {x.dtype}",
+    )
+    inner = w.shape[0] if nn else K
+    torch._check(x.dim() == 2, lambda: f"x: expected shape (M, {'N' if nn else 'K'}), got {tuple(x.shape)}")
+    torch._check(
+        x.shape[1] == inner,
+        lambda: f"x: expected {'N' if nn else 'K'} = {inner} columns "
+        f"({'rows of w' if nn else 'the K of w'}), got shape {tuple(x.shape)}",
+    )

@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 
 from . import format as fmt
-from ._checks import check_out_dtype, check_pack_input, check_packed, check_threshold
+from ._checks import (
+    check_gemm,
+    check_out_dtype,
+    check_pack_input,
+    check_packed,
+    check_threshold,
+    check_ternary_matmul,
+)
 
 LIB = torch.library.Library("gxnor", "DEF")  # noqa: TOR901
 
@@ -18,6 +25,8 @@ SCHEMAS = {
     "quantize_pack": "quantize_pack(Tensor x, float threshold) -> Tensor",
     "unpack_ternary": "unpack_ternary(Tensor packed, int K, ScalarType? dtype=None) -> Tensor",
     "validate_packed": "validate_packed(Tensor packed, int K) -> Tensor",
+    "xnor_gemm": "xnor_gemm(Tensor a, Tensor b, int K, Tensor? scale=None, Tensor? bias=None) -> Tensor",
+    "ternary_matmul": "ternary_matmul(Tensor x, Tensor w, int K, bool nn=False) -> Tensor",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -50,3 +59,16 @@ def _unpack_ternary_fake(packed, K, dtype=None):
 def _validate_packed_fake(packed, K):
     check_packed(packed, "packed", K)
     return packed.new_empty((), dtype=torch.int64)
+
+
+@torch.library.register_fake("gxnor::xnor_gemm")
+def _xnor_gemm_fake(a, b, K, scale=None, bias=None):
+    check_gemm(a, b, K, scale, bias)
+    dtype = torch.float32 if (scale is not None or bias is not None) else torch.int32
+    return a.new_empty((a.shape[0], b.shape[0]), dtype=dtype)
+
+
+@torch.library.register_fake("gxnor::ternary_matmul")
+def _ternary_matmul_fake(x, w, K, nn=False):
+    check_ternary_matmul(x, w, K, nn)
+    return x.new_empty((x.shape[0], K if nn else w.shape[0]))

@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 
 from . import format as fmt
-from ._checks import check_out_dtype, check_pack_input, check_packed, check_threshold
+from ._checks import (
+    check_gemm,
+    check_out_dtype,
+    check_pack_input,
+    check_packed,
+    check_threshold,
+    check_ternary_matmul,
+)
 
 _SHIFTS = torch.arange(fmt.BITS_PER_WORD, dtype=torch.int64)
 
@@ -101,3 +108,38 @@ def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
     m = mask.to(packed.device)
     bad = ((s & ~g) != 0) | ((g & ~m) != 0) | ((s & ~m) != 0)
     return bad.sum().to(torch.int64)
+
+
+def xnor_gemm(
+    a: torch.Tensor, b: torch.Tensor, K: int, scale: torch.Tensor | None = None, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Exact ternary GEMM: a_dense @ b_dense.T.
+
+    a: (M, 2, W) int32 packed, b: (N, 2, W) int32 packed, both along K.
+    scale, bias: optional (N,) float32 -> returns (M, N) float32 = C * scale + bias;
+    otherwise returns (M, N) int32.
+    """
+    check_gemm(a, b, K, scale, bias)
+    ad = unpack_ternary(a, K).to(torch.int64)
+    bd = unpack_ternary(b, K).to(torch.int64)
+    c = ad @ bd.T
+    if scale is None and bias is None:
+        return c.to(torch.int32)
+    out = c.to(torch.float32)
+    if scale is not None:
+        out = out * scale
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def ternary_matmul(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False) -> torch.Tensor:
+    """Float x ternary, accumulated in float64 here (the oracle).
+
+    NT (nn=False): x (M, K) @ w_dense.T -> (M, N).  NN (nn=True): x (M, N) @ w_dense -> (M, K).
+    w: (N, 2, W) int32 packed along K. Returns x.dtype.
+    """
+    check_ternary_matmul(x, w, K, nn)
+    wd = unpack_ternary(w, K, torch.float64)
+    out = x.to(torch.float64) @ (wd if nn else wd.T)
+    return out.to(x.dtype)

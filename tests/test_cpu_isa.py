@@ -37,5 +37,5 @@ def test_pack_paths_agree(isa, K):
 
 
 def test_set_isa_rejects_unknown():
-    with pytest.raises(RuntimeError, match="isa: expected 'avx512', 'avx2' or 'scalar'"):
+    with pytest.raises(RuntimeError, match="isa: expected 'amx', 'avx512', 'avx2' or 'scalar'"):
         torch.ops.gxnor_native.set_cpu_isa("sse9")

@@ -95,8 +95,9 @@ at::Tensor validate_packed_cpu(const at::Tensor& packed_in, int64_t K) {
 std::string cpu_isa() { return cpu::isa_name(cpu::current_isa()); }
 std::string detected_cpu_isa() { return cpu::isa_name(cpu::detect_isa()); }
 std::string set_cpu_isa(std::string name) {
-  TORCH_CHECK(name == "avx512" || name == "avx512_vpopcntdq" || name == "avx2" || name == "scalar",
-              "isa: expected 'avx512', 'avx2' or 'scalar', got '", name, "'");
+  TORCH_CHECK(name == "amx" || name == "amx_int8" || name == "avx512" || name == "avx512_vpopcntdq" ||
+                  name == "avx2" || name == "scalar",
+              "isa: expected 'amx', 'avx512', 'avx2' or 'scalar', got '", name, "'");
   return cpu::isa_name(cpu::set_isa(cpu::parse_isa(name.c_str(), cpu::Isa::kScalar)));
 }
 std::vector<int64_t> format_constants() {

@@ -1,17 +1,26 @@
-// Run-time CPU instruction-set choice for the CPU kernels: AVX-512 VPOPCNTDQ, AVX2 or scalar,
-// picked by CPUID once; GXNOR_CPU_ISA=avx512|avx2|scalar (or set_isa) forces a lower path so
-// tests can run every path on one machine. Torch-free.
+// Run-time CPU instruction-set choice for the CPU kernels: AMX-INT8 (+ AVX-512 VPOPCNTDQ),
+// AVX-512 VPOPCNTDQ, AVX2 or scalar, picked by CPUID once (AMX also needs the kernel's XTILEDATA
+// permission); GXNOR_CPU_ISA=amx|avx512|avx2|scalar (or set_isa) forces a lower path so tests can
+// run every path on one machine. Torch-free.
 #pragma once
 #include <atomic>
+#include <mutex>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <cstdlib>
 #include <cstring>
 
 namespace gxnor::cpu {
 
-enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 inline const char* isa_name(Isa i) {
   switch (i) {
+    case Isa::kAmx:
+      return "amx_int8";
     case Isa::kAvx512:
       return "avx512_vpopcntdq";
     case Isa::kAvx2:
@@ -21,12 +30,28 @@ inline const char* isa_name(Isa i) {
   }
 }
 
+// AMX-TILE + AMX-INT8 in CPUID, and the OS grants this process the XTILEDATA state.
+inline bool amx_usable() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 inline Isa detect_isa() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
-    return Isa::kAvx512;
+    return amx_usable() ? Isa::kAmx : Isa::kAvx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2"))
     return Isa::kAvx2;
 #endif
@@ -35,6 +60,7 @@ inline Isa detect_isa() {
 
 inline Isa parse_isa(const char* s, Isa fallback) {
   if (!s) return fallback;
+  if (!std::strcmp(s, "amx") || !std::strcmp(s, "amx_int8")) return Isa::kAmx;
   if (!std::strcmp(s, "avx512") || !std::strcmp(s, "avx512_vpopcntdq")) return Isa::kAvx512;
   if (!std::strcmp(s, "avx2")) return Isa::kAvx2;
   if (!std::strcmp(s, "scalar")) return Isa::kScalar;
@@ -68,9 +94,12 @@ inline Isa set_isa(Isa want) {
 #define GXNOR_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt,bmi2")))
 #define GXNOR_TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi2")))
+#define GXNOR_TARGET_AMX \
+  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt,bmi2")))
 #include <immintrin.h>
 #else
 #define GXNOR_X86 0
 #define GXNOR_TARGET_AVX512
 #define GXNOR_TARGET_AVX2
+#define GXNOR_TARGET_AMX
 #endif

@@ -140,14 +140,14 @@ inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64
     if (n > 0) {
 #if GXNOR_X86
       if constexpr (std::is_same_v<T, float>) {
-        if (isa == Isa::kAvx512)
+        if (isa >= Isa::kAvx512)
           pack_word_avx512(xp, n, mode, thr, g, s, bad);
         else if (isa == Isa::kAvx2)
           pack_word_avx2(xp, n, mode, thr, g, s, bad);
         else
           pack_word_scalar(xp, n, mode, thr, g, s, bad);
       } else if constexpr (std::is_same_v<T, int8_t>) {
-        if (isa == Isa::kAvx512)
+        if (isa >= Isa::kAvx512)
           pack_word_avx512(xp, n, mode, thr, g, s, bad);
         else
           pack_word_scalar(xp, n, mode, thr, g, s, bad);
@@ -178,7 +178,7 @@ inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_
     const uint32_t s = static_cast<uint32_t>(p[row * 2 * W + W + w]);
     T* o = out + row * K + lo;
 #if GXNOR_X86
-    if (isa == Isa::kAvx512) {
+    if (isa >= Isa::kAvx512) {
       unpack_word_avx512(g, s, n, o);
       continue;
     }
