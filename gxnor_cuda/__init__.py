@@ -7,7 +7,14 @@ See ``python -m gxnor_cuda`` for what loaded on this machine.
 from . import _backend, format  # noqa: F401  (defines ops, loads kernels)
 from ._backend import STATUS as BACKEND_STATUS
 from ._backend import BackendUnavailable, available
-from .functional import pack_ternary, quantize_pack, unpack_ternary, validate_packed
+from .functional import (
+    pack_ternary,
+    quantize_pack,
+    ternary_matmul,
+    unpack_ternary,
+    validate_packed,
+    xnor_gemm,
+)
 
 __version__ = "0.1.0"
 
@@ -18,6 +25,8 @@ __all__ = [
     "format",
     "pack_ternary",
     "quantize_pack",
+    "ternary_matmul",
     "unpack_ternary",
     "validate_packed",
+    "xnor_gemm",
 ]

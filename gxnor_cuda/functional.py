@@ -94,3 +94,48 @@ def validate_packed(packed: torch.Tensor, K: int, *, backend: str | None = None)
             f"padding bits zero, K = {K}), got {n} non-canonical word pair(s)"
         )
     return packed
+
+
+def gpu_gemm_method(M: int, N: int, K: int) -> str:
+    """GPU roofline rule (docs/gemm_dispatch.md): int8 tensor cores ("dot") once the C tile fills
+    a 64 x 64 MMA block and K amortises the in-register unpack, else the popcount kernel."""
+    return "dot" if (M >= 64 and N >= 64 and K >= 256) else "popcount"
+
+
+def xnor_gemm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    K: int,
+    scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+    method: str | None = None,
+) -> torch.Tensor:
+    """Exact ternary GEMM with gated XNOR popcounts: C = a_dense @ b_dense.T.
+
+    a: (M, 2, W) int32 packed, b: (N, 2, W) int32 packed (both along K).
+    scale, bias: optional (N,) float32; with either, returns (M, N) float32 = C * scale + bias
+    (fused epilogue), otherwise (M, N) int32.
+    backend="triton" takes ``method`` = "popcount" | "dot" (int8 tensor cores); None picks by
+    ``gpu_gemm_method``.
+    """
+    if backend == "triton":
+        _backend.require("triton")
+        from . import _triton
+
+        m = method or gpu_gemm_method(a.shape[0], b.shape[0], K)
+        return _triton.xnor_gemm(a, b, K, scale, bias, method=m)
+    return _kernel("xnor_gemm", backend, a.device)(a, b, K, scale, bias)
+
+
+def ternary_matmul(
+    x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False, *, backend: str | None = None
+) -> torch.Tensor:
+    """Float x ternary matmul, float32 accumulation.
+
+    NT (nn=False): x (M, K) float32/bfloat16 @ w_dense.T -> (M, N)   (forward, first layer)
+    NN (nn=True):  x (M, N) @ w_dense -> (M, K)                      (dX = dY @ W in backward)
+    w: (N, 2, W) int32 packed along K. Returns x.dtype.
+    """
+    return _kernel("ternary_matmul", backend, x.device)(x, w, K, nn)

@@ -14,8 +14,8 @@ from ._checks import (
     check_out_dtype,
     check_pack_input,
     check_packed,
-    check_threshold,
     check_ternary_matmul,
+    check_threshold,
 )
 
 _SHIFTS = torch.arange(fmt.BITS_PER_WORD, dtype=torch.int64)

@@ -104,3 +104,17 @@ def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
 def launches() -> int:
     lib().gxnor_emu_launches.restype = ctypes.c_longlong
     return int(lib().gxnor_emu_launches())
+
+
+def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+    M, N, W = a.shape[0], b.shape[0], a.shape[2]
+    fl = scale is not None or bias is not None
+    out = torch.full((M, N), -7, dtype=torch.float32 if fl else torch.int32)  # poisoned
+    null = ctypes.c_void_p(0)
+    sc = scale.contiguous() if scale is not None else None
+    bi = bias.contiguous() if bias is not None else None
+    _ok(lib().gxnor_cuda_xnor_gemm(_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N),
+                                   ctypes.c_int64(W), _p(sc) if sc is not None else null,
+                                   _p(bi) if bi is not None else null, null if fl else _p(out),
+                                   _p(out) if fl else null, None), "xnor_gemm")
+    return out

@@ -17,3 +17,13 @@ def test_no_local_memory_spills():
     assert any("pack_kernel" in name for _, name in k), "pack kernels missing from the library"
     spills = [f"{a}:{n}" for (a, n), text in k.items() if "STL" in text or "LDL" in text]
     assert not spills, f"kernels using local memory: {spills}"
+
+
+def test_gemm_inner_loop_uses_popc():
+    k = sass.kernels()
+    gemm = {a: t for (a, n), t in k.items() if "xnor_gemm_kernel" in n}
+    assert set(gemm) >= {"sm_80", "sm_90"}, "xnor_gemm_kernel missing"
+    for arch, text in gemm.items():
+        n_popc = text.count("POPC")
+        # 8 words x 16 register-blocked pairs x 2 popcounts in the unrolled chunk loop
+        assert n_popc >= 256, f"{arch}: expected >= 256 POPC in the unrolled inner loop, found {n_popc}"

@@ -28,8 +28,8 @@ void gemm_popcount(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int
   at::parallel_for(0, mt * nt, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t jb = t / mt, ib = t % mt;
-      cpu::xnor_gemm_tile(a, b, W, ib * MB, std::min(M, (ib + 1) * MB), jb * NB, std::min(N, (jb + 1) * NB), o,
-                          isa);
+      cpu::xnor_gemm_tile(a, b, W, ib * MB, std::min(M, (ib + 1) * MB), jb * NB, std::min(N, (jb + 1) * NB),
+                          o, isa);
     }
   });
 }
@@ -126,8 +126,8 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
               "x: expected dtype float32 or bfloat16, got ", x.scalar_type());
   TORCH_CHECK(x.dim() == 2, "x: expected shape (M, ", nn ? "N" : "K", "), got ", x.sizes());
   const int64_t N = w.size(0);
-  TORCH_CHECK(x.size(1) == (nn ? N : K), "x: expected ", nn ? "N = " : "K = ", nn ? N : K, " columns (", nn ? "rows of w" : "the K of w",
-              "), got shape ", x.sizes());
+  TORCH_CHECK(x.size(1) == (nn ? N : K), "x: expected ", nn ? "N = " : "K = ", nn ? N : K, " columns (",
+              nn ? "rows of w" : "the K of w", "), got shape ", x.sizes());
   const at::Tensor wc = w.contiguous();
   at::Tensor wd = at::empty({N, K}, x.options().dtype(at::kFloat));
   const int64_t W = wc.size(2);

@@ -100,6 +100,56 @@ at::Tensor validate_packed_cuda(const at::Tensor& packed_in, int64_t K) {
   return count;
 }
 
+at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
+                          const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+  check_device(a_in, "a", c10::DeviceType::CUDA);
+  check_packed(a_in, "a", K);
+  check_packed(b_in, "b", K);
+  TORCH_CHECK(b_in.device() == a_in.device(), "b: expected device ", a_in.device(),
+              " (the device of a), got ", b_in.device());
+  TORCH_CHECK(a_in.dim() == 3, "a: expected packed shape (M, 2, W), got ", a_in.sizes());
+  TORCH_CHECK(b_in.dim() == 3, "b: expected packed shape (N, 2, W), got ", b_in.sizes());
+  const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
+  for (const auto* v : {&scale, &bias}) {
+    const char* name = v == &scale ? "scale" : "bias";
+    if (!v->has_value()) continue;
+    TORCH_CHECK((*v)->scalar_type() == at::kFloat, name, ": expected dtype torch.float32, got ",
+                (*v)->scalar_type());
+    TORCH_CHECK((*v)->dim() == 1 && (*v)->size(0) == N, name, ": expected shape (N,) = (", N, ",), got ",
+                (*v)->sizes());
+    TORCH_CHECK((*v)->device() == a_in.device(), name, ": expected device ", a_in.device(), ", got ",
+                (*v)->device());
+  }
+  const c10::cuda::CUDAGuard guard(a_in.device());
+  const bool fl = scale.has_value() || bias.has_value();
+  at::Tensor out = at::empty({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
+  if (M == 0 || N == 0) return out;
+  const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  const at::Tensor sc = scale ? scale->contiguous() : at::Tensor(),
+                   bi = bias ? bias->contiguous() : at::Tensor();
+  check_cuda(gxnor_cuda_xnor_gemm(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W,
+                                  sc.defined() ? sc.const_data_ptr<float>() : nullptr,
+                                  bi.defined() ? bi.const_data_ptr<float>() : nullptr,
+                                  fl ? nullptr : out.data_ptr<int32_t>(),
+                                  fl ? out.data_ptr<float>() : nullptr, stream()),
+             "xnor_gemm");
+  return out;
+}
+
+at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
+  check_device(x, "x", c10::DeviceType::CUDA);
+  check_packed(w, "w", K);
+  TORCH_CHECK(w.device() == x.device(), "w: expected device ", x.device(), ", got ", w.device());
+  TORCH_CHECK(w.dim() == 3, "w: expected packed shape (N, 2, W), got ", w.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
+              "x: expected dtype float32 or bfloat16, got ", x.scalar_type());
+  const int64_t N = w.size(0);
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == (nn ? N : K), "x: expected shape (M, ", nn ? N : K, "), got ",
+              x.sizes());
+  const at::Tensor wd = unpack_ternary_cuda(w, K, x.scalar_type());
+  return nn ? at::mm(x, wd) : at::mm(x, wd.t());
+}
+
 std::string cuda_archs() { return gxnor_cuda_archs(); }
 
 }  // namespace
@@ -110,6 +160,8 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
   m.impl("quantize_pack", &gxnor::bind::quantize_pack_cuda);
   m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cuda);
   m.impl("validate_packed", &gxnor::bind::validate_packed_cuda);
+  m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cuda);
+  m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cuda);
 }
 
 TORCH_LIBRARY_FRAGMENT(gxnor_native, m) { m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs); }

@@ -52,7 +52,8 @@ GXNOR_TARGET_AVX512 inline void xnor_micro_avx512(const uint64_t* a, const uint6
 #pragma GCC unroll 32
   for (int p = 0; p < 2 * MR * NR; ++p) acc[p] = _mm512_setzero_si512();
   for (int64_t q = 0; q < Wq; q += 8) {
-    const __mmask8 m = Wq - q >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << (Wq - q)) - 1);
+    const __mmask8 m =
+        Wq - q >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << (Wq - q)) - 1);
     __m512i ga[MR], sa[MR];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {

@@ -12,9 +12,9 @@
 
 namespace gxnor::cpu::amx {
 
-constexpr int kBlock = 32;          // C block edge
-constexpr int kTileK = 64;          // int8 k per tile row
-constexpr int kVnniBytes = 16 * 64; // one B tile
+constexpr int kBlock = 32;           // C block edge
+constexpr int kTileK = 64;           // int8 k per tile row
+constexpr int kVnniBytes = 16 * 64;  // one B tile
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -42,7 +42,8 @@ inline void to_vnni(const int8_t* b, int64_t Kp, int64_t n0, int64_t n1, int8_t*
     for (int64_t kb = 0; kb < KB; ++kb) {
       int8_t* dst = bv + (nb * KB + kb) * kVnniBytes;
       for (int r = 0; r < 16; ++r)
-        for (int c = 0; c < 16; ++c) std::memcpy(dst + r * 64 + c * 4, b + (nb * 16 + c) * Kp + kb * 64 + r * 4, 4);
+        for (int c = 0; c < 16; ++c)
+          std::memcpy(dst + r * 64 + c * 4, b + (nb * 16 + c) * Kp + kb * 64 + r * 4, 4);
     }
 }
 
@@ -88,12 +89,12 @@ GXNOR_TARGET_AMX inline void block_32x32(const int8_t* a, int64_t Kp, const int8
 // Direct AVX-512 unpack of packed rows [r0, r1) (of `rows`; later rows zero) into int8:
 // A layout (row-major, ld Kp) or B VNNI layout (see to_vnni), 64 values per masked byte move.
 template <bool kVnni>
-GXNOR_TARGET_AMX inline void unpack_i8_avx512(const int32_t* p, int64_t W, int64_t rows, int64_t r0, int64_t r1,
-                                              int8_t* dst) {
+GXNOR_TARGET_AMX inline void unpack_i8_avx512(const int32_t* p, int64_t W, int64_t rows, int64_t r0,
+                                              int64_t r1, int8_t* dst) {
   const int64_t Wq = W / 2, Kp = 32 * W;
   const __m512i one = _mm512_set1_epi8(1), mone = _mm512_set1_epi8(-1);
-  const __m512i vidx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(64));
+  const __m512i vidx = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(64));
   for (int64_t r = r0; r < r1; ++r) {
     const auto* g64 = reinterpret_cast<const uint64_t*>(p + r * 2 * W);
     for (int64_t q = 0; q < Wq; ++q) {

@@ -17,6 +17,10 @@ int gxnor_cuda_unpack_f32(const int32_t* p, int64_t rows, int64_t K, float* out,
 // Add the number of non-canonical plane-word pairs to *count.
 int gxnor_cuda_count_noncanonical(const int32_t* p, int64_t rows, int64_t K, unsigned long long* count,
                                   void* stream);
+// C (M, N) = a_dense @ b_dense.T for packed a (M, 2, W), b (N, 2, W): int32 into c_int, or (when
+// c_int is null) float c_float = C * scale[j] + bias[j] (scale/bias may be null).
+int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W, const float* scale,
+                         const float* bias, int32_t* c_int, float* c_float, void* stream);
 // Architectures compiled into this library, e.g. "sm_80;sm_90" ("host-emulation" when emulated).
 const char* gxnor_cuda_archs();
 }

@@ -1,0 +1,135 @@
+"""xnor_gemm and ternary_matmul against the dense torch ops on the same logical shapes, same run.
+
+CPU: torch fp32 matmul, torch bf16 matmul, torch int8 quantized Linear (fbgemm) vs gxnor C++
+xnor_gemm (packed operands) and ternary_matmul (NT: x @ W.T, NN: g @ W). On a GPU it adds
+torch bf16 mm, torch._int_mm and the gxnor CUDA / Triton kernels (triton.testing.do_bench).
+
+    python bench/bench_gemm.py [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import warnings
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import emit, time_cpu  # noqa: E402
+
+from gxnor_cuda import functional as F  # noqa: E402
+
+SQUARE = [(256, 1024, 1024), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096)]
+# (batch, out_features, in_features) of the GXNOR MNIST and CIFAR-10 fully connected layers
+FC = [("mnist fc1", 1024, 512), ("mnist fc2", 512, 10), ("cifar fc1", 8192, 1024), ("cifar fc2", 1024, 10)]
+
+
+def int8_linear(K: int, N: int, M: int):
+    torch.backends.quantized.engine = "fbgemm"
+    from torch.ao.nn.quantized import Linear as QLinear
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = QLinear(K, N, bias_=False)
+        q.set_weight_bias(torch.quantize_per_tensor(torch.randn(N, K), 0.02, 0, torch.qint8), None)
+    xq = torch.quantize_per_tensor(torch.randn(M, K), 0.05, 128, torch.quint8)
+    return lambda: q(xq)
+
+
+def cpu_rows(shapes, min_time):
+    rows = []
+    for name, M, N, K in shapes:
+        x = torch.randn(M, K)
+        w = torch.randn(N, K)
+        g = torch.randn(M, N)
+        xb, wb = x.bfloat16(), w.bfloat16()
+        a = F.pack_ternary(torch.randint(-1, 2, (M, K)).float())
+        b = F.pack_ternary(torch.randint(-1, 2, (N, K)).float())
+        t = {
+            "fp32 mm": time_cpu(lambda: x @ w.T, min_time),
+            "bf16 mm": time_cpu(lambda: xb @ wb.T, min_time),
+            "int8 linear": time_cpu(int8_linear(K, N, M), min_time),
+            "xnor_gemm": time_cpu(lambda: F.xnor_gemm(a, b, K), min_time),
+            "fp32 mm NN": time_cpu(lambda: g @ w, min_time),
+            "ternary NT": time_cpu(lambda: F.ternary_matmul(x, b, K), min_time),
+            "ternary NN": time_cpu(lambda: F.ternary_matmul(g, b, K, nn=True), min_time),
+        }
+        ms = {k: v * 1e3 for k, v in t.items()}
+        rows.append({
+            "shape": name, "M": M, "N": N, "K": K,
+            **{f"{k} ms": v for k, v in ms.items()},
+            "xnor G MAC/s": M * N * K / t["xnor_gemm"] / 1e9,
+            "xnor vs fp32": ms["fp32 mm"] / ms["xnor_gemm"],
+            "xnor vs bf16": ms["bf16 mm"] / ms["xnor_gemm"],
+            "xnor vs int8": ms["int8 linear"] / ms["xnor_gemm"],
+            "NT vs fp32": ms["fp32 mm"] / ms["ternary NT"],
+            "NN vs fp32": ms["fp32 mm NN"] / ms["ternary NN"],
+            "weight bytes packed": b.numel() * 4, "weight bytes fp32": N * K * 4,
+        })
+        print(f"  done {name}: xnor {ms['xnor_gemm']:.3g} ms, fp32 {ms['fp32 mm']:.3g} ms", flush=True)
+    return rows
+
+
+def gpu_rows(shapes):
+    import triton.testing as tt
+
+    rows = []
+    for name, M, N, K in shapes:
+        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
+        xi = torch.randint(-1, 2, (M, K), device="cuda", dtype=torch.int8)
+        wi = torch.randint(-1, 2, (N, K), device="cuda", dtype=torch.int8)
+        a, b = F.pack_ternary(xi), F.pack_ternary(wi)
+        t = {
+            "bf16 mm": tt.do_bench(lambda: x @ w.T),
+            "_int_mm": tt.do_bench(lambda: torch._int_mm(xi, wi.T)) if M > 16 else float("nan"),
+            "cuda popcount": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="cuda")),
+            "triton popcount": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="triton", method="popcount")),
+            "triton dot": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="triton", method="dot")),
+        }
+        rows.append({"shape": name, "M": M, "N": N, "K": K, **{f"{k} ms": v for k, v in t.items()},
+                     "best gxnor vs bf16": t["bf16 mm"] / min(t["cuda popcount"], t["triton dot"])})
+    return rows
+
+
+def plot(path, rows, meta):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    labels = [r["shape"] for r in rows]
+    xs = range(len(rows))
+    for i, key in enumerate(["xnor vs fp32", "xnor vs int8", "NT vs fp32", "NN vs fp32"]):
+        ax.bar([x + 0.2 * i for x in xs], [r[key] for r in rows], width=0.2, label=key)
+    ax.axhline(1.0, color="k", lw=0.5)
+    ax.set_xticks([x + 0.3 for x in xs], labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("speed-up (x)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title(f"gxnor GEMM vs torch, {meta['device']}, {meta['threads']} threads, git {meta['git']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="skip 4096^3, shorter timing")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sq = SQUARE[:-1] if args.quick else SQUARE
+    shapes = [(f"{M}x{N}x{K}", M, N, K) for M, N, K in sq]
+    shapes += [(f"{n} b{bs}", bs, N, K) for bs in (100, 1000) for n, K, N in FC]
+    rows = cpu_rows(shapes, 0.2 if args.quick else 0.5)
+    headers = ["shape", "fp32 mm ms", "bf16 mm ms", "int8 linear ms", "xnor_gemm ms", "xnor G MAC/s",
+               "xnor vs fp32", "xnor vs bf16", "xnor vs int8", "ternary NT ms", "NT vs fp32", "ternary NN ms",
+               "NN vs fp32", "weight bytes packed", "weight bytes fp32"]
+    emit("bench_gemm_cpu", rows, headers, plot)
+    if torch.cuda.is_available():
+        g = gpu_rows(shapes)
+        emit("bench_gemm_gpu", g, list(g[0].keys()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Triton GEMM kernels on packed ternary operands (GPU, or CPU with TRITON_INTERPRET=1).
+
+- ``_xnor_popcount_kernel``: grid (cdiv(M, BM), cdiv(N, BN)); per program a (BM, BN) int32 tile,
+  loop over the W/2 gate/sign word pairs of 32 bits; gated XNOR + bit-trick popcount (the
+  interpreter has no popc; on a GPU the compiler sees the same SWAR sequence).
+- ``_xnor_dot_kernel``: same grid; per 64-wide k step unpack (BM, 64) and (BN, 64) int8 tiles in
+  registers and tl.dot with int32 accumulation (tensor cores on a GPU; exact).
+- ``_ternary_nt_kernel`` / ``_ternary_nn_kernel``: float x ternary, weights unpacked to float32
+  tiles in registers, tl.dot in IEEE fp32 (no TF32).
+No explicit shared memory; Triton stages the tiles.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .._checks import check_gemm, check_ternary_matmul
+
+
+@triton.jit
+def _popc32(x):
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    return (x * 0x01010101) >> 24
+
+
+@triton.jit
+def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
+                          HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
+                          BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr):
+    pm = tl.program_id(0)
+    pn = tl.program_id(1)
+    rm = pm * BM + tl.arange(0, BM)
+    rn = pn * BN + tl.arange(0, BN)
+    acc = tl.zeros((BM, BN), dtype=tl.int32)
+    for w0 in range(0, W, BW):
+        rw = w0 + tl.arange(0, BW)
+        ma = (rm[:, None] < M) & (rw[None, :] < W)
+        mb = (rn[:, None] < N) & (rw[None, :] < W)
+        a_row = a_ptr + rm[:, None].to(tl.int64) * 2 * W + rw[None, :]
+        b_row = b_ptr + rn[:, None].to(tl.int64) * 2 * W + rw[None, :]
+        ga = tl.load(a_row, mask=ma, other=0).to(tl.uint32, bitcast=True)
+        sa = tl.load(a_row + W, mask=ma, other=0).to(tl.uint32, bitcast=True)
+        gb = tl.load(b_row, mask=mb, other=0).to(tl.uint32, bitcast=True)
+        sb = tl.load(b_row + W, mask=mb, other=0).to(tl.uint32, bitcast=True)
+        g = ga[:, None, :] & gb[None, :, :]
+        x = g & (sa[:, None, :] ^ sb[None, :, :])
+        acc += tl.sum((_popc32(g) - 2 * _popc32(x)).to(tl.int32), axis=2)
+    mc = (rm[:, None] < M) & (rn[None, :] < N)
+    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
+    if FLOAT_OUT:
+        out = acc.to(tl.float32)
+        if HAS_SCALE:
+            out = out * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
+        if HAS_BIAS:
+            out = out + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
+        tl.store(c_ptr + c_off, out, mask=mc)
+    else:
+        tl.store(c_ptr + c_off, acc, mask=mc)
+
+
+@triton.jit
+def _unpack_tile(ptr, rows, n_rows, W, w0, BR: tl.constexpr, OUT_T: tl.constexpr):
+    """(BR, 64) tile of values for k in [32 w0, 32 w0 + 64) of packed rows `rows`."""
+    rw = w0 + tl.arange(0, 2)
+    m = (rows[:, None] < n_rows) & (rw[None, :] < W)
+    base = ptr + rows[:, None].to(tl.int64) * 2 * W + rw[None, :]
+    g = tl.load(base, mask=m, other=0)
+    s = tl.load(base + W, mask=m, other=0)
+    sh = tl.arange(0, 32)
+    gb = (g[:, :, None] >> sh[None, None, :]) & 1
+    sbit = (s[:, :, None] >> sh[None, None, :]) & 1
+    v = gb * (1 - 2 * sbit)
+    return tl.reshape(v, (BR, 64)).to(OUT_T)
+
+
+@triton.jit
+def _xnor_dot_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
+                     HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
+                     BM: tl.constexpr, BN: tl.constexpr):
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    acc = tl.zeros((BM, BN), dtype=tl.int32)
+    for w0 in range(0, W, 2):
+        at = _unpack_tile(a_ptr, rm, M, W, w0, BM, tl.int8)
+        bt = _unpack_tile(b_ptr, rn, N, W, w0, BN, tl.int8)
+        acc = tl.dot(at, tl.trans(bt), acc, out_dtype=tl.int32)
+    mc = (rm[:, None] < M) & (rn[None, :] < N)
+    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
+    if FLOAT_OUT:
+        out = acc.to(tl.float32)
+        if HAS_SCALE:
+            out = out * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
+        if HAS_BIAS:
+            out = out + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
+        tl.store(c_ptr + c_off, out, mask=mc)
+    else:
+        tl.store(c_ptr + c_off, acc, mask=mc)
+
+
+@triton.jit
+def _ternary_nt_kernel(x_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl.constexpr):
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for w0 in range(0, W, 2):
+        rk = w0 * 32 + tl.arange(0, 64)
+        xt = tl.load(x_ptr + rm[:, None].to(tl.int64) * K + rk[None, :],
+                     mask=(rm[:, None] < M) & (rk[None, :] < K), other=0.0).to(tl.float32)
+        wt = _unpack_tile(w_ptr, rn, N, W, w0, BN, tl.float32)
+        acc = tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
+    tl.store(o_ptr + rm[:, None].to(tl.int64) * N + rn[None, :], acc.to(o_ptr.dtype.element_ty),
+             mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@triton.jit
+def _ternary_nn_kernel(g_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl.constexpr):
+    # out[:, 64-wide k block kb] = g (M, N) @ w_dense[:, k block]
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    kb = tl.program_id(1)
+    rk = kb * 64 + tl.arange(0, 64)
+    acc = tl.zeros((BM, 64), dtype=tl.float32)
+    for n0 in range(0, N, BN):
+        rn = n0 + tl.arange(0, BN)
+        gt = tl.load(g_ptr + rm[:, None].to(tl.int64) * N + rn[None, :],
+                     mask=(rm[:, None] < M) & (rn[None, :] < N), other=0.0).to(tl.float32)
+        wt = _unpack_tile(w_ptr, rn, N, W, kb * 2, BN, tl.float32)
+        acc = tl.dot(gt, wt, acc, input_precision="ieee")
+    tl.store(o_ptr + rm[:, None].to(tl.int64) * K + rk[None, :], acc.to(o_ptr.dtype.element_ty),
+             mask=(rm[:, None] < M) & (rk[None, :] < K))
+
+
+def xnor_gemm(a, b, K, scale=None, bias=None, *, method: str = "popcount"):
+    """Triton twin of reference.xnor_gemm; ``method`` = "popcount" (CUDA cores) or "dot" (int8 tl.dot).
+
+    a: (M, 2, W) int32, b: (N, 2, W) int32 -> (M, N) int32, or float32 with scale/bias (N,).
+    """
+    check_gemm(a, b, K, scale, bias)
+    torch._check(method in ("popcount", "dot"), lambda: f"method: expected 'popcount' or 'dot', got {method!r}")
+    a, b = a.contiguous(), b.contiguous()
+    M, N, W = a.shape[0], b.shape[0], a.shape[2]
+    fl = scale is not None or bias is not None
+    out = torch.empty((M, N), dtype=torch.float32 if fl else torch.int32, device=a.device)
+    if M == 0 or N == 0:
+        return out
+    sc = scale.contiguous() if scale is not None else out
+    bi = bias.contiguous() if bias is not None else out
+    flags = dict(HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, FLOAT_OUT=fl)
+    if method == "popcount":
+        BM, BN = 16, 16
+        grid = (triton.cdiv(M, BM), triton.cdiv(N, BN))
+        _xnor_popcount_kernel[grid](a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN, BW=2)
+    else:
+        BM, BN = 32, 32
+        grid = (triton.cdiv(M, BM), triton.cdiv(N, BN))
+        _xnor_dot_kernel[grid](a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN)
+    return out
+
+
+def ternary_matmul(x, w, K, nn=False):
+    """Triton twin of reference.ternary_matmul (fp32 accumulation, IEEE fp32 dot)."""
+    check_ternary_matmul(x, w, K, nn)
+    x, w = x.contiguous(), w.contiguous()
+    M, N, W = x.shape[0], w.shape[0], w.shape[2]
+    out = torch.empty((M, K if nn else N), dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out
+    if N == 0:
+        return out.zero_()
+    BM, BN = 32, 32
+    if nn:
+        _ternary_nn_kernel[(triton.cdiv(M, BM), W // 2)](x, w, out, M, N, K, W, BM=BM, BN=BN)
+    else:
+        _ternary_nt_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, w, out, M, N, K, W, BM=BM, BN=BN)
+    return out
