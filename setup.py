@@ -60,7 +60,8 @@ def native_extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
     from torch.utils import cpp_extension as ce
 
-    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]  # at::parallel_for is OpenMP-inline
+    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=off"]
+    # -fopenmp: at::parallel_for is OpenMP-inline; -ffp-contract=off: DST rounds like the other backends
     sources = ["csrc/bind/module.cpp", "csrc/bind/cpu_ops.cpp", *sorted(glob.glob("csrc/bind/cpu_*.cpp"))]
     sources = list(dict.fromkeys(sources))
     if use_cuda:

@@ -86,9 +86,9 @@ def require(name: str) -> None:
 
 def _register_fallbacks() -> None:
     """Fill CPU / CUDA dispatch keys the native library left empty, and record it."""
-    from . import reference
+    from . import reference, reference_dst
 
-    ref = {op: getattr(reference, op) for op in _ops.SCHEMAS}
+    ref = {op: getattr(reference, op, None) or getattr(reference_dst, op) for op in _ops.SCHEMAS}
     if not available("cpp"):
         for op, fn in ref.items():
             torch.library.impl(f"gxnor::{op}", "CPU", lib=_FALLBACK_LIB)(fn)

@@ -115,3 +115,31 @@ def check_ternary_matmul(x, w, K, nn) -> None:
         lambda: f"x: expected {'N' if nn else 'K'} = {inner} columns "
         f"({'rows of w' if nn else 'the K of w'}), got shape {tuple(x.shape)}",
     )
+
+
+def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1) -> None:
+    name = "w" if packed else "s"
+    check_same_device(name, w, "grad", grad)
+    torch._check(
+        grad.dtype in (torch.float32, torch.bfloat16, torch.float16),
+        lambda: f"grad: expected a float32/bfloat16/float16 gradient, got {grad.dtype}",
+    )
+    torch._check(increment or (math.isfinite(lr) and lr > 0), lambda: f"lr: expected a finite float > 0, got {lr}")
+    torch._check(math.isfinite(m) and m > 0, lambda: f"m: expected a finite float > 0, got {m}")
+    torch._check(0 <= seed < 2**63, lambda: f"seed: expected an int in [0, 2^63), got {seed}")
+    torch._check(offset >= 0, lambda: f"offset: expected an int >= 0, got {offset}")
+    if packed:
+        torch._check(w.dtype == torch.int32, lambda: f"w: expected packed dtype torch.int32, got {w.dtype}")
+        torch._check(w.dim() >= 2 and w.shape[-2] == 2, lambda: f"w: expected packed shape (..., 2, W), got "
+                     f"{tuple(w.shape)}")
+        ok = grad.dim() == w.dim() - 1 and tuple(grad.shape[:-1]) == tuple(w.shape[:-2])
+        torch._check(ok, lambda: f"grad: expected the logical shape (..., K) of w {tuple(w.shape)}, got "
+                     f"{tuple(grad.shape)}")
+        K = grad.shape[-1]
+        torch._check(K >= 1 and fmt.packed_words(K) == w.shape[-1],
+                     lambda: f"grad: expected K with 2*ceil(K/64) = W = {w.shape[-1]} (w {tuple(w.shape)}), got K = {K}")
+    else:
+        torch._check(0 <= n_states <= 7, lambda: f"n_states: expected N in [0, 7], got {n_states}")
+        torch._check(w.dtype == torch.int8, lambda: f"s: expected int8 state indices, got {w.dtype}")
+        torch._check(tuple(grad.shape) == tuple(w.shape),
+                     lambda: f"grad: expected the shape of s {tuple(w.shape)}, got {tuple(grad.shape)}")

@@ -10,6 +10,7 @@ import torch
 
 from . import format as fmt
 from ._checks import (
+    check_dst,
     check_gemm,
     check_out_dtype,
     check_pack_input,
@@ -27,6 +28,10 @@ SCHEMAS = {
     "validate_packed": "validate_packed(Tensor packed, int K) -> Tensor",
     "xnor_gemm": "xnor_gemm(Tensor a, Tensor b, int K, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "ternary_matmul": "ternary_matmul(Tensor x, Tensor w, int K, bool nn=False) -> Tensor",
+    "dst_update_": "dst_update_(Tensor(a!) w, Tensor grad, float lr, float m, int seed, int offset, "
+    "bool increment=False) -> Tensor",
+    "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
+    "int seed, int offset, bool increment=False) -> Tensor",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -72,3 +77,15 @@ def _xnor_gemm_fake(a, b, K, scale=None, bias=None):
 def _ternary_matmul_fake(x, w, K, nn=False):
     check_ternary_matmul(x, w, K, nn)
     return x.new_empty((x.shape[0], K if nn else w.shape[0]))
+
+
+@torch.library.register_fake("gxnor::dst_update_")
+def _dst_update_fake(w, grad, lr, m, seed, offset, increment=False):
+    check_dst(w, grad, lr, m, seed, offset, increment, packed=True)
+    return w.new_empty((), dtype=torch.int64)
+
+
+@torch.library.register_fake("gxnor::dst_update_states_")
+def _dst_update_states_fake(s, grad, lr, m, n_states, seed, offset, increment=False):
+    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
+    return s.new_empty((), dtype=torch.int64)

@@ -35,7 +35,7 @@ def build() -> ctypes.CDLL:
     lib = out_dir / f"libgxnor_cuda_emu_{_digest()}.so"
     if not lib.exists():
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-        cmd = [cxx, "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", f"-I{ROOT / 'csrc'}",
+        cmd = [cxx, "-std=c++20", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-pthread", f"-I{ROOT / 'csrc'}",
                str(SRC / "emu" / "emu_lib.cpp"), "-o", str(tmp)]
         subprocess.run(cmd, check=True)
         tmp.rename(lib)
@@ -118,3 +118,26 @@ def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -
                                    _p(bi) if bi is not None else null, null if fl else _p(out),
                                    _p(out) if fl else null, None), "xnor_gemm")
     return out
+
+
+def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increment=False) -> torch.Tensor:
+    K = grad.shape[-1]
+    rows = w.numel() // w.shape[-1] // 2
+    g = grad.to(torch.float32).contiguous()
+    bad = torch.zeros((), dtype=torch.int64)
+    _ok(lib().gxnor_cuda_dst_packed(_p(w), _p(g), ctypes.c_int64(rows), ctypes.c_int64(K), ctypes.c_float(lr),
+                                    ctypes.c_float(m), ctypes.c_int(int(increment)), ctypes.c_uint64(seed),
+                                    ctypes.c_uint64(offset), _p(bad), None), "dst_packed")
+    return bad
+
+
+def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr, m, n_states, seed, offset, increment=False):
+    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
+    inv_dz, step = (0.5, 2) if n_states == 0 else (float(hi), 1)
+    g = grad.to(torch.float32).contiguous()
+    bad = torch.zeros((), dtype=torch.int64)
+    _ok(lib().gxnor_cuda_dst_states(_p(s), _p(g), ctypes.c_int64(s.numel()), ctypes.c_float(lr), ctypes.c_float(m),
+                                    ctypes.c_float(inv_dz), ctypes.c_int(hi), ctypes.c_int(step),
+                                    ctypes.c_int(int(increment)), ctypes.c_uint64(seed), ctypes.c_uint64(offset),
+                                    _p(bad), None), "dst_states")
+    return bad

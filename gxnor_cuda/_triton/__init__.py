@@ -1,6 +1,10 @@
 """Triton kernels (GPU, or CPU through TRITON_INTERPRET=1). One op per file."""
 
+from .dst import dst_update_, dst_update_states_
 from .gemm import ternary_matmul, xnor_gemm
 from .pack import pack_ternary, quantize_pack, unpack_ternary, validate_packed
 
-__all__ = ["pack_ternary", "quantize_pack", "ternary_matmul", "unpack_ternary", "validate_packed", "xnor_gemm"]
+__all__ = [
+    "dst_update_",
+    "dst_update_states_",
+   "pack_ternary", "quantize_pack", "ternary_matmul", "unpack_ternary", "validate_packed", "xnor_gemm"]

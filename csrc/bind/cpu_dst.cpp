@@ -1,0 +1,84 @@
+// CPU bindings of the in-place DST update: gxnor::dst_update_ (packed ternary) and
+// gxnor::dst_update_states_ (int8 state indices, N in 0..7). Refused calls leave w untouched.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+
+#include "../gxnor/cpu/dst_cpu.h"
+#include "../gxnor/cpu/pack.h"
+#include "checks.h"
+#include "dst_checks.h"
+
+namespace gxnor::bind {
+namespace {
+
+cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool increment, int64_t n_states) {
+  cpu::DstParams p;
+  p.lr = static_cast<float>(lr);
+  p.m = static_cast<float>(m);
+  p.increment = increment;
+  p.seed = static_cast<uint64_t>(seed);
+  p.offset = static_cast<uint64_t>(offset);
+  if (n_states == 0) {
+    p.inv_dz = 0.5f;
+    p.hi = 1;
+    p.step = 2;
+  } else {
+    p.inv_dz = static_cast<float>(int64_t(1) << (n_states - 1));
+    p.hi = static_cast<int>(int64_t(1) << (n_states - 1));
+    p.step = 1;
+  }
+  return p;
+}
+
+at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, double m, int64_t seed,
+                          int64_t offset, bool increment) {
+  check_device(w, "w", c10::DeviceType::CPU);
+  check_dst_common(w, grad_in, lr, m, seed, offset, increment);
+  check_dst_packed(w, grad_in);
+  const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
+  std::atomic<int64_t> nc{0};
+  at::parallel_for(0, rows * W, 4096, [&](int64_t t0, int64_t t1) {
+    nc += cpu::count_noncanonical_range(w.const_data_ptr<int32_t>(), K, t0, t1);
+  });
+  TORCH_CHECK(nc.load() == 0, "w: expected canonical packed weights (sign only with gate, zero padding), got ",
+              nc.load(), " non-canonical word pair(s); w was not modified");
+  const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
+  const auto p = params(lr, m, seed, offset, increment, 1);
+  const auto isa = cpu::current_isa();
+  std::atomic<int64_t> bad{0};
+  at::parallel_for(0, rows * W, 256, [&](int64_t t0, int64_t t1) {
+    bad += cpu::dst_packed_words(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), K, t0, t1, p, isa);
+  });
+  return at::scalar_tensor(bad.load(), w.options().dtype(at::kLong));
+}
+
+at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m, int64_t n_states,
+                                 int64_t seed, int64_t offset, bool increment) {
+  check_device(s, "s", c10::DeviceType::CPU);
+  check_dst_common(s, grad_in, lr, m, seed, offset, increment);
+  check_dst_states(s, grad_in, n_states);
+  const int hi = n_states == 0 ? 1 : (1 << (n_states - 1));
+  const auto out_of_range = at::logical_or(s.gt(hi), s.lt(-hi));
+  TORCH_CHECK(!out_of_range.any().item<bool>(), "s: expected state indices in [", -hi, ", ", hi,
+              "] for n_states = ", n_states, "; s was not modified");
+  if (n_states == 0)
+    TORCH_CHECK(!s.eq(0).any().item<bool>(), "s: expected binary states in {-1, +1}, got 0; s was not modified");
+  const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
+  const auto p = params(lr, m, seed, offset, increment, n_states);
+  std::atomic<int64_t> bad{0};
+  at::parallel_for(0, s.numel(), 4096, [&](int64_t i0, int64_t i1) {
+    bad += cpu::dst_states_generic(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(), i0, i1, p);
+  });
+  return at::scalar_tensor(bad.load(), s.options().dtype(at::kLong));
+}
+
+}  // namespace
+}  // namespace gxnor::bind
+
+TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
+  m.impl("dst_update_", &gxnor::bind::dst_update_cpu);
+  m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cpu);
+}

@@ -1,0 +1,45 @@
+// Shared argument checks of the DST ops (CPU and CUDA bindings).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "../gxnor/format.h"
+
+namespace gxnor::bind {
+
+inline void check_dst_common(const at::Tensor& w, const at::Tensor& grad, double lr, double m, int64_t seed,
+                             int64_t offset, bool increment) {
+  TORCH_CHECK(grad.device() == w.device(), "grad: expected device ", w.device(), " (the device of w), got ",
+              grad.device());
+  TORCH_CHECK(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kBFloat16 ||
+                  grad.scalar_type() == at::kHalf,
+              "grad: expected a float32/bfloat16/float16 gradient, got ", grad.scalar_type());
+  TORCH_CHECK(increment || (std::isfinite(lr) && lr > 0), "lr: expected a finite float > 0, got ", lr);
+  TORCH_CHECK(std::isfinite(m) && m > 0, "m: expected a finite float > 0, got ", m);
+  TORCH_CHECK(seed >= 0, "seed: expected an int in [0, 2^63), got ", seed);
+  TORCH_CHECK(offset >= 0, "offset: expected an int >= 0, got ", offset);
+}
+
+inline void check_dst_packed(const at::Tensor& w, const at::Tensor& grad) {
+  TORCH_CHECK(w.scalar_type() == at::kInt, "w: expected packed dtype torch.int32, got ", w.scalar_type());
+  TORCH_CHECK(w.dim() >= 2 && w.size(-2) == 2, "w: expected packed shape (..., 2, W), got ", w.sizes());
+  TORCH_CHECK(w.is_contiguous(), "w: expected a contiguous packed tensor (it is updated in place)");
+  TORCH_CHECK(grad.dim() == w.dim() - 1, "grad: expected the logical shape (..., K) of w ", w.sizes(), ", got ",
+              grad.sizes());
+  for (int64_t d = 0; d < grad.dim() - 1; ++d)
+    TORCH_CHECK(grad.size(d) == w.size(d), "grad: expected the logical shape (..., K) of w ", w.sizes(), ", got ",
+                grad.sizes());
+  const int64_t K = grad.size(-1);
+  TORCH_CHECK(K >= 1 && packed_words(K) == w.size(-1), "grad: expected K with 2*ceil(K/64) = W = ", w.size(-1),
+              " (w ", w.sizes(), "), got K = ", K);
+}
+
+inline void check_dst_states(const at::Tensor& s, const at::Tensor& grad, int64_t n_states) {
+  TORCH_CHECK(n_states >= 0 && n_states <= 7, "n_states: expected N in [0, 7], got ", n_states);
+  TORCH_CHECK(s.scalar_type() == at::kChar, "s: expected int8 state indices, got ", s.scalar_type());
+  TORCH_CHECK(s.is_contiguous(), "s: expected a contiguous tensor (it is updated in place)");
+  TORCH_CHECK(grad.sizes() == s.sizes(), "grad: expected the shape of s ", s.sizes(), ", got ", grad.sizes());
+}
+
+}  // namespace gxnor::bind

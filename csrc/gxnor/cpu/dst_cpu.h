@@ -1,0 +1,222 @@
+// CPU in-place DST update (torch-free). Packed ternary: per plane word, 32 elements: read the
+// (gate, sign) bits, draw Philox for flat index row*K + k, apply dst::move, write the word back
+// (canonical; padding stays 0). Multi-state: int8 state indices, elementwise. The per-element
+// work is straight-line integer/float code in fixed-size loops that GCC vectorises (AVX-512 under
+// the target attribute). Returns the number of non-finite increments (those weights stay).
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "../dst.h"
+#include "isa.h"
+
+namespace gxnor::cpu {
+
+struct DstParams {
+  float lr = 0.f;          // D = -lr * grad, unless increment
+  bool increment = false;  // grad holds D itself
+  float m = 3.f;           // nonlinearity factor
+  float inv_dz = 1.f;      // 1 / state step (2^(N-1); 0.5 for binary)
+  int hi = 1;              // state index range [-hi, hi]
+  int step = 1;            // index change per state move (2 for binary {-1, +1})
+  uint64_t seed = 0, offset = 0;
+};
+
+template <class G>
+__attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, uint64_t idx0, const DstParams& p,
+                                                          const int8_t* s_in, int8_t* s_out) {
+  float t[32];
+  uint32_t u[32];
+  int64_t bad = 0;
+  for (int j = 0; j < 32; ++j) {
+    const float g = j < n ? static_cast<float>(grad[j]) : 0.f;
+    const float d = p.increment ? g : -p.lr * g;
+    t[j] = d * p.inv_dz;
+    u[j] = dst::philox_first(p.seed, p.offset + idx0 + j);
+  }
+  for (int j = 0; j < 32; ++j) {
+    const bool fin = dst::finite(t[j]);
+    bad += (j < n) & !fin;
+    const int mv = dst::move(t[j], p.m, dst::uniform(u[j]));
+    int s = s_in[j] + p.step * mv;
+    s = s > p.hi ? p.hi : (s < -p.hi ? -p.hi : s);
+    s_out[j] = static_cast<int8_t>(s);
+  }
+  return bad;
+}
+
+template <class G>
+inline int64_t dst_packed_words_generic(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
+                                        const DstParams& p) {
+  const int64_t W = packed_words(K);
+  int64_t bad = 0;
+  int8_t s[32], o[32];
+  int64_t row = t0 / W, wi = t0 % W;
+  for (int64_t t = t0; t < t1; ++t, wi = (wi + 1 == W) ? (++row, 0) : wi + 1) {
+    const int64_t lo = wi * 32;
+    if (lo >= K) continue;  // padding word: stays zero
+    const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
+    uint32_t& gw = reinterpret_cast<uint32_t&>(w[row * 2 * W + wi]);
+    uint32_t& sw = reinterpret_cast<uint32_t&>(w[row * 2 * W + W + wi]);
+    for (int j = 0; j < 32; ++j) s[j] = static_cast<int8_t>(((gw >> j) & 1u) ? (((sw >> j) & 1u) ? -1 : 1) : 0);
+    bad += dst_block32(grad + row * K + lo, n, static_cast<uint64_t>(row * K + lo), p, s, o);
+    uint32_t g = 0, sg = 0;
+    for (int j = 0; j < n; ++j) {
+      g |= static_cast<uint32_t>(o[j] != 0) << j;
+      sg |= static_cast<uint32_t>(o[j] < 0) << j;
+    }
+    gw = g;
+    sw = sg;
+  }
+  return bad;
+}
+
+template <class G>
+inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t n, int64_t i0, int64_t i1,
+                                  const DstParams& p) {
+  int64_t bad = 0;
+  int8_t o[32];
+  for (int64_t i = i0; i < i1; i += 32) {
+    const int c = static_cast<int>(i1 - i < 32 ? i1 - i : 32);
+    int8_t in[32] = {};
+    for (int j = 0; j < c; ++j) in[j] = s[i + j];
+    bad += dst_block32(grad + i, c, static_cast<uint64_t>(i), p, in, o);
+    for (int j = 0; j < c; ++j) s[i + j] = o[j];
+  }
+  (void)n;
+  return bad;
+}
+
+#if GXNOR_X86
+// 16 lanes of dst::philox_first + dst::uniform + dst::move with the same float operation order
+// (the extension builds with -ffp-contract=off, so no FMA changes the rounding).
+GXNOR_TARGET_AVX512 inline __m512i mulhi_epu32(__m512i a, uint32_t c) {
+  const __m512i cv = _mm512_set1_epi64(c);
+  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, cv), 32);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), cv);
+  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+
+GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
+  x = _mm512_min_ps(x, _mm512_set1_ps(7.90531110763549805f));
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  auto step = [&](__m512 acc, float c) GXNOR_TARGET_AVX512 { return _mm512_add_ps(_mm512_mul_ps(acc, x2), _mm512_set1_ps(c)); };
+  __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
+  p = step(p, 2.00018790482477e-13f);
+  p = step(p, -8.60467152213735e-11f);
+  p = step(p, 5.12229709037114e-08f);
+  p = step(p, 1.48572235717979e-05f);
+  p = step(p, 6.37261928875436e-04f);
+  p = step(p, 4.89352455891786e-03f);
+  p = _mm512_mul_ps(p, x);
+  __m512 q = _mm512_set1_ps(1.19825839466702e-06f);
+  q = step(q, 1.18534705686654e-04f);
+  q = step(q, 2.26843463243900e-03f);
+  q = step(q, 4.89352518554385e-03f);
+  return _mm512_div_ps(p, q);
+}
+
+// t: 16 increments in state units; idx0: flat index of lane 0. Returns moves; *nonfinite lanes.
+GXNOR_TARGET_AVX512 inline __m512i move16(__m512 t, uint64_t idx0, const DstParams& p, __mmask16* nonfinite) {
+  // Philox counters: offset + idx0 + lane (64-bit), split into lo/hi 32-bit lanes.
+  const uint64_t base = p.offset + idx0;
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))), lane);
+  const __mmask16 carry = _mm512_cmplt_epu32_mask(c0, lane);
+  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32(static_cast<int>(base >> 32)), carry,
+                                     _mm512_set1_epi32(static_cast<int>(base >> 32)), _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  uint32_t k0 = static_cast<uint32_t>(p.seed), k1 = static_cast<uint32_t>(p.seed >> 32);
+  for (int r = 0; r < 10; ++r) {
+    const __m512i p0 = c0, p2 = c2;
+    c0 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p2, 0xCD9E8D57u), c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c2 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p0, 0xD2511F53u), c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c1 = _mm512_mullo_epi32(p2, _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u)));
+    c3 = _mm512_mullo_epi32(p0, _mm512_set1_epi32(static_cast<int>(0xD2511F53u)));
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  // uniform: int32 bitcast, -x - 1 if negative, * 2^-31
+  const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), c0);
+  const __m512i xi = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(c0, _mm512_setzero_si512()), c0, neg);
+  const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
+  const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_sub_ps(t, t), _mm512_setzero_ps(), _CMP_EQ_OQ);
+  *nonfinite = static_cast<__mmask16>(~fin);
+  t = _mm512_maskz_mov_ps(fin, t);
+  t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
+  const __m512i k = _mm512_cvttps_epi32(t);
+  const __m512 f = _mm512_sub_ps(t, _mm512_cvtepi32_ps(k));
+  const __m512 af = _mm512_abs_ps(f);
+  const __m512 pr = tanh_rational16(_mm512_mul_ps(_mm512_set1_ps(p.m), af));
+  const __mmask16 hit = _mm512_cmp_ps_mask(u, pr, _CMP_LT_OQ);
+  const __mmask16 pos = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_GT_OQ);
+  const __mmask16 ng = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);
+  __m512i mv = _mm512_mask_add_epi32(k, hit & pos, k, _mm512_set1_epi32(1));
+  mv = _mm512_mask_sub_epi32(mv, hit & ng, mv, _mm512_set1_epi32(1));
+  return mv;
+}
+
+template <class G>
+GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
+                                                    const DstParams& p) {
+  if constexpr (!std::is_same_v<G, float>) {
+    return dst_packed_words_generic(w, grad, K, t0, t1, p);
+  } else {
+    const int64_t W = packed_words(K);
+    int64_t bad = 0;
+    int64_t row = t0 / W, wi = t0 % W;
+    const __m512 scale = _mm512_set1_ps(p.increment ? p.inv_dz : -p.lr * p.inv_dz);
+    for (int64_t t = t0; t < t1; ++t, wi = (wi + 1 == W) ? (++row, 0) : wi + 1) {
+      const int64_t lo = wi * 32;
+      if (lo >= K) continue;
+      const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
+      uint32_t& gw = reinterpret_cast<uint32_t&>(w[row * 2 * W + wi]);
+      uint32_t& sw = reinterpret_cast<uint32_t&>(w[row * 2 * W + W + wi]);
+      uint32_t g = 0, sg = 0;
+      for (int h = 0; h < 2; ++h) {
+        const int nh = n - 16 * h;
+        if (nh <= 0) break;
+        const __mmask16 m = nh >= 16 ? 0xffff : static_cast<__mmask16>((1u << nh) - 1);
+        const float* gp = grad + row * K + lo + 16 * h;
+        // D = -lr * grad then * inv_dz: two roundings like the scalar path.
+        __m512 d = _mm512_maskz_loadu_ps(m, gp);
+        if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
+        const __m512 tt = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
+        __mmask16 nf;
+        const __m512i mv = move16(tt, static_cast<uint64_t>(row * K + lo + 16 * h), p, &nf);
+        bad += __builtin_popcount(nf & m);
+        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
+        __m512i s = _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+        s = _mm512_add_epi32(s, mv);
+        s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
+        const uint32_t gg = _mm512_mask_cmpneq_epi32_mask(m, s, _mm512_setzero_si512());
+        const uint32_t ss = _mm512_mask_cmplt_epi32_mask(m, s, _mm512_setzero_si512());
+        g |= gg << (16 * h);
+        sg |= ss << (16 * h);
+      }
+      gw = g;
+      sw = sg;
+    }
+    (void)scale;
+    return bad;
+  }
+}
+template <class G>
+GXNOR_TARGET_AVX2 int64_t dst_packed_words_avx2(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
+                                                const DstParams& p) {
+  return dst_packed_words_generic(w, grad, K, t0, t1, p);
+}
+#endif
+
+template <class G>
+inline int64_t dst_packed_words(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1, const DstParams& p,
+                                Isa isa) {
+#if GXNOR_X86
+  if (isa >= Isa::kAvx512) return dst_packed_words_avx512(w, grad, K, t0, t1, p);
+  if (isa == Isa::kAvx2) return dst_packed_words_avx2(w, grad, K, t0, t1, p);
+#endif
+  (void)isa;
+  return dst_packed_words_generic(w, grad, K, t0, t1, p);
+}
+
+}  // namespace gxnor::cpu

@@ -1,0 +1,125 @@
+"""Pure-torch reference of the in-place DST update (GXNOR.md section 3, DESIGN.md section 3).
+
+Every float step is a separate float32 torch op in the same order as csrc/gxnor/dst.h, so the
+C++, CUDA and Triton kernels must match it bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_dst
+from .reference import pack_ternary, unpack_ternary, validate_packed
+
+_M32 = 0xFFFFFFFF
+# float32 constants of the rational tanh (csrc/gxnor/dst.h), as float32 tensors
+_P = [-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+      1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03]
+_Q = [1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03]
+_CLAMP = 7.90531110763549805
+
+
+def _f32(v: float) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float32)
+
+
+def _mulhi(a: int, b: torch.Tensor) -> torch.Tensor:
+    """High 32 bits of a * b for a uint32 constant and a tensor of uint32 values held in int64."""
+    ah, al = a >> 16, a & 0xFFFF
+    bh, bl = b >> 16, b & 0xFFFF
+    mid = ah * bl + al * bh
+    return ah * bh + ((mid + ((al * bl) >> 16)) >> 16)
+
+
+def philox_first(seed: int, counter: torch.Tensor) -> torch.Tensor:
+    """First Philox4x32-10 output for counters (lo, hi, 0, 0) of int64 ``counter``, key = seed.
+    Returns uint32 values in int64 (equal to Triton's tl.randint(seed, counter))."""
+    c0 = counter & _M32
+    c1 = (counter >> 32) & _M32
+    c2 = torch.zeros_like(c0)
+    c3 = torch.zeros_like(c0)
+    k0, k1 = seed & _M32, (seed >> 32) & _M32
+    for _ in range(10):
+        p0, p2 = c0, c2
+        c0 = _mulhi(0xCD9E8D57, p2) ^ c1 ^ k0
+        c2 = _mulhi(0xD2511F53, p0) ^ c3 ^ k1
+        c1 = (p2 * 0xCD9E8D57) & _M32
+        c3 = (p0 * 0xD2511F53) & _M32
+        k0 = (k0 + 0x9E3779B9) & _M32
+        k1 = (k1 + 0xBB67AE85) & _M32
+    return c0
+
+
+def uniform(u: torch.Tensor) -> torch.Tensor:
+    """Triton's uint_to_uniform_float: int32 bitcast, -x-1 if negative, times 2^-31 (float32)."""
+    x = torch.where(u >= 2**31, u - 2**32, u)
+    x = torch.where(x < 0, -x - 1, x)
+    return x.to(torch.float32) * _f32(4.6566127342e-10)
+
+
+def tanh_rational(x: torch.Tensor) -> torch.Tensor:
+    """float32 x * P(x^2) / Q(x^2), x >= 0, clamped at 7.905 (same op order as dst.h)."""
+    x = torch.minimum(x, _f32(_CLAMP))
+    x2 = x * x
+    p = torch.full_like(x, _P[0])
+    for c in _P[1:]:
+        p = p * x2 + _f32(c)
+    p = p * x
+    q = torch.full_like(x, _Q[0])
+    for c in _Q[1:]:
+        q = q * x2 + _f32(c)
+    return p / q
+
+
+def moves(t: torch.Tensor, m: float, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """States to move for increments t (float32, in state units); returns (moves int64, finite mask)."""
+    fin = (t - t) == 0
+    t = torch.where(fin, t, torch.zeros_like(t)).clamp(-1e9, 1e9)
+    k = t.trunc()
+    f = t - k
+    p = tanh_rational(_f32(m) * f.abs())
+    extra = torch.where(u < p, torch.sign(f), torch.zeros_like(f))
+    return k.to(torch.int64) + extra.to(torch.int64), fin
+
+
+def _increment(grad: torch.Tensor, lr: float, increment: bool, inv_dz: float) -> torch.Tensor:
+    g = grad.to(torch.float32)
+    d = g if increment else g * _f32(-lr)
+    return d * _f32(inv_dz)
+
+
+def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr: float, m: float, seed: int, offset: int,
+                increment: bool = False) -> torch.Tensor:
+    """In-place DST on packed ternary weights.
+
+    w: (..., 2, W) int32 packed, updated in place; grad: (..., K) float (or the increment D when
+    ``increment``). Element with flat logical index i draws tl.rand(seed, offset + i).
+    returns: () int64, the number of non-finite gradient entries (those weights do not move).
+    """
+    check_dst(w, grad, lr, m, seed, offset, increment, packed=True)
+    K = grad.shape[-1]
+    nbad = int(validate_packed(w, K))
+    torch._check(nbad == 0, lambda: f"w: expected canonical packed weights, got {nbad} non-canonical word "
+                 "pair(s); w was not modified")
+    s = unpack_ternary(w, K).to(torch.int64)
+    idx = torch.arange(grad.numel(), dtype=torch.int64, device=grad.device).reshape(grad.shape)
+    u = uniform(philox_first(seed, offset + idx))
+    mv, fin = moves(_increment(grad, lr, increment, 1.0), m, u)
+    w.copy_(pack_ternary((s + mv).clamp(-1, 1).to(torch.int8)))
+    return (~fin).sum()
+
+
+def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr: float, m: float, n_states: int, seed: int,
+                       offset: int, increment: bool = False) -> torch.Tensor:
+    """In-place DST on int8 state indices of Z_N: s in [-2^(N-1), 2^(N-1)], value s / 2^(N-1);
+    N = 0 is binary, s in {-1, +1} (value s). returns: () int64 non-finite count."""
+    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
+    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
+    torch._check(bool(((s >= -hi) & (s <= hi)).all()) and (n_states != 0 or not bool((s == 0).any())),
+                 lambda: f"s: expected state indices in [{-hi}, {hi}] for n_states = {n_states}; s was not modified")
+    inv_dz, step = (0.5, 2) if n_states == 0 else (float(2 ** (n_states - 1)), 1)
+    idx = torch.arange(grad.numel(), dtype=torch.int64, device=grad.device).reshape(grad.shape)
+    u = uniform(philox_first(seed, offset + idx))
+    mv, fin = moves(_increment(grad, lr, increment, inv_dz), m, u)
+    s.copy_((s.to(torch.int64) + step * mv).clamp(-hi, hi).to(torch.int8))
+    return (~fin).sum()
