@@ -139,3 +139,36 @@ def ternary_matmul(
     w: (N, 2, W) int32 packed along K. Returns x.dtype.
     """
     return _kernel("ternary_matmul", backend, x.device)(x, w, K, nn)
+
+
+def dst_update_(
+    w: torch.Tensor, grad: torch.Tensor, lr: float, m: float = 3.0, seed: int = 0, offset: int = 0,
+    increment: bool = False, *, backend: str | None = None,
+) -> torch.Tensor:
+    """In-place DST on packed ternary weights (GXNOR.md section 3).
+
+    w: (..., 2, W) int32 packed (updated in place); grad: (..., K) float — or D itself with
+    ``increment=True``. Element i (flat logical index) draws tl.rand(seed, offset + i).
+    returns: () int64 count of non-finite gradient entries (those weights do not move).
+    """
+    if backend == "reference":
+        _backend.require("reference")
+        from . import reference_dst
+
+        return reference_dst.dst_update_(w, grad, lr, m, seed, offset, increment)
+    return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment)
+
+
+def dst_update_states_(
+    s: torch.Tensor, grad: torch.Tensor, lr: float, m: float, n_states: int, seed: int = 0, offset: int = 0,
+    increment: bool = False, *, backend: str | None = None,
+) -> torch.Tensor:
+    """In-place DST on int8 state indices of Z_N (value s / 2^(N-1); N = 0 binary {-1, +1}).
+
+    s: (...) int8, grad: (...) float. returns: () int64 non-finite count.
+    """
+    if backend == "reference":
+        from . import reference_dst
+
+        return reference_dst.dst_update_states_(s, grad, lr, m, n_states, seed, offset, increment)
+    return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment)

@@ -1,0 +1,74 @@
+"""Autograd for ternary-weight matrix products (used by the modules).
+
+The weight is a packed int32 Parameter (or int8 states); its float gradient is accumulated into
+``w.gxnor_grad`` for the DST optimizer (it cannot live in ``.grad``: shape and dtype differ).
+``anchor`` is a scalar float Parameter of the module so backward runs even when the input does
+not require grad (first layer).
+
+- float input (first layer):  y = x @ W.T;   saves x (float) and the packed W.
+- ternary input (fused phi_r): y = q(h) @ W.T with q = phi_r; saves the packed activations
+  (2 bits/value) and a packed window mask (r - a <= |h| <= r + a), never the float h.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import functional as F
+
+
+def _accumulate(w: torch.Tensor, dw: torch.Tensor) -> None:
+    prev = getattr(w, "gxnor_grad", None)
+    w.gxnor_grad = dw if prev is None else prev + dw
+
+
+def _dense(w: torch.Tensor, K: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
+    if n_states == 1:
+        return F.unpack_ternary(w, K, dtype)
+    scale = 1.0 if n_states == 0 else 2.0 ** (n_states - 1)
+    return w.to(dtype) / scale
+
+
+class TernaryWeightMatmul(torch.autograd.Function):
+    """y (M, N) = x (M, K) @ W_dense.T for real-valued x."""
+
+    @staticmethod
+    def forward(ctx, x, w, anchor, K, n_states):
+        ctx.save_for_backward(x, w)
+        ctx.K, ctx.n_states = K, n_states
+        if n_states == 1:
+            return F.ternary_matmul(x.contiguous(), w, K)
+        return x @ _dense(w, K, n_states, x.dtype).T
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        gy = gy.contiguous()
+        if ctx.n_states == 1:
+            gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
+        else:
+            gx = gy @ _dense(w, ctx.K, ctx.n_states, gy.dtype)
+        _accumulate(w, gy.T @ x)
+        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None
+
+
+class TernaryInputMatmul(torch.autograd.Function):
+    """y (M, N) = phi_r(h) (M, K) @ W_dense.T with the rectangular surrogate window of half-width a."""
+
+    @staticmethod
+    def forward(ctx, h, w, anchor, K, r, a):
+        hq = F.quantize_pack(h.contiguous(), r)
+        ah = h.abs()
+        window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
+        ctx.save_for_backward(hq, F.pack_ternary(window), w)
+        ctx.K, ctx.a = K, a
+        return F.xnor_gemm(hq, w, K, torch.ones(w.shape[0], device=h.device), None)
+
+    @staticmethod
+    def backward(ctx, gy):
+        hq, win, w = ctx.saved_tensors
+        gy = gy.contiguous()
+        gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
+        gx = gx * F.unpack_ternary(win, ctx.K, torch.float32) * (1.0 / (2 * ctx.a))
+        _accumulate(w, F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, nn=True))
+        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None

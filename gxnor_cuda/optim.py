@@ -1,0 +1,144 @@
+"""The DST optimizer: discrete weights move by stochastic state transitions, no hidden floats.
+
+``DST(params, lr, m=3.0, base="sgd" | "normalized" | "adam", seed=None)``:
+- ternary packed weights (int32 Parameters made by gxnor_cuda.nn, gradient in ``p.gxnor_grad``)
+  and multi-state int8 weights get the in-place DST kernel;
+- float parameters (BatchNorm, biases) get the base update itself.
+Bases: "sgd" D = -lr * grad (no per-weight float state: 2 bits per ternary weight);
+"normalized" divides each tensor's gradient by its RMS (one float per tensor); "adam" is the
+original code's rule (D = Adam step; two float moments per weight: 8 extra bytes per weight).
+state_dict carries (seed, offset, step): a resumed run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from . import functional as F
+
+BASES = ("sgd", "normalized", "adam")
+
+
+def is_discrete(p: torch.Tensor) -> bool:
+    return hasattr(p, "gxnor_K") and p.dtype in (torch.int32, torch.int8)
+
+
+def _grad_of(p: torch.Tensor):
+    return getattr(p, "gxnor_grad", None) if is_discrete(p) else p.grad
+
+
+class DST(torch.optim.Optimizer):
+    """Discrete State Transition optimizer (see module docstring)."""
+
+    def __init__(self, params, lr: float = 0.1, m: float = 3.0, base: str = "sgd", seed: int | None = None,
+                 betas=(0.9, 0.999), eps: float = 1e-8):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr: expected a finite float > 0, got {lr!r}")
+        if not (math.isfinite(m) and m > 0):
+            raise ValueError(f"m: expected a finite float > 0, got {m!r}")
+        if base not in BASES:
+            raise ValueError(f"base: expected one of {BASES}, got {base!r}")
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        if not 0 <= seed < 2**63:
+            raise ValueError(f"seed: expected an int in [0, 2^63), got {seed}")
+        super().__init__(params, dict(lr=lr, m=m, base=base, betas=betas, eps=eps))
+        self.dst_seed = int(seed)
+        self.dst_offset = 0
+        self.dst_step = 0
+        self.nonfinite_total = 0
+        self._warned = False
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for g in self.param_groups:
+            for p in g["params"]:
+                if is_discrete(p):
+                    p.gxnor_grad = None
+
+    def state_dict(self):
+        sd = super().state_dict()
+        sd["dst"] = {"seed": self.dst_seed, "offset": self.dst_offset, "step": self.dst_step}
+        return sd
+
+    def load_state_dict(self, state_dict):
+        sd = dict(state_dict)
+        dst = sd.pop("dst", None)
+        if dst is None:
+            raise ValueError("state_dict: expected a DST optimizer state with a 'dst' entry (seed, offset, step)")
+        super().load_state_dict(sd)
+        self.dst_seed, self.dst_offset, self.dst_step = int(dst["seed"]), int(dst["offset"]), int(dst["step"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.dst_step += 1
+        nonfinite = 0
+        for group in self.param_groups:
+            lr, m, base = group["lr"], group["m"], group["base"]
+            for p in group["params"]:
+                g = _grad_of(p)
+                if g is None:
+                    continue
+                if is_discrete(p):
+                    nonfinite += self._discrete_step(p, g, lr, m, base, group)
+                else:
+                    nonfinite += self._float_step(p, g, lr, base, group)
+        if nonfinite:
+            self.nonfinite_total += nonfinite
+            if not self._warned:
+                warnings.warn(f"DST: {nonfinite} non-finite gradient entries this step; those weights did not "
+                              "move (further occurrences are counted in .nonfinite_total)", stacklevel=2)
+                self._warned = True
+        return loss
+
+    def _base_increment(self, p, g, lr, base, group):
+        """Returns (tensor, is_increment): the gradient to feed with lr, or the increment D."""
+        if base == "sgd":
+            return g, False
+        if base == "normalized":
+            fin = torch.isfinite(g)
+            rms = torch.sqrt((torch.where(fin, g, 0) ** 2).mean()).clamp_min(1e-12)
+            return g / rms, False
+        st = self.state[p]
+        if "exp_avg" not in st:
+            st["exp_avg"] = torch.zeros_like(g, dtype=torch.float32)
+            st["exp_avg_sq"] = torch.zeros_like(g, dtype=torch.float32)
+            st["t"] = 0
+        b1, b2 = group["betas"]
+        st["t"] += 1
+        gg = torch.where(torch.isfinite(g), g, 0)
+        st["exp_avg"].mul_(b1).add_(gg, alpha=1 - b1)
+        st["exp_avg_sq"].mul_(b2).addcmul_(gg, gg, value=1 - b2)
+        mh = st["exp_avg"] / (1 - b1 ** st["t"])
+        vh = st["exp_avg_sq"] / (1 - b2 ** st["t"])
+        d = -lr * mh / (vh.sqrt() + group["eps"])
+        return torch.where(torch.isfinite(g), d, g), True
+
+    def _discrete_step(self, p, g, lr, m, base, group) -> int:
+        t, inc = self._base_increment(p, g, lr, base, group)
+        n = int(t.numel())
+        if p.dtype == torch.int32:
+            bad = F.dst_update_(p.data, t, lr, m, self.dst_seed, self.dst_offset, inc)
+        else:
+            bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc)
+        self.dst_offset += n
+        return int(bad)
+
+    def _float_step(self, p, g, lr, base, group) -> int:
+        fin = torch.isfinite(g)
+        bad = int((~fin).sum())
+        if bad:
+            g = torch.where(fin, g, 0)
+        t, inc = self._base_increment(p, g, lr, base, group)
+        if inc:
+            p.add_(t)
+        else:
+            p.add_(t, alpha=-lr)
+        return bad
