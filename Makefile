@@ -22,6 +22,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/python -m gxnor_cuda
+	$(BIN)/python -m gxnor_cuda.train --dataset mnist --quick
 
 ctest: setup
 	$(BIN)/cmake -S . -B build/cmake -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(BIN))/ninja > build-cmake.log 2>&1 || (cat build-cmake.log; exit 1)
@@ -44,6 +45,8 @@ test: setup lint ctest ctest-sanitize pytest
 
 bench: setup
 	$(BIN)/python bench/bench_pack.py
+	$(BIN)/python bench/bench_gemm.py
+	$(BIN)/python bench/bench_dst.py
 
 clean:
 	rm -rf build build-*.log gxnor_cuda/*.so *.egg-info

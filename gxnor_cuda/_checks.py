@@ -137,7 +137,8 @@ def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1) 
                      f"{tuple(grad.shape)}")
         K = grad.shape[-1]
         torch._check(K >= 1 and fmt.packed_words(K) == w.shape[-1],
-                     lambda: f"grad: expected K with 2*ceil(K/64) = W = {w.shape[-1]} (w {tuple(w.shape)}), got K = {K}")
+                     lambda: f"grad: expected K with 2*ceil(K/64) = W = {w.shape[-1]} (w {tuple(w.shape)}), "
+                     f"got K = {K}")
     else:
         torch._check(0 <= n_states <= 7, lambda: f"n_states: expected N in [0, 7], got {n_states}")
         torch._check(w.dtype == torch.int8, lambda: f"s: expected int8 state indices, got {w.dtype}")

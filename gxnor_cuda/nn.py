@@ -138,10 +138,15 @@ class _GXNORBase(nn.Module):
         q = self.input_quantizer
         fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
                  and self.n_states == 1)
+        if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
+            hq = F.quantize_pack(x2d.contiguous(), q.r)
+            return F.xnor_gemm(hq, self.weight_q, self.K, torch.ones(self.weight_q.shape[0], device=x2d.device))
         if fused:
             return TernaryInputMatmul.apply(x2d, self.weight_q, self.anchor, self.K, q.r, q.a)
         if q is not None:
             x2d = q(x2d)
+        if not torch.is_grad_enabled() and self.n_states == 1:
+            return F.ternary_matmul(x2d.contiguous(), self.weight_q, self.K)
         return TernaryWeightMatmul.apply(x2d, self.weight_q, self.anchor, self.K, self.n_states)
 
 
@@ -165,8 +170,8 @@ class GXNORLinear(_GXNORBase):
         return (self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch._check(x.shape[-1] == self.in_features,
-                     lambda: f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         y = self._matmul(x.reshape(-1, self.in_features).float())
         if self.bias is not None:
@@ -208,8 +213,8 @@ class GXNORConv2d(_GXNORBase):
         return (self.out_channels, self.in_channels, *self.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch._check(x.dim() == 4 and x.shape[1] == self.in_channels,
-                     lambda: f"input: expected (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"input: expected (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1

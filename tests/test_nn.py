@@ -1,0 +1,180 @@
+"""Modules, activation gradients, convert, state_dict round trips, compile, optimizer resume."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from gxnor_cuda import reference as ref
+from gxnor_cuda.nn import GXNORConv2d, GXNORLinear, TernaryActivation, convert, window_grad
+from gxnor_cuda.optim import DST
+
+
+@pytest.mark.parametrize("window", ["rect", "tri", "bell"])
+def test_activation_gradient_matches_closed_form(window):
+    r, a = 1.0, 0.5
+    x = torch.linspace(-2.5, 2.5, 1001, requires_grad=True)
+    y = TernaryActivation(r, a, window)(x)
+    assert torch.equal(y.detach(), torch.where(x >= r, 1.0, torch.where(x <= -r, -1.0, 0.0)).detach())
+    y.sum().backward()
+    d = (x.detach().abs() - r).abs()
+    closed = {"rect": (d <= a).float() / (2 * a), "tri": torch.clamp(1 - d / a, min=0) / a,
+              "bell": torch.exp(-0.5 * (d / a) ** 2) / (a * math.sqrt(2 * math.pi))}[window]
+    torch.testing.assert_close(x.grad, closed)
+    # unit area per jump: integrate the window over x > 0
+    xs = torch.linspace(0, 6, 600001)
+    area = float(window_grad(xs, r, a, window).sum() * (xs[1] - xs[0]))
+    # the bell's tail below x = 0 (beyond 2 std at r = 1, a = 0.5) belongs to the mirrored jump
+    tail = 0.5 * math.erfc(r / a / math.sqrt(2)) if window == "bell" else 0.0
+    assert abs(area - (1.0 - tail)) < 1e-3
+
+
+def _dense_linear(m: GXNORLinear, x):
+    return x @ m.weight.T + (m.bias if m.bias is not None else 0)
+
+
+@pytest.mark.parametrize("n_states", [0, 1, 2])
+def test_linear_forward_backward_match_dense(n_states):
+    m = GXNORLinear(70, 9, n_states=n_states)
+    x = torch.randn(5, 70, requires_grad=True)
+    y = m(x)
+    torch.testing.assert_close(y, _dense_linear(m, x.detach()), rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g @ m.weight, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.weight_q.gxnor_grad, g.T @ x.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_ternary_input_matches_dense():
+    q = TernaryActivation(1.0, 0.5)
+    m = GXNORLinear(130, 7, input_quantizer=q)
+    h = (torch.randn(6, 130) * 1.5).requires_grad_(True)
+    y = m(h)
+    xq = torch.where(h >= 1, 1.0, torch.where(h <= -1, -1.0, 0.0)).detach()
+    torch.testing.assert_close(y, xq @ m.weight.T, rtol=0, atol=1e-5)
+    g = torch.randn_like(y)
+    y.backward(g)
+    win = (((h.detach().abs() - 1).abs()) <= 0.5).float()
+    torch.testing.assert_close(h.grad, (g @ m.weight) * win, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.weight_q.gxnor_grad, g.T @ xq, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,padding,quant", [(1, 0, False), (2, 1, True), (1, 2, True)])
+def test_conv_matches_conv2d(stride, padding, quant):
+    q = TernaryActivation() if quant else None
+    m = GXNORConv2d(3, 5, 3, stride=stride, padding=padding, input_quantizer=q)
+    x = torch.randn(2, 3, 9, 8) * 1.5
+    xin = torch.where(x >= 1, 1.0, torch.where(x <= -1, -1.0, 0.0)) if quant else x
+    want = torch.nn.functional.conv2d(xin, m.weight, m.bias, stride, padding)
+    torch.testing.assert_close(m(x), want, rtol=1e-5, atol=1e-4)
+
+
+def test_weight_is_packed_two_bits():
+    m = GXNORLinear(1000, 64)
+    assert m.weight_q.dtype == torch.int32 and m.weight_q.shape == (64, 2, 32)
+    assert m.weight_q.numel() * 4 * 8 / (64 * 1024) == 2.0
+    assert set(m.weight.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    assert int(ref.validate_packed(m.weight_q.data, 1000)) == 0
+
+
+def test_from_float_and_convert():
+    lin = nn.Linear(20, 6)
+    g = GXNORLinear.from_float(lin)
+    assert torch.equal(g.weight, torch.round(lin.weight.detach().clamp(-1, 1)))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.Linear(16, 3))
+    convert(model)
+    assert isinstance(model[0], nn.Conv2d) and isinstance(model[2], GXNORLinear) and isinstance(model[3], nn.Linear)
+    convert(model, skip=())
+    assert isinstance(model[0], GXNORConv2d) and isinstance(model[3], GXNORLinear)
+    with pytest.warns(UserWarning, match="no nn.Linear or nn.Conv2d layer was converted"):
+        convert(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match="n_states: expected N in"):
+        convert(nn.Sequential(nn.Linear(2, 2)), n_states=9)
+
+
+def test_state_dict_round_trips():
+    m = GXNORLinear(100, 8)
+    sd = m.state_dict()
+    assert {"weight_q", "format_version", "bias", "anchor"} <= set(sd)
+    m2 = GXNORLinear(100, 8)
+    m2.load_state_dict(sd, strict=True)
+    assert torch.equal(m2.weight, m.weight)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    m3 = GXNORLinear(100, 8)
+    m3.load_state_dict(torch.load(buf, weights_only=True), strict=True)
+    assert torch.equal(m3.weight, m.weight)
+    fl = nn.Linear(100, 8)
+    m4 = GXNORLinear(100, 8)
+    m4.load_state_dict(fl.state_dict(), strict=True)  # a float checkpoint is ternarised
+    assert torch.equal(m4.weight, torch.round(fl.weight.detach().clamp(-1, 1)))
+    with pytest.raises(RuntimeError, match="size mismatch|expected shape"):
+        GXNORLinear(100, 9).load_state_dict(sd, strict=True)
+
+
+def test_compile_fullgraph_inference():
+    m = GXNORLinear(64, 10, input_quantizer=TernaryActivation()).eval()
+    x = torch.randn(4, 64)
+    with torch.no_grad():
+        want = m(x)
+        got = torch.compile(m, fullgraph=True, backend="eager")(x)
+    torch.testing.assert_close(got, want)
+
+
+def _train_steps(model, opt, xs, n):
+    for i in range(n):
+        opt.zero_grad()
+        model(xs[i]).pow(2).mean().backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("base", ["sgd", "normalized", "adam"])
+def test_dst_resume_is_bit_identical(base):
+    torch.manual_seed(0)
+    xs = torch.randn(6, 8, 40)
+    mk = lambda: nn.Sequential(GXNORLinear(40, 30), nn.BatchNorm1d(30), GXNORLinear(30, 5,
+                                                                                   input_quantizer=TernaryActivation()))
+    torch.manual_seed(1)
+    a = mk()
+    oa = DST(a.parameters(), lr=0.05, base=base, seed=123)
+    _train_steps(a, oa, xs, 6)
+    torch.manual_seed(1)
+    b = mk()
+    ob = DST(b.parameters(), lr=0.05, base=base, seed=123)
+    _train_steps(b, ob, xs[:3], 3)
+    sd_m, sd_o = b.state_dict(), ob.state_dict()
+    torch.manual_seed(2)
+    c = mk()
+    c.load_state_dict(sd_m)
+    oc = DST(c.parameters(), lr=0.05, base=base, seed=999)
+    oc.load_state_dict(sd_o)
+    _train_steps(c, oc, xs[3:], 3)
+    for (ka, va), (kc, vc) in zip(a.state_dict().items(), c.state_dict().items(), strict=True):
+        assert torch.equal(va, vc), ka
+
+
+def test_dst_nan_gradient_warns_once_and_counts():
+    m = GXNORLinear(10, 4)
+    opt = DST(m.parameters(), lr=0.1, seed=1)
+    w0 = m.weight_q.clone()
+    m.weight_q.gxnor_grad = torch.full((4, 10), float("nan"))
+    with pytest.warns(UserWarning, match="non-finite gradient entries"):
+        opt.step()
+    assert torch.equal(m.weight_q, w0) and opt.nonfinite_total == 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step()
+
+
+def test_dst_bad_arguments():
+    m = GXNORLinear(10, 4)
+    for kw, msg in [(dict(lr=0), "lr: expected"), (dict(m=-1), "m: expected"), (dict(base="rmsprop"), "base:"),
+                    (dict(seed=-1), "seed:")]:
+        with pytest.raises(ValueError, match=msg):
+            DST(m.parameters(), **({"lr": 0.1} | kw))
