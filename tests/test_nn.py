@@ -155,7 +155,7 @@ def test_dst_resume_is_bit_identical(base):
     oc = DST(c.parameters(), lr=0.05, base=base, seed=999)
     oc.load_state_dict(sd_o)
     _train_steps(c, oc, xs[3:], 3)
-    for (ka, va), (kc, vc) in zip(a.state_dict().items(), c.state_dict().items(), strict=True):
+    for (ka, va), (_kc, vc) in zip(a.state_dict().items(), c.state_dict().items(), strict=True):
         assert torch.equal(va, vc), ka
 
 
