@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="paper", choices=["paper", "mlp"])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.03, help="DST lr (start; cosine decay to lr/30)")
+    ap.add_argument("--lr", type=float, default=0.005, help="DST lr (start; cosine decay to lr/30)")
     ap.add_argument("--float-lr", type=float, default=3e-3, help="Adam lr of BatchNorm parameters")
     ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "adam"])
     ap.add_argument("--m", type=float, default=3.0)
