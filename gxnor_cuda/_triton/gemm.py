@@ -28,6 +28,23 @@ def _popc32(x):
 
 
 @triton.jit
+def _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
+             FLOAT_OUT: tl.constexpr):
+    """Store an int32 C tile, or float32 C * scale[col] + bias[col] (the fused epilogue)."""
+    mc = (rm[:, None] < M) & (rn[None, :] < N)
+    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
+    if FLOAT_OUT:
+        out = acc.to(tl.float32)
+        if HAS_SCALE:
+            out = out * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
+        if HAS_BIAS:
+            out = out + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
+        tl.store(c_ptr + c_off, out, mask=mc)
+    else:
+        tl.store(c_ptr + c_off, acc, mask=mc)
+
+
+@triton.jit
 def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
                           HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
                           BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr):
@@ -49,17 +66,7 @@ def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
         g = ga[:, None, :] & gb[None, :, :]
         x = g & (sa[:, None, :] ^ sb[None, :, :])
         acc += tl.sum((_popc32(g) - 2 * _popc32(x)).to(tl.int32), axis=2)
-    mc = (rm[:, None] < M) & (rn[None, :] < N)
-    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
-    if FLOAT_OUT:
-        out = acc.to(tl.float32)
-        if HAS_SCALE:
-            out = out * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
-        if HAS_BIAS:
-            out = out + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
-        tl.store(c_ptr + c_off, out, mask=mc)
-    else:
-        tl.store(c_ptr + c_off, acc, mask=mc)
+    _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE, HAS_BIAS, FLOAT_OUT)
 
 
 @triton.jit
@@ -88,17 +95,7 @@ def _xnor_dot_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
         at = _unpack_tile(a_ptr, rm, M, W, w0, BM, tl.int8)
         bt = _unpack_tile(b_ptr, rn, N, W, w0, BN, tl.int8)
         acc = tl.dot(at, tl.trans(bt), acc, out_dtype=tl.int32)
-    mc = (rm[:, None] < M) & (rn[None, :] < N)
-    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
-    if FLOAT_OUT:
-        out = acc.to(tl.float32)
-        if HAS_SCALE:
-            out = out * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
-        if HAS_BIAS:
-            out = out + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
-        tl.store(c_ptr + c_off, out, mask=mc)
-    else:
-        tl.store(c_ptr + c_off, acc, mask=mc)
+    _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE, HAS_BIAS, FLOAT_OUT)
 
 
 @triton.jit

@@ -165,7 +165,6 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, i
     const int64_t W = packed_words(K);
     int64_t bad = 0;
     int64_t row = t0 / W, wi = t0 % W;
-    const __m512 scale = _mm512_set1_ps(p.increment ? p.inv_dz : -p.lr * p.inv_dz);
     for (int64_t t = t0; t < t1; ++t, wi = (wi + 1 == W) ? (++row, 0) : wi + 1) {
       const int64_t lo = wi * 32;
       if (lo >= K) continue;
@@ -197,7 +196,6 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, i
       gw = g;
       sw = sg;
     }
-    (void)scale;
     return bad;
   }
 }
