@@ -43,8 +43,9 @@ at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, d
   at::parallel_for(0, rows * W, 4096, [&](int64_t t0, int64_t t1) {
     nc += cpu::count_noncanonical_range(w.const_data_ptr<int32_t>(), K, t0, t1);
   });
-  TORCH_CHECK(nc.load() == 0, "w: expected canonical packed weights (sign only with gate, zero padding), got ",
-              nc.load(), " non-canonical word pair(s); w was not modified");
+  TORCH_CHECK(nc.load() == 0,
+              "w: expected canonical packed weights (sign only with gate, zero padding), got ", nc.load(),
+              " non-canonical word pair(s); w was not modified");
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   const auto p = params(lr, m, seed, offset, increment, 1);
   const auto isa = cpu::current_isa();
@@ -55,8 +56,8 @@ at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, d
   return at::scalar_tensor(bad.load(), w.options().dtype(at::kLong));
 }
 
-at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m, int64_t n_states,
-                                 int64_t seed, int64_t offset, bool increment) {
+at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
+                                 int64_t n_states, int64_t seed, int64_t offset, bool increment) {
   check_device(s, "s", c10::DeviceType::CPU);
   check_dst_common(s, grad_in, lr, m, seed, offset, increment);
   check_dst_states(s, grad_in, n_states);
@@ -65,12 +66,13 @@ at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, doubl
   TORCH_CHECK(!out_of_range.any().item<bool>(), "s: expected state indices in [", -hi, ", ", hi,
               "] for n_states = ", n_states, "; s was not modified");
   if (n_states == 0)
-    TORCH_CHECK(!s.eq(0).any().item<bool>(), "s: expected binary states in {-1, +1}, got 0; s was not modified");
+    TORCH_CHECK(!s.eq(0).any().item<bool>(),
+                "s: expected binary states in {-1, +1}, got 0; s was not modified");
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   const auto p = params(lr, m, seed, offset, increment, n_states);
   std::atomic<int64_t> bad{0};
   at::parallel_for(0, s.numel(), 4096, [&](int64_t i0, int64_t i1) {
-    bad += cpu::dst_states_generic(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(), i0, i1, p);
+    bad += cpu::dst_states_generic(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), i0, i1, p);
   });
   return at::scalar_tensor(bad.load(), s.options().dtype(at::kLong));
 }

@@ -9,6 +9,7 @@
 
 #include "../gxnor/cpu/gemm.h"
 #include "../gxnor/cpu/gemm_amx.h"
+#include "../gxnor/cpu/pack.h"
 #include "checks.h"
 
 namespace gxnor::bind {
@@ -34,13 +35,11 @@ void gemm_popcount(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int
   });
 }
 
-void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W, const cpu::GemmOut& o,
-              cpu::Isa isa) {
+void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W, const cpu::GemmOut& o) {
   using namespace cpu::amx;
   const int64_t Kp = 32 * W, KB = Kp / kTileK;
   const int64_t Mp = (M + kBlock - 1) / kBlock * kBlock, Np = (N + kBlock - 1) / kBlock * kBlock;
   std::vector<int8_t> ai(Mp * Kp), bv(Np * Kp);
-  (void)isa;
   at::parallel_for(0, Mp / 16, 4, [&](int64_t r0, int64_t r1) {
     unpack_i8_avx512<false>(a, W, M, r0 * 16, r1 * 16, ai.data());
   });
@@ -61,20 +60,12 @@ void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t 
         block_32x32(ai.data() + ib * kBlock * Kp, Kp, bv0, bv0 + KB * kVnniBytes, c);
         const int64_t i0 = ib * kBlock, j0 = jb * kBlock;
         for (int64_t r = 0; r < kBlock && i0 + r < M; ++r)
-          for (int64_t col = 0; col < kBlock && j0 + col < N; ++col) {
-            const int64_t idx = (i0 + r) * o.ldc + j0 + col;
-            const int32_t v = c[r * kBlock + col];
-            if (o.c_int)
-              o.c_int[idx] = v;
-            else
-              o.c_float[idx] = static_cast<float>(v) * (o.scale ? o.scale[j0 + col] : 1.0f) +
-                               (o.bias ? o.bias[j0 + col] : 0.0f);
-          }
+          for (int64_t col = 0; col < kBlock && j0 + col < N; ++col)
+            o.store(i0 + r, j0 + col, c[r * kBlock + col]);
       }
     }
     release();
   });
-  (void)KB;
 }
 
 void check_vec(const std::optional<at::Tensor>& v, const char* name, int64_t N, const at::Tensor& like) {
@@ -111,7 +102,7 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   }
   const auto isa = cpu::current_isa();
   if (isa == cpu::Isa::kAmx && M * N * K >= kAmxMinWork)
-    gemm_amx(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o, isa);
+    gemm_amx(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
   else
     gemm_popcount(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o, isa);
   return out;

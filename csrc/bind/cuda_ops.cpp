@@ -158,37 +158,39 @@ at::Tensor dst_update_cuda(at::Tensor& w, const at::Tensor& grad_in, double lr, 
   check_dst_packed(w, grad_in);
   const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
   const int64_t nc = validate_packed_cuda(w.view({rows, 2, W}), K).item<int64_t>();
-  TORCH_CHECK(nc == 0, "w: expected canonical packed weights, got ", nc, " non-canonical word pair(s); w was not modified");
+  TORCH_CHECK(nc == 0, "w: expected canonical packed weights, got ", nc,
+              " non-canonical word pair(s); w was not modified");
   const c10::cuda::CUDAGuard guard(w.device());
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   at::Tensor bad = at::zeros({}, w.options().dtype(at::kLong));
   if (rows == 0) return bad;
-  check_cuda(gxnor_cuda_dst_packed(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), rows, K, static_cast<float>(lr),
-                                   static_cast<float>(m), increment, static_cast<uint64_t>(seed),
-                                   static_cast<uint64_t>(offset),
+  check_cuda(gxnor_cuda_dst_packed(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), rows, K,
+                                   static_cast<float>(lr), static_cast<float>(m), increment,
+                                   static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
                                    reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
              "dst_update_");
   return bad;
 }
 
-at::Tensor dst_update_states_cuda(at::Tensor& s, const at::Tensor& grad_in, double lr, double m, int64_t n_states,
-                                  int64_t seed, int64_t offset, bool increment) {
+at::Tensor dst_update_states_cuda(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
+                                  int64_t n_states, int64_t seed, int64_t offset, bool increment) {
   check_device(s, "s", c10::DeviceType::CUDA);
   check_dst_common(s, grad_in, lr, m, seed, offset, increment);
   check_dst_states(s, grad_in, n_states);
   const int hi = n_states == 0 ? 1 : (1 << (n_states - 1));
-  TORCH_CHECK(!at::logical_or(s.gt(hi), s.lt(-hi)).any().item<bool>(), "s: expected state indices in [", -hi, ", ",
-              hi, "] for n_states = ", n_states, "; s was not modified");
+  TORCH_CHECK(!at::logical_or(s.gt(hi), s.lt(-hi)).any().item<bool>(), "s: expected state indices in [", -hi,
+              ", ", hi, "] for n_states = ", n_states, "; s was not modified");
   const c10::cuda::CUDAGuard guard(s.device());
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   at::Tensor bad = at::zeros({}, s.options().dtype(at::kLong));
   if (s.numel() == 0) return bad;
   const float inv_dz = n_states == 0 ? 0.5f : static_cast<float>(hi);
-  check_cuda(gxnor_cuda_dst_states(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(), static_cast<float>(lr),
-                                   static_cast<float>(m), inv_dz, hi, n_states == 0 ? 2 : 1, increment,
-                                   static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                                   reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
-             "dst_update_states_");
+  check_cuda(
+      gxnor_cuda_dst_states(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(),
+                            static_cast<float>(lr), static_cast<float>(m), inv_dz, hi, n_states == 0 ? 2 : 1,
+                            increment, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+                            reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
+      "dst_update_states_");
   return bad;
 }
 

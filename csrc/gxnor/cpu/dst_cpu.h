@@ -23,8 +23,9 @@ struct DstParams {
 };
 
 template <class G>
-__attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, uint64_t idx0, const DstParams& p,
-                                                          const int8_t* s_in, int8_t* s_out) {
+__attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, uint64_t idx0,
+                                                          const DstParams& p, const int8_t* s_in,
+                                                          int8_t* s_out) {
   float t[32];
   uint32_t u[32];
   int64_t bad = 0;
@@ -58,7 +59,8 @@ inline int64_t dst_packed_words_generic(int32_t* w, const G* grad, int64_t K, in
     const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
     uint32_t& gw = reinterpret_cast<uint32_t&>(w[row * 2 * W + wi]);
     uint32_t& sw = reinterpret_cast<uint32_t&>(w[row * 2 * W + W + wi]);
-    for (int j = 0; j < 32; ++j) s[j] = static_cast<int8_t>(((gw >> j) & 1u) ? (((sw >> j) & 1u) ? -1 : 1) : 0);
+    for (int j = 0; j < 32; ++j)
+      s[j] = static_cast<int8_t>(((gw >> j) & 1u) ? (((sw >> j) & 1u) ? -1 : 1) : 0);
     bad += dst_block32(grad + row * K + lo, n, static_cast<uint64_t>(row * K + lo), p, s, o);
     uint32_t g = 0, sg = 0;
     for (int j = 0; j < n; ++j) {
@@ -72,8 +74,7 @@ inline int64_t dst_packed_words_generic(int32_t* w, const G* grad, int64_t K, in
 }
 
 template <class G>
-inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t n, int64_t i0, int64_t i1,
-                                  const DstParams& p) {
+inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t i0, int64_t i1, const DstParams& p) {
   int64_t bad = 0;
   int8_t o[32];
   for (int64_t i = i0; i < i1; i += 32) {
@@ -83,7 +84,6 @@ inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t n, int64_t i
     bad += dst_block32(grad + i, c, static_cast<uint64_t>(i), p, in, o);
     for (int j = 0; j < c; ++j) s[i + j] = o[j];
   }
-  (void)n;
   return bad;
 }
 
@@ -100,7 +100,8 @@ GXNOR_TARGET_AVX512 inline __m512i mulhi_epu32(__m512i a, uint32_t c) {
 GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
   x = _mm512_min_ps(x, _mm512_set1_ps(7.90531110763549805f));
   const __m512 x2 = _mm512_mul_ps(x, x);
-  auto step = [&](__m512 acc, float c) GXNOR_TARGET_AVX512 { return _mm512_add_ps(_mm512_mul_ps(acc, x2), _mm512_set1_ps(c)); };
+  auto step = [&](__m512 acc, float c)
+                  GXNOR_TARGET_AVX512 { return _mm512_add_ps(_mm512_mul_ps(acc, x2), _mm512_set1_ps(c)); };
   __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
   p = step(p, 2.00018790482477e-13f);
   p = step(p, -8.60467152213735e-11f);
@@ -129,8 +130,10 @@ GXNOR_TARGET_AVX512 inline __m512i move16(__m512 t, uint64_t idx0, const DstPara
   uint32_t k0 = static_cast<uint32_t>(p.seed), k1 = static_cast<uint32_t>(p.seed >> 32);
   for (int r = 0; r < 10; ++r) {
     const __m512i p0 = c0, p2 = c2;
-    c0 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p2, 0xCD9E8D57u), c1), _mm512_set1_epi32(static_cast<int>(k0)));
-    c2 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p0, 0xD2511F53u), c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c0 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p2, 0xCD9E8D57u), c1),
+                          _mm512_set1_epi32(static_cast<int>(k0)));
+    c2 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p0, 0xD2511F53u), c3),
+                          _mm512_set1_epi32(static_cast<int>(k1)));
     c1 = _mm512_mullo_epi32(p2, _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u)));
     c3 = _mm512_mullo_epi32(p0, _mm512_set1_epi32(static_cast<int>(0xD2511F53u)));
     k0 += 0x9E3779B9u;
@@ -157,8 +160,8 @@ GXNOR_TARGET_AVX512 inline __m512i move16(__m512 t, uint64_t idx0, const DstPara
 }
 
 template <class G>
-GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
-                                                    const DstParams& p) {
+GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, int64_t K, int64_t t0,
+                                                    int64_t t1, const DstParams& p) {
   if constexpr (!std::is_same_v<G, float>) {
     return dst_packed_words_generic(w, grad, K, t0, t1, p);
   } else {
@@ -184,8 +187,10 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, i
         __mmask16 nf;
         const __m512i mv = move16(tt, static_cast<uint64_t>(row * K + lo + 16 * h), p, &nf);
         bad += __builtin_popcount(nf & m);
-        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
-        __m512i s = _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)),
+                        sgn = static_cast<__mmask16>(sw >> (16 * h));
+        __m512i s = _mm512_maskz_mov_epi32(
+            gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
         s = _mm512_add_epi32(s, mv);
         s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
         const uint32_t gg = _mm512_mask_cmpneq_epi32_mask(m, s, _mm512_setzero_si512());
@@ -207,8 +212,8 @@ GXNOR_TARGET_AVX2 int64_t dst_packed_words_avx2(int32_t* w, const G* grad, int64
 #endif
 
 template <class G>
-inline int64_t dst_packed_words(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1, const DstParams& p,
-                                Isa isa) {
+inline int64_t dst_packed_words(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
+                                const DstParams& p, Isa isa) {
 #if GXNOR_X86
   if (isa >= Isa::kAvx512) return dst_packed_words_avx512(w, grad, K, t0, t1, p);
   if (isa == Isa::kAvx2) return dst_packed_words_avx2(w, grad, K, t0, t1, p);

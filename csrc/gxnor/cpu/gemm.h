@@ -112,6 +112,14 @@ struct GemmOut {
   const float* scale = nullptr;  // (N,) or null (1)
   const float* bias = nullptr;   // (N,) or null (0)
   int64_t ldc = 0;
+
+  void store(int64_t i, int64_t j, int64_t v) const {
+    const int64_t idx = i * ldc + j;
+    if (c_int)
+      c_int[idx] = static_cast<int32_t>(v);
+    else
+      c_float[idx] = static_cast<float>(v) * (scale ? scale[j] : 1.0f) + (bias ? bias[j] : 0.0f);
+  }
 };
 
 // Compute the C tile rows [i0, i1) x cols [j0, j1). a: (M, 2, W) int32 rows, b: (N, 2, W).
@@ -126,20 +134,9 @@ inline void xnor_gemm_tile(const int32_t* a, const int32_t* b, int64_t W, int64_
     for (int64_t i = i0; i < i1; i += kMR) {
       const int mr = static_cast<int>(i1 - i < kMR ? i1 - i : kMR);
       xnor_micro_dyn<kMR, kNR>(mr, nr, isa, a64 + i * ld, b64 + j * ld, Wq, ld, ld, tile);
-      // The instance used has NR' = nr columns per row of `tile` when nr < kNR, else kNR.
-      const int stride = nr;
+      // The instance used is exactly (mr, nr): `tile` holds nr values per row.
       for (int r = 0; r < mr; ++r)
-        for (int c = 0; c < nr; ++c) {
-          const int64_t v = tile[r * stride + c];
-          const int64_t idx = (i + r) * o.ldc + (j + c);
-          if (o.c_int) {
-            o.c_int[idx] = static_cast<int32_t>(v);
-          } else {
-            const float s = o.scale ? o.scale[j + c] : 1.0f;
-            const float bb = o.bias ? o.bias[j + c] : 0.0f;
-            o.c_float[idx] = static_cast<float>(v) * s + bb;
-          }
-        }
+        for (int c = 0; c < nr; ++c) o.store(i + r, j + c, tile[r * nr + c]);
     }
   }
 }

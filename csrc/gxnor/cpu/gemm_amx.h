@@ -1,6 +1,7 @@
 // AMX-INT8 path of the CPU xnor_gemm (Sapphire Rapids and later): exact int32 like the popcount
 // path, ~4x its throughput. Packed operands are unpacked to int8 once: A row-major (rows padded
 // to 32, ld = Kp = 32 W), B into VNNI tiles (16 columns x 64 k = 1 KiB per (n16, k64) block).
+// B block (nb, kb) of VNNI layout: bytes [4c, 4c+4) of row r = B[16 nb + c][64 kb + 4r ...].
 // A 32 x 32 C block lives in tiles 0-3; tiles 4-5 hold two 16-row A strips, 6-7 two B blocks;
 // per 64-wide k step: 4 tile loads + 4 TDPBSSD. Torch-free.
 #pragma once
@@ -8,7 +9,6 @@
 #include <cstring>
 
 #include "isa.h"
-#include "pack.h"
 
 namespace gxnor::cpu::amx {
 
@@ -23,29 +23,6 @@ struct alignas(64) TileConfig {
   uint16_t colsb[16] = {};
   uint8_t rows[16] = {};
 };
-
-// Unpack rows [r0, r1) of packed (rows, 2, W) into int8 rows of Kp = 32 W values (padding -> 0);
-// rows at or beyond `rows` are zero.
-inline void unpack_rows_i8(const int32_t* p, int64_t W, int64_t rows, int64_t r0, int64_t r1, int8_t* dst,
-                           Isa isa) {
-  const int64_t Kp = 32 * W;
-  const int64_t hi = r1 < rows ? r1 : rows;
-  if (hi > r0) unpack_range(p + r0 * 2 * W, Kp, dst + r0 * Kp, 0, (hi - r0) * W, isa);
-  for (int64_t r = hi > r0 ? hi : r0; r < r1; ++r) std::memset(dst + r * Kp, 0, Kp);
-}
-
-// Rearrange int8 rows [n0, n1) (multiples of 16) of B (ld Kp) into VNNI blocks:
-// block (nb, kb) at bv + (nb * KB + kb) * 1024, row r, bytes [4c, 4c+4) = B[16 nb + c][64 kb + 4r ...].
-inline void to_vnni(const int8_t* b, int64_t Kp, int64_t n0, int64_t n1, int8_t* bv) {
-  const int64_t KB = Kp / kTileK;
-  for (int64_t nb = n0 / 16; nb < n1 / 16; ++nb)
-    for (int64_t kb = 0; kb < KB; ++kb) {
-      int8_t* dst = bv + (nb * KB + kb) * kVnniBytes;
-      for (int r = 0; r < 16; ++r)
-        for (int c = 0; c < 16; ++c)
-          std::memcpy(dst + r * 64 + c * 4, b + (nb * 16 + c) * Kp + kb * 64 + r * 4, 4);
-    }
-}
 
 inline constexpr TileConfig make_config() {
   TileConfig cfg;
@@ -87,7 +64,8 @@ GXNOR_TARGET_AMX inline void block_32x32(const int8_t* a, int64_t Kp, const int8
 }
 
 // Direct AVX-512 unpack of packed rows [r0, r1) (of `rows`; later rows zero) into int8:
-// A layout (row-major, ld Kp) or B VNNI layout (see to_vnni), 64 values per masked byte move.
+// A layout (row-major, ld Kp) or B VNNI layout (block (nb, kb) at (nb * Wq + kb) * 1 KiB), 64 values
+// per masked byte move.
 template <bool kVnni>
 GXNOR_TARGET_AMX inline void unpack_i8_avx512(const int32_t* p, int64_t W, int64_t rows, int64_t r0,
                                               int64_t r1, int8_t* dst) {

@@ -94,9 +94,10 @@ inline Isa set_isa(Isa want) {
 #define GXNOR_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt,bmi2")))
 #define GXNOR_TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi2")))
-#define GXNOR_TARGET_AMX                                                                               \
-  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt," \
-                        "bmi2")))
+#define GXNOR_TARGET_AMX                                                                    \
+  __attribute__((                                                                           \
+      target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt," \
+             "bmi2")))
 #include <immintrin.h>
 #else
 #define GXNOR_X86 0
