@@ -144,3 +144,12 @@ def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1) 
         torch._check(w.dtype == torch.int8, lambda: f"s: expected int8 state indices, got {w.dtype}")
         torch._check(tuple(grad.shape) == tuple(w.shape),
                      lambda: f"grad: expected the shape of s {tuple(w.shape)}, got {tuple(grad.shape)}")
+
+
+def check_state_values(s: torch.Tensor, n_states: int) -> None:
+    """Data check before an in-place update: indices in [-hi, hi]; binary (N = 0) has no zero state."""
+    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
+    torch._check(bool(((s >= -hi) & (s <= hi)).all()),
+                 lambda: f"s: expected state indices in [{-hi}, {hi}] for n_states = {n_states}; s was not modified")
+    torch._check(n_states != 0 or not bool((s == 0).any()),
+                 lambda: "s: expected binary states in {-1, +1}, got 0; s was not modified")

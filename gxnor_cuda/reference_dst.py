@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_dst
+from ._checks import check_dst, check_state_values
 from .reference import pack_ternary, unpack_ternary, validate_packed
 
 _M32 = 0xFFFFFFFF
@@ -114,9 +114,8 @@ def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr: float, m: float,
     """In-place DST on int8 state indices of Z_N: s in [-2^(N-1), 2^(N-1)], value s / 2^(N-1);
     N = 0 is binary, s in {-1, +1} (value s). returns: () int64 non-finite count."""
     check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
+    check_state_values(s, n_states)
     hi = 1 if n_states == 0 else 2 ** (n_states - 1)
-    torch._check(bool(((s >= -hi) & (s <= hi)).all()) and (n_states != 0 or not bool((s == 0).any())),
-                 lambda: f"s: expected state indices in [{-hi}, {hi}] for n_states = {n_states}; s was not modified")
     inv_dz, step = (0.5, 2) if n_states == 0 else (float(2 ** (n_states - 1)), 1)
     idx = torch.arange(grad.numel(), dtype=torch.int64, device=grad.device).reshape(grad.shape)
     u = uniform(philox_first(seed, offset + idx))

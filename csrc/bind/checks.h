@@ -46,6 +46,40 @@ inline at::ScalarType out_dtype(const std::optional<at::ScalarType>& d) {
   return dt;
 }
 
+// xnor_gemm operands: a (M, 2, W), b (N, 2, W) on a's device; optional float32 (N,) scale, bias.
+inline void check_gemm(const at::Tensor& a, const at::Tensor& b, int64_t K,
+                       const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+  check_packed(a, "a", K);
+  check_packed(b, "b", K);
+  TORCH_CHECK(b.device() == a.device(), "b: expected device ", a.device(), " (the device of a), got ",
+              b.device());
+  TORCH_CHECK(a.dim() == 3, "a: expected packed shape (M, 2, W), got ", a.sizes());
+  TORCH_CHECK(b.dim() == 3, "b: expected packed shape (N, 2, W), got ", b.sizes());
+  const int64_t N = b.size(0);
+  for (const auto* v : {&scale, &bias}) {
+    if (!v->has_value()) continue;
+    const char* name = v == &scale ? "scale" : "bias";
+    const at::Tensor& t = **v;
+    TORCH_CHECK(t.scalar_type() == at::kFloat, name, ": expected dtype torch.float32, got ", t.scalar_type());
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == N, name, ": expected shape (N,) = (", N, ",), got ", t.sizes());
+    TORCH_CHECK(t.device() == a.device(), name, ": expected device ", a.device(), ", got ", t.device());
+  }
+}
+
+// ternary_matmul operands: w (N, 2, W) packed along K; x (M, K) (NT) or (M, N) (NN), float32/bfloat16.
+inline void check_ternary_matmul(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
+  check_packed(w, "w", K);
+  TORCH_CHECK(w.device() == x.device(), "w: expected device ", x.device(), " (the device of x), got ",
+              w.device());
+  TORCH_CHECK(w.dim() == 3, "w: expected packed shape (N, 2, W), got ", w.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
+              "x: expected dtype float32 or bfloat16, got ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 2, "x: expected shape (M, ", nn ? "N" : "K", "), got ", x.sizes());
+  const int64_t inner = nn ? w.size(0) : K;
+  TORCH_CHECK(x.size(1) == inner, "x: expected ", nn ? "N = " : "K = ", inner, " columns (",
+              nn ? "rows of w" : "the K of w", "), got shape ", x.sizes());
+}
+
 // Packed output shape (..., 2, W) for an input (..., K).
 inline std::vector<int64_t> packed_shape(const at::Tensor& x) {
   auto s = x.sizes().vec();

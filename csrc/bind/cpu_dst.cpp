@@ -61,13 +61,7 @@ at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, doubl
   check_device(s, "s", c10::DeviceType::CPU);
   check_dst_common(s, grad_in, lr, m, seed, offset, increment);
   check_dst_states(s, grad_in, n_states);
-  const int hi = n_states == 0 ? 1 : (1 << (n_states - 1));
-  const auto out_of_range = at::logical_or(s.gt(hi), s.lt(-hi));
-  TORCH_CHECK(!out_of_range.any().item<bool>(), "s: expected state indices in [", -hi, ", ", hi,
-              "] for n_states = ", n_states, "; s was not modified");
-  if (n_states == 0)
-    TORCH_CHECK(!s.eq(0).any().item<bool>(),
-                "s: expected binary states in {-1, +1}, got 0; s was not modified");
+  check_state_values(s, n_states);
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   const auto p = params(lr, m, seed, offset, increment, n_states);
   std::atomic<int64_t> bad{0};

@@ -68,24 +68,12 @@ void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t 
   });
 }
 
-void check_vec(const std::optional<at::Tensor>& v, const char* name, int64_t N, const at::Tensor& like) {
-  if (!v) return;
-  TORCH_CHECK(v->scalar_type() == at::kFloat, name, ": expected dtype torch.float32, got ", v->scalar_type());
-  TORCH_CHECK(v->dim() == 1 && v->size(0) == N, name, ": expected shape (N,) = (", N, ",), got ", v->sizes());
-  TORCH_CHECK(v->device() == like.device(), name, ": expected device ", like.device(), ", got ", v->device());
-}
-
 at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                          const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(a_in, "a", c10::DeviceType::CPU);
   check_device(b_in, "b", c10::DeviceType::CPU);
-  check_packed(a_in, "a", K);
-  check_packed(b_in, "b", K);
-  TORCH_CHECK(a_in.dim() == 3, "a: expected packed shape (M, 2, W), got ", a_in.sizes());
-  TORCH_CHECK(b_in.dim() == 3, "b: expected packed shape (N, 2, W), got ", b_in.sizes());
+  check_gemm(a_in, b_in, K, scale, bias);
   const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
-  check_vec(scale, "scale", N, a_in);
-  check_vec(bias, "bias", N, a_in);
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = at::empty({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
   if (M == 0 || N == 0) return out;
@@ -111,14 +99,8 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
 at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_device(w, "w", c10::DeviceType::CPU);
-  check_packed(w, "w", K);
-  TORCH_CHECK(w.dim() == 3, "w: expected packed shape (N, 2, W), got ", w.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
-              "x: expected dtype float32 or bfloat16, got ", x.scalar_type());
-  TORCH_CHECK(x.dim() == 2, "x: expected shape (M, ", nn ? "N" : "K", "), got ", x.sizes());
+  check_ternary_matmul(x, w, K, nn);
   const int64_t N = w.size(0);
-  TORCH_CHECK(x.size(1) == (nn ? N : K), "x: expected ", nn ? "N = " : "K = ", nn ? N : K, " columns (",
-              nn ? "rows of w" : "the K of w", "), got shape ", x.sizes());
   const at::Tensor wc = w.contiguous();
   at::Tensor wd = at::empty({N, K}, x.options().dtype(at::kFloat));
   const int64_t W = wc.size(2);

@@ -104,23 +104,8 @@ at::Tensor validate_packed_cuda(const at::Tensor& packed_in, int64_t K) {
 at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                           const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(a_in, "a", c10::DeviceType::CUDA);
-  check_packed(a_in, "a", K);
-  check_packed(b_in, "b", K);
-  TORCH_CHECK(b_in.device() == a_in.device(), "b: expected device ", a_in.device(),
-              " (the device of a), got ", b_in.device());
-  TORCH_CHECK(a_in.dim() == 3, "a: expected packed shape (M, 2, W), got ", a_in.sizes());
-  TORCH_CHECK(b_in.dim() == 3, "b: expected packed shape (N, 2, W), got ", b_in.sizes());
+  check_gemm(a_in, b_in, K, scale, bias);
   const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
-  for (const auto* v : {&scale, &bias}) {
-    const char* name = v == &scale ? "scale" : "bias";
-    if (!v->has_value()) continue;
-    TORCH_CHECK((*v)->scalar_type() == at::kFloat, name, ": expected dtype torch.float32, got ",
-                (*v)->scalar_type());
-    TORCH_CHECK((*v)->dim() == 1 && (*v)->size(0) == N, name, ": expected shape (N,) = (", N, ",), got ",
-                (*v)->sizes());
-    TORCH_CHECK((*v)->device() == a_in.device(), name, ": expected device ", a_in.device(), ", got ",
-                (*v)->device());
-  }
   const c10::cuda::CUDAGuard guard(a_in.device());
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = at::empty({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
@@ -139,14 +124,7 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
 
 at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CUDA);
-  check_packed(w, "w", K);
-  TORCH_CHECK(w.device() == x.device(), "w: expected device ", x.device(), ", got ", w.device());
-  TORCH_CHECK(w.dim() == 3, "w: expected packed shape (N, 2, W), got ", w.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
-              "x: expected dtype float32 or bfloat16, got ", x.scalar_type());
-  const int64_t N = w.size(0);
-  TORCH_CHECK(x.dim() == 2 && x.size(1) == (nn ? N : K), "x: expected shape (M, ", nn ? N : K, "), got ",
-              x.sizes());
+  check_ternary_matmul(x, w, K, nn);
   const at::Tensor wd = unpack_ternary_cuda(w, K, x.scalar_type());
   return nn ? at::mm(x, wd) : at::mm(x, wd.t());
 }
@@ -177,9 +155,8 @@ at::Tensor dst_update_states_cuda(at::Tensor& s, const at::Tensor& grad_in, doub
   check_device(s, "s", c10::DeviceType::CUDA);
   check_dst_common(s, grad_in, lr, m, seed, offset, increment);
   check_dst_states(s, grad_in, n_states);
+  check_state_values(s, n_states);
   const int hi = n_states == 0 ? 1 : (1 << (n_states - 1));
-  TORCH_CHECK(!at::logical_or(s.gt(hi), s.lt(-hi)).any().item<bool>(), "s: expected state indices in [", -hi,
-              ", ", hi, "] for n_states = ", n_states, "; s was not modified");
   const c10::cuda::CUDAGuard guard(s.device());
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   at::Tensor bad = at::zeros({}, s.options().dtype(at::kLong));

@@ -25,14 +25,14 @@ inline void check_dst_packed(const at::Tensor& w, const at::Tensor& grad) {
   TORCH_CHECK(w.scalar_type() == at::kInt, "w: expected packed dtype torch.int32, got ", w.scalar_type());
   TORCH_CHECK(w.dim() >= 2 && w.size(-2) == 2, "w: expected packed shape (..., 2, W), got ", w.sizes());
   TORCH_CHECK(w.is_contiguous(), "w: expected a contiguous packed tensor (it is updated in place)");
-  TORCH_CHECK(grad.dim() == w.dim() - 1, "grad: expected the logical shape (..., K) of w ", w.sizes(), ", got ",
-              grad.sizes());
+  TORCH_CHECK(grad.dim() == w.dim() - 1, "grad: expected the logical shape (..., K) of w ", w.sizes(),
+              ", got ", grad.sizes());
   for (int64_t d = 0; d < grad.dim() - 1; ++d)
-    TORCH_CHECK(grad.size(d) == w.size(d), "grad: expected the logical shape (..., K) of w ", w.sizes(), ", got ",
-                grad.sizes());
+    TORCH_CHECK(grad.size(d) == w.size(d), "grad: expected the logical shape (..., K) of w ", w.sizes(),
+                ", got ", grad.sizes());
   const int64_t K = grad.size(-1);
-  TORCH_CHECK(K >= 1 && packed_words(K) == w.size(-1), "grad: expected K with 2*ceil(K/64) = W = ", w.size(-1),
-              " (w ", w.sizes(), "), got K = ", K);
+  TORCH_CHECK(K >= 1 && packed_words(K) == w.size(-1),
+              "grad: expected K with 2*ceil(K/64) = W = ", w.size(-1), " (w ", w.sizes(), "), got K = ", K);
 }
 
 inline void check_dst_states(const at::Tensor& s, const at::Tensor& grad, int64_t n_states) {
@@ -40,6 +40,16 @@ inline void check_dst_states(const at::Tensor& s, const at::Tensor& grad, int64_
   TORCH_CHECK(s.scalar_type() == at::kChar, "s: expected int8 state indices, got ", s.scalar_type());
   TORCH_CHECK(s.is_contiguous(), "s: expected a contiguous tensor (it is updated in place)");
   TORCH_CHECK(grad.sizes() == s.sizes(), "grad: expected the shape of s ", s.sizes(), ", got ", grad.sizes());
+}
+
+// Data check before an in-place update: indices in [-hi, hi]; binary (N = 0) has no zero state.
+inline void check_state_values(const at::Tensor& s, int64_t n_states) {
+  const int64_t hi = n_states == 0 ? 1 : (int64_t(1) << (n_states - 1));
+  TORCH_CHECK(!at::logical_or(s.gt(hi), s.lt(-hi)).any().item<bool>(), "s: expected state indices in [", -hi,
+              ", ", hi, "] for n_states = ", n_states, "; s was not modified");
+  if (n_states == 0)
+    TORCH_CHECK(!s.eq(0).any().item<bool>(),
+                "s: expected binary states in {-1, +1}, got 0; s was not modified");
 }
 
 }  // namespace gxnor::bind

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from .. import format as fmt
-from .._checks import check_dst
+from .._checks import check_dst, check_state_values
 from .pack import validate_packed
 
 
@@ -117,6 +117,8 @@ def dst_update_(w, grad, lr, m, seed, offset, increment=False):
 def dst_update_states_(s, grad, lr, m, n_states, seed, offset, increment=False):
     """Triton twin of reference_dst.dst_update_states_ (int8 state indices, in place)."""
     check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
+    torch._check(s.is_contiguous(), lambda: "s: expected a contiguous tensor (it is updated in place)")
+    check_state_values(s, n_states)
     hi = 1 if n_states == 0 else 2 ** (n_states - 1)
     inv_dz, step = (0.5, 2) if n_states == 0 else (float(hi), 1)
     g = grad.to(torch.float32).contiguous()

@@ -105,6 +105,22 @@ def test_bad_input_leaves_w_untouched(backend):
     assert torch.equal(bad, b0)
 
 
+@pytest.mark.parametrize("backend", ["reference", *backend_params()])
+def test_bad_states_leave_s_untouched(backend):
+    dev = device_for(backend) if backend != "reference" else torch.device("cpu")
+    g = torch.randn(3, 9, device=dev)
+    for n_states, bad_value, msg in [(2, 3, r"s: expected state indices in \[-2, 2\]"),
+                                     (0, 0, r"s: expected binary states in \{-1, \+1\}, got 0")]:
+        s = torch.ones(3, 9, dtype=torch.int8, device=dev)
+        s[1, 4] = bad_value
+        s0 = s.clone()
+        with pytest.raises(RuntimeError, match=msg):
+            F.dst_update_states_(s, g, 0.3, 3.0, n_states, 1, 0, backend=backend)
+        assert torch.equal(s, s0)
+    with pytest.raises(RuntimeError, match=r"n_states: expected N in \[0, 7\]"):
+        F.dst_update_states_(torch.ones(3, 9, dtype=torch.int8, device=dev), g, 0.3, 3.0, 8, 1, 0, backend=backend)
+
+
 def test_opcheck():
     w = ref.pack_ternary(rand_ternary(4, 70))
     torch.library.opcheck(torch.ops.gxnor.dst_update_, (w, torch.randn(4, 70), 0.3, 3.0, 5, 0, False))
