@@ -84,11 +84,16 @@ def require(name: str) -> None:
         raise BackendUnavailable(f"backend {name!r} is not available: {why}")
 
 
-def _register_fallbacks() -> None:
-    """Fill CPU / CUDA dispatch keys the native library left empty, and record it."""
+def reference_impl(op: str):
+    """The pure-torch twin of ``gxnor::<op>`` (reference.py, or reference_dst.py for the DST ops)."""
     from . import reference, reference_dst
 
-    ref = {op: getattr(reference, op, None) or getattr(reference_dst, op) for op in _ops.SCHEMAS}
+    return getattr(reference, op, None) or getattr(reference_dst, op)
+
+
+def _register_fallbacks() -> None:
+    """Fill CPU / CUDA dispatch keys the native library left empty, and record it."""
+    ref = {op: reference_impl(op) for op in _ops.SCHEMAS}
     if not available("cpp"):
         for op, fn in ref.items():
             torch.library.impl(f"gxnor::{op}", "CPU", lib=_FALLBACK_LIB)(fn)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend, reference
+from . import _backend
 
 
 def _kernel(op: str, backend: str | None, device: torch.device):
@@ -15,7 +15,7 @@ def _kernel(op: str, backend: str | None, device: torch.device):
         return getattr(torch.ops.gxnor, op)
     _backend.require(backend)
     if backend == "reference":
-        return getattr(reference, op)
+        return _backend.reference_impl(op)
     if backend == "triton":
         from . import _triton
 
@@ -151,11 +151,6 @@ def dst_update_(
     ``increment=True``. Element i (flat logical index) draws tl.rand(seed, offset + i).
     returns: () int64 count of non-finite gradient entries (those weights do not move).
     """
-    if backend == "reference":
-        _backend.require("reference")
-        from . import reference_dst
-
-        return reference_dst.dst_update_(w, grad, lr, m, seed, offset, increment)
     return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment)
 
 
@@ -167,8 +162,4 @@ def dst_update_states_(
 
     s: (...) int8, grad: (...) float. returns: () int64 non-finite count.
     """
-    if backend == "reference":
-        from . import reference_dst
-
-        return reference_dst.dst_update_states_(s, grad, lr, m, n_states, seed, offset, increment)
     return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment)
