@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pathlib
 import pickle
 
@@ -158,4 +157,4 @@ def load(name: str, data_dir: str | None):
     raise DataError(f"dataset: expected one of mnist, cifar10, digits, got {name!r}")
 
 
-__all__ = ["DataError", "load", "os"]
+__all__ = ["DataError", "load"]

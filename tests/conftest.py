@@ -19,3 +19,20 @@ import torch  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(params=["scalar", "avx2", "avx512", "amx"])
+def cpu_isa(request):
+    """Run the test with the C++ kernels forced to one ISA path; skip paths this CPU lacks."""
+    from gxnor_cuda import _backend
+
+    if not _backend.available("cpp"):
+        pytest.skip("native library not loaded")
+    ns = torch.ops.gxnor_native
+    before = ns.cpu_isa()
+    got = ns.set_cpu_isa(request.param)
+    if not got.startswith(request.param):
+        ns.set_cpu_isa(before)
+        pytest.skip(f"this CPU lacks {request.param} (got {got})")
+    yield got
+    ns.set_cpu_isa(before)

@@ -1,4 +1,4 @@
-"""Every CPU instruction-set path (AVX-512 VPOPCNTDQ, AVX2, scalar) through the torch op."""
+"""Every CPU instruction-set path (AMX, AVX-512 VPOPCNTDQ, AVX2, scalar) through the torch op."""
 
 import pytest
 import torch
@@ -11,20 +11,8 @@ from tests.helpers import rand_ternary
 pytestmark = pytest.mark.skipif(not _backend.available("cpp"), reason="native library not loaded")
 
 
-@pytest.fixture(params=["scalar", "avx2", "avx512"])
-def isa(request):
-    ns = torch.ops.gxnor_native
-    before = ns.cpu_isa()
-    got = ns.set_cpu_isa(request.param)
-    if not got.startswith(request.param):
-        ns.set_cpu_isa(before)
-        pytest.skip(f"this CPU lacks {request.param} (got {got})")
-    yield got
-    ns.set_cpu_isa(before.split("_")[0])
-
-
 @pytest.mark.parametrize("K", [1, 17, 32, 64, 65, 999])
-def test_pack_paths_agree(isa, K):
+def test_pack_paths_agree(cpu_isa, K):
     x = rand_ternary(7, K)
     assert torch.equal(F.pack_ternary(x, backend="cpp"), ref.pack_ternary(x))
     assert torch.equal(F.pack_ternary(x.to(torch.int8), backend="cpp"), ref.pack_ternary(x))

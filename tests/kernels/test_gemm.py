@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gxnor_cuda import _backend
 from gxnor_cuda import functional as F
 from gxnor_cuda import reference as ref
 from tests import emu
@@ -59,20 +58,6 @@ def test_xnor_gemm_epilogue(impl):
         got = run_gemm(impl, a, b, K, s, bb)
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, ref.xnor_gemm(a, b, K, s, bb), rtol=1e-6, atol=1e-5)
-
-
-@pytest.fixture(params=["scalar", "avx2", "avx512", "amx"])
-def cpu_isa(request):
-    if not _backend.available("cpp"):
-        pytest.skip("native library not loaded")
-    ns = torch.ops.gxnor_native
-    before = ns.cpu_isa()
-    got = ns.set_cpu_isa(request.param)
-    if not got.startswith(request.param):
-        ns.set_cpu_isa(before)
-        pytest.skip(f"this CPU lacks {request.param}")
-    yield got
-    ns.set_cpu_isa(before)
 
 
 @pytest.mark.parametrize("M,N,K", [*SHAPES, (300, 257, 513), (64, 100, 2048)])
