@@ -79,7 +79,7 @@ class DST(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.dst_step += 1
-        nonfinite = 0
+        counts = []  # per-parameter () int64 tensors: one host sync per step, not one per parameter
         for group in self.param_groups:
             lr, m, base = group["lr"], group["m"], group["base"]
             for p in group["params"]:
@@ -87,9 +87,10 @@ class DST(torch.optim.Optimizer):
                 if g is None:
                     continue
                 if is_discrete(p):
-                    nonfinite += self._discrete_step(p, g, lr, m, base, group)
+                    counts.append(self._discrete_step(p, g, lr, m, base, group))
                 else:
-                    nonfinite += self._float_step(p, g, lr, base, group)
+                    counts.append(self._float_step(p, g, lr, base, group))
+        nonfinite = int(torch.stack(counts).sum()) if counts else 0
         if nonfinite:
             self.nonfinite_total += nonfinite
             if not self._warned:
@@ -121,7 +122,7 @@ class DST(torch.optim.Optimizer):
         d = -lr * mh / (vh.sqrt() + group["eps"])
         return torch.where(torch.isfinite(g), d, g), True
 
-    def _discrete_step(self, p, g, lr, m, base, group) -> int:
+    def _discrete_step(self, p, g, lr, m, base, group) -> torch.Tensor:
         t, inc = self._base_increment(p, g, lr, base, group)
         n = int(t.numel())
         if p.dtype == torch.int32:
@@ -129,13 +130,12 @@ class DST(torch.optim.Optimizer):
         else:
             bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc)
         self.dst_offset += n
-        return int(bad)
+        return bad.to(torch.int64)
 
-    def _float_step(self, p, g, lr, base, group) -> int:
+    def _float_step(self, p, g, lr, base, group) -> torch.Tensor:
         fin = torch.isfinite(g)
-        bad = int((~fin).sum())
-        if bad:
-            g = torch.where(fin, g, 0)
+        bad = (~fin).sum()
+        g = torch.where(fin, g, 0)
         t, inc = self._base_increment(p, g, lr, base, group)
         if inc:
             p.add_(t)
