@@ -36,7 +36,7 @@ ctest-sanitize: setup
 	cd build/cmake-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(abspath $(BIN))/ctest --output-on-failure
 
 pytest: setup
-	$(BIN)/python -m pytest -q tests
+	GXNOR_REQUIRE_BACKENDS=cpp,triton $(BIN)/python -m pytest -q tests
 
 lint: setup
 	$(BIN)/ruff check gxnor_cuda tests bench

@@ -39,7 +39,7 @@ def _bits_from_words(words: torch.Tensor, K: int) -> torch.Tensor:
     """words: (..., W) int32 -> (..., K) bool."""
     w = words.to(torch.int64) & 0xFFFFFFFF
     b = (w.unsqueeze(-1) >> _SHIFTS.to(w.device)) & 1
-    return b.reshape(*words.shape[:-1], -1)[..., :K].bool()
+    return b.reshape(*words.shape[:-1], words.shape[-1] * fmt.BITS_PER_WORD)[..., :K].bool()
 
 
 def pack_ternary(x: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
@@ -56,8 +56,8 @@ def pack_ternary(x: torch.Tensor, threshold: float | None = None) -> torch.Tenso
     bad = ~((xi == 0) | (xi == 1) | (xi == -1))
     torch._check(
         not bool(bad.any()),
-        lambda: f"x: expected values in {{-1, 0, +1}} (or pass threshold=), got "
-        f"{xi[bad].flatten()[:4].tolist()} among {int(bad.sum())} bad element(s)",
+        lambda: f"x: expected values in {{-1, 0, +1}} (or pass threshold=), got {int(bad.sum())} element(s) "
+        f"outside that set, first {xi[bad].flatten()[:4].tolist()}",
     )
     W = fmt.packed_words(x.shape[-1])
     gate = _words_from_bits(xi != 0, W)
