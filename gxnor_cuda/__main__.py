@@ -37,7 +37,7 @@ def report() -> str:
     info = _backend.native_info()
     if info:
         lines.append(f"CPU ISA in use: {info['cpu_isa']} (detected: {info['detected_cpu_isa']}; "
-                     "choices avx512_vpopcntdq > avx2 > scalar, override with GXNOR_CPU_ISA)")
+                     "choices amx_int8 > avx512_vpopcntdq > avx2 > scalar, override with GXNOR_CPU_ISA)")
         lines.append(f"compiled CUDA architectures: {info.get('cuda_archs', 'none (CPU-only build)')}")
     rows = []
     for b in _backend.BACKENDS:

