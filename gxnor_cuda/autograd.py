@@ -29,6 +29,13 @@ def _dense(w: torch.Tensor, K: int, n_states: int, dtype=torch.float32) -> torch
     return w.to(dtype) / scale
 
 
+def ternary_input_matmul(h: torch.Tensor, w: torch.Tensor, K: int, r: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """phi_r(h) packed in one pass, then xnor_gemm to float32. h: (M, K) float, w: (N, 2, W).
+    returns: y (M, N) float32, and the packed activations (M, 2, W) int32."""
+    hq = F.quantize_pack(h.contiguous(), r)
+    return F.xnor_gemm(hq, w, K, torch.ones(w.shape[0], device=h.device), None), hq
+
+
 class TernaryWeightMatmul(torch.autograd.Function):
     """y (M, N) = x (M, K) @ W_dense.T for real-valued x."""
 
@@ -57,12 +64,12 @@ class TernaryInputMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, w, anchor, K, r, a):
-        hq = F.quantize_pack(h.contiguous(), r)
+        y, hq = ternary_input_matmul(h, w, K, r)
         ah = h.abs()
         window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
         ctx.save_for_backward(hq, F.pack_ternary(window), w)
         ctx.K, ctx.a = K, a
-        return F.xnor_gemm(hq, w, K, torch.ones(w.shape[0], device=h.device), None)
+        return y
 
     @staticmethod
     def backward(ctx, gy):

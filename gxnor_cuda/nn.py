@@ -16,7 +16,7 @@ from torch import nn
 
 from . import format as fmt
 from . import functional as F
-from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense
+from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense, ternary_input_matmul
 
 
 class TernaryActivation(nn.Module):
@@ -139,8 +139,7 @@ class _GXNORBase(nn.Module):
         fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
                  and self.n_states == 1)
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
-            hq = F.quantize_pack(x2d.contiguous(), q.r)
-            return F.xnor_gemm(hq, self.weight_q, self.K, torch.ones(self.weight_q.shape[0], device=x2d.device))
+            return ternary_input_matmul(x2d, self.weight_q, self.K, q.r)[0]
         if fused:
             return TernaryInputMatmul.apply(x2d, self.weight_q, self.anchor, self.K, q.r, q.a)
         if q is not None:
