@@ -18,6 +18,7 @@ from ._checks import (
     check_ternary_matmul,
     check_threshold,
 )
+from ._conv_checks import check_conv, conv_out_empty
 
 LIB = torch.library.Library("gxnor", "DEF")  # noqa: TOR901
 
@@ -28,6 +29,8 @@ SCHEMAS = {
     "validate_packed": "validate_packed(Tensor packed, int K) -> Tensor",
     "xnor_gemm": "xnor_gemm(Tensor a, Tensor b, int K, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "ternary_matmul": "ternary_matmul(Tensor x, Tensor w, int K, bool nn=False) -> Tensor",
+    "xnor_conv2d": "xnor_conv2d(Tensor x, Tensor w, int C, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
+    "int groups=1, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "dst_update_": "dst_update_(Tensor(a!) w, Tensor grad, float lr, float m, int seed, int offset, "
     "bool increment=False) -> Tensor",
     "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
@@ -77,6 +80,12 @@ def _xnor_gemm_fake(a, b, K, scale=None, bias=None):
 def _ternary_matmul_fake(x, w, K, nn=False):
     check_ternary_matmul(x, w, K, nn)
     return x.new_empty((x.shape[0], K if nn else w.shape[0]))
+
+
+@torch.library.register_fake("gxnor::xnor_conv2d")
+def _xnor_conv2d_fake(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    N, _, _, _, _, O, _, _, _, _, _, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    return conv_out_empty(x, O, N, Ho, Wo, scale is not None or bias is not None)
 
 
 @torch.library.register_fake("gxnor::dst_update_")

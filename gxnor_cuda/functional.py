@@ -163,3 +163,63 @@ def dst_update_states_(
     s: (...) int8, grad: (...) float. returns: () int64 non-finite count.
     """
     return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment)
+
+
+def pack_conv_input(x: torch.Tensor, groups: int = 1, threshold: float | None = None, *,
+                    backend: str | None = None) -> torch.Tensor:
+    """Pack NCHW activations channels-last for ``xnor_conv2d``.
+
+    x: (N, C, H, W) ternary values (or any reals with ``threshold`` r: phi_r first).
+    returns: (N, H, W, 2, Wc) int32 for groups = 1, else (N, H, W, groups, 2, Wg); Wg = 2*ceil(C/groups/64).
+    """
+    torch._check(x.dim() == 4, lambda: f"x: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    torch._check(c % groups == 0, lambda: f"groups: expected a divisor of C = {c}, got {groups}")
+    xl = x.permute(0, 2, 3, 1).reshape(n, h, w, groups, c // groups)
+    p = pack_ternary(xl, threshold, backend=backend) if threshold is None else quantize_pack(xl, threshold,
+                                                                                              backend=backend)
+    return p.squeeze(3) if groups == 1 else p
+
+
+def pack_conv_weight(w: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Pack a dense (O, C/groups, kh, kw) ternary weight to (O, kh, kw, 2, Wg) int32."""
+    torch._check(w.dim() == 4, lambda: f"w: expected (O, C/groups, kh, kw), got shape {tuple(w.shape)}")
+    return pack_ternary(w.permute(0, 2, 3, 1), backend=backend)
+
+
+def unpack_conv_weight(w: torch.Tensor, c_per_group: int, dtype: torch.dtype = torch.float32, *,
+                       backend: str | None = None) -> torch.Tensor:
+    """(O, kh, kw, 2, Wg) int32 -> dense (O, C/groups, kh, kw) ``dtype``."""
+    return unpack_ternary(w, c_per_group, dtype, backend=backend).permute(0, 3, 1, 2)
+
+
+def xnor_conv2d(
+    x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
+    scale: torch.Tensor | None = None, bias: torch.Tensor | None = None, *, backend: str | None = None,
+) -> torch.Tensor:
+    """Exact gated-XNOR conv2d on packed channels-last operands (implicit GEMM over (kh, kw, Wg)).
+
+    x: (N, H, W, 2, Wc) int32 (``pack_conv_input``), or (N, H, W, groups, 2, Wg) for groups > 1.
+    w: (O, kh, kw, 2, Wg) int32 (``pack_conv_weight``); C: input channels; zero padding = gate off.
+    scale, bias: optional (O,) float32: float32 output C * scale + bias (fused epilogue).
+    returns: (N, O, Ho, Wo) int32 (or float32), equal to F.conv2d on the dense values, stored
+    channels-last (``.permute(0, 2, 3, 1)`` is a free contiguous NHWC view; ``.contiguous()`` gives NCHW).
+    """
+    return _kernel("xnor_conv2d", backend, x.device)(x, w, C, _pair(stride), _pair(padding), _pair(dilation),
+                                                      groups, scale, bias)
+
+
+def _pair(v) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(t) for t in v]
+
+
+def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
+                   *, backend: str | None = None) -> torch.Tensor:
+    """Float input x packed ternary weight conv2d (the first layer), float32 accumulation.
+
+    x: (N, C, H, W) float32/bfloat16, w: (O, kh, kw, 2, Wg) int32. The weight is unpacked to x.dtype
+    (O*C*kh*kw/groups values: small) and the platform conv runs (oneDNN on CPU, cuDNN on GPU):
+    measured faster than im2col + ternary_matmul (bench/bench_conv.py).
+    """
+    wd = unpack_conv_weight(w, C // groups, x.dtype, backend=backend)
+    return torch.nn.functional.conv2d(x, wd, None, stride, padding, dilation, groups)

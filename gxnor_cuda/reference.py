@@ -143,3 +143,29 @@ def ternary_matmul(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False) -
     wd = unpack_ternary(w, K, torch.float64)
     out = x.to(torch.float64) @ (wd if nn else wd.T)
     return out.to(x.dtype)
+
+
+def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """Exact ternary conv2d on packed channels-last operands (float64 F.conv2d on dense values).
+
+    x: (N, H, W, 2, Wc) or (N, H, W, groups, 2, Wg) int32, w: (O, kh, kw, 2, Wg) int32.
+    returns: (N, O, Ho, Wo) int32 (float32 with scale/bias (O,)), channels-last memory.
+    """
+    from ._conv_checks import check_conv, conv_out_empty
+
+    N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups,
+                                                             scale, bias)
+    Cg = C // groups
+    xd = unpack_ternary(x.reshape(N, H, Wd, G, 2, Wg), Cg, torch.float64)  # (N, H, W, G, Cg)
+    xd = xd.reshape(N, H, Wd, C).permute(0, 3, 1, 2)
+    wd = unpack_ternary(w, Cg, torch.float64).permute(0, 3, 1, 2)  # (O, Cg, kh, kw)
+    y = torch.nn.functional.conv2d(xd, wd, None, s, p, d, groups)
+    fl = scale is not None or bias is not None
+    out = conv_out_empty(x, O, N, Ho, Wo, fl)
+    if not fl:
+        return out.copy_(torch.round(y).to(torch.int32))
+    if scale is not None:
+        y = y * scale.double()[:, None, None]
+    if bias is not None:
+        y = y + bias.double()[:, None, None]
+    return out.copy_(y.float())

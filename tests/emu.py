@@ -141,3 +141,19 @@ def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr, m, n_states, see
                                     ctypes.c_int(int(increment)), ctypes.c_uint64(seed), ctypes.c_uint64(offset),
                                     _p(bad), None), "dst_states")
     return bad
+
+
+def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None) -> torch.Tensor:
+    from gxnor_cuda._conv_checks import check_conv
+
+    N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    shape = torch.tensor([N, H, Wd, G, Wg, O, kh, kw, *s, *p, *d, Ho, Wo], dtype=torch.int64)
+    fl = scale is not None or bias is not None
+    out = torch.full((N, Ho, Wo, O), -7, dtype=torch.float32 if fl else torch.int32)  # poisoned
+    null = ctypes.c_void_p(0)
+    sc = scale.contiguous() if scale is not None else None
+    bi = bias.contiguous() if bias is not None else None
+    _ok(lib().gxnor_cuda_xnor_conv2d(_p(x.contiguous()), _p(w.contiguous()), _p(shape),
+                                     _p(sc) if sc is not None else null, _p(bi) if bi is not None else null,
+                                     null if fl else _p(out), _p(out) if fl else null, None), "xnor_conv2d")
+    return out.permute(0, 3, 1, 2)

@@ -19,10 +19,11 @@ def test_no_local_memory_spills():
     assert not spills, f"kernels using local memory: {spills}"
 
 
-def test_gemm_inner_loop_uses_popc():
+@pytest.mark.parametrize("kernel", ["xnor_gemm_kernel", "xnor_conv2d_kernel"])
+def test_inner_loop_uses_popc(kernel):
     k = sass.kernels()
-    gemm = {a: t for (a, n), t in k.items() if "xnor_gemm_kernel" in n}
-    assert set(gemm) >= {"sm_80", "sm_90"}, "xnor_gemm_kernel missing"
+    gemm = {a: t for (a, n), t in k.items() if kernel in n}
+    assert set(gemm) >= {"sm_80", "sm_90"}, f"{kernel} missing"
     for arch, text in gemm.items():
         n_popc = text.count("POPC")
         # 8 words x 16 register-blocked pairs x 2 popcounts in the unrolled chunk loop

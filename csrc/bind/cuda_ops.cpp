@@ -9,6 +9,7 @@
 
 #include "../gxnor/cuda/api.h"
 #include "checks.h"
+#include "conv_checks.h"
 #include "dst_checks.h"
 
 namespace gxnor::bind {
@@ -122,6 +123,29 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   return out;
 }
 
+at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+  check_device(x_in, "x", c10::DeviceType::CUDA);
+  const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const bool fl = scale.has_value() || bias.has_value();
+  at::Tensor out = conv_out_empty(x_in, s, fl);
+  if (s.rows() == 0 || s.o == 0) return out;
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const at::Tensor sc = scale ? scale->contiguous() : at::Tensor(),
+                   bi = bias ? bias->contiguous() : at::Tensor();
+  const int64_t shape16[16] = {s.n,  s.h,  s.w,  s.g,  s.wg, s.o,  s.kh, s.kw,
+                               s.sh, s.sw, s.ph, s.pw, s.dh, s.dw, s.ho, s.wo};
+  check_cuda(gxnor_cuda_xnor_conv2d(x.const_data_ptr<int32_t>(), w.const_data_ptr<int32_t>(), shape16,
+                                    sc.defined() ? sc.const_data_ptr<float>() : nullptr,
+                                    bi.defined() ? bi.const_data_ptr<float>() : nullptr,
+                                    fl ? nullptr : out.data_ptr<int32_t>(),
+                                    fl ? out.data_ptr<float>() : nullptr, stream()),
+             "xnor_conv2d");
+  return out;
+}
+
 at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CUDA);
   check_ternary_matmul(x, w, K, nn);
@@ -182,6 +206,7 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
   m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cuda);
   m.impl("validate_packed", &gxnor::bind::validate_packed_cuda);
   m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cuda);
+  m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cuda);
   m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cuda);
   m.impl("dst_update_", &gxnor::bind::dst_update_cuda);
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cuda);

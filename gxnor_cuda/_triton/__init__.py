@@ -1,5 +1,6 @@
 """Triton kernels (GPU, or CPU through TRITON_INTERPRET=1). One op per file."""
 
+from .conv import xnor_conv2d
 from .dst import dst_update_, dst_update_states_
 from .gemm import ternary_matmul, xnor_gemm
 from .pack import pack_ternary, quantize_pack, unpack_ternary, validate_packed
@@ -7,4 +8,11 @@ from .pack import pack_ternary, quantize_pack, unpack_ternary, validate_packed
 __all__ = [
     "dst_update_",
     "dst_update_states_",
-   "pack_ternary", "quantize_pack", "ternary_matmul", "unpack_ternary", "validate_packed", "xnor_gemm"]
+    "pack_ternary",
+    "quantize_pack",
+    "ternary_matmul",
+    "unpack_ternary",
+    "validate_packed",
+    "xnor_conv2d",
+    "xnor_gemm",
+]

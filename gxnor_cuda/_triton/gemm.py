@@ -29,10 +29,11 @@ def _popc32(x):
 
 @triton.jit
 def _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
-             FLOAT_OUT: tl.constexpr):
-    """Store an int32 C tile, or float32 C * scale[col] + bias[col] (the fused epilogue)."""
+             FLOAT_OUT: tl.constexpr, LDC=None):
+    """Store an int32 C tile, or float32 C * scale[col] + bias[col] (the fused epilogue).
+    Rows are LDC apart (default N)."""
     mc = (rm[:, None] < M) & (rn[None, :] < N)
-    c_off = rm[:, None].to(tl.int64) * N + rn[None, :]
+    c_off = rm[:, None].to(tl.int64) * (N if LDC is None else LDC) + rn[None, :]
     if FLOAT_OUT:
         out = acc.to(tl.float32)
         if HAS_SCALE:

@@ -19,15 +19,22 @@ int gxnor_cuda_count_noncanonical(const int32_t* p, int64_t rows, int64_t K, uns
                                   void* stream);
 // C (M, N) = a_dense @ b_dense.T for packed a (M, 2, W), b (N, 2, W): int32 into c_int, or (when
 // c_int is null) float c_float = C * scale[j] + bias[j] (scale/bias may be null).
-int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W, const float* scale,
-                         const float* bias, int32_t* c_int, float* c_float, void* stream);
+int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
+                         const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
+// Packed channels-last conv: x (n, h, w, g, 2, wg), w (o, kh, kw, 2, wg); shape16 = the 16 fields of
+// gxnor::ConvShape (csrc/gxnor/conv_shape.h) in order. Output (n, ho, wo, o): int32 into c_int, or
+// (when c_int is null) float32 c_float = C * scale[oc] + bias[oc].
+int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const int64_t* shape16, const float* scale,
+                           const float* bias, int32_t* c_int, float* c_float, void* stream);
 // In-place DST on packed ternary rows (rows x 2 x W) from a float gradient (rows x K); adds the
 // number of non-finite entries to *bad.
-int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr, float m, int increment,
-                          uint64_t seed, uint64_t offset, unsigned long long* bad, void* stream);
+int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr, float m,
+                          int increment, uint64_t seed, uint64_t offset, unsigned long long* bad,
+                          void* stream);
 // In-place DST on n int8 state indices in [-hi, hi] (step 2 for binary).
-int gxnor_cuda_dst_states(int8_t* s, const float* grad, int64_t n, float lr, float m, float inv_dz, int hi, int step,
-                          int increment, uint64_t seed, uint64_t offset, unsigned long long* bad, void* stream);
+int gxnor_cuda_dst_states(int8_t* s, const float* grad, int64_t n, float lr, float m, float inv_dz, int hi,
+                          int step, int increment, uint64_t seed, uint64_t offset, unsigned long long* bad,
+                          void* stream);
 // Architectures compiled into this library, e.g. "sm_80;sm_90" ("host-emulation" when emulated).
 const char* gxnor_cuda_archs();
 }

@@ -10,8 +10,9 @@ namespace gxnor::cuda {
 constexpr int kDstThreads = 256;
 
 __global__ void __launch_bounds__(kDstThreads)
-    dst_packed_kernel(int32_t* __restrict__ w, const float* __restrict__ grad, int64_t rows, int64_t K, float lr,
-                      float m, int increment, uint64_t seed, uint64_t offset, unsigned long long* bad) {
+    dst_packed_kernel(int32_t* __restrict__ w, const float* __restrict__ grad, int64_t rows, int64_t K,
+                      float lr, float m, int increment, uint64_t seed, uint64_t offset,
+                      unsigned long long* bad) {
   const int64_t W = packed_words(K);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kDstThreads;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * kDstThreads + threadIdx.x; t < rows * W; t += stride) {
@@ -59,13 +60,13 @@ __global__ void __launch_bounds__(kDstThreads)
 
 }  // namespace gxnor::cuda
 
-extern "C" int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr, float m,
-                                     int increment, uint64_t seed, uint64_t offset, unsigned long long* bad,
-                                     void* stream) {
+extern "C" int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr,
+                                     float m, int increment, uint64_t seed, uint64_t offset,
+                                     unsigned long long* bad, void* stream) {
   using namespace gxnor::cuda;
   const dim3 grid(grid_for(rows * gxnor::packed_words(K), kDstThreads));
-  GX_LAUNCH(dst_packed_kernel, grid, dim3(kDstThreads), 0, stream, w, grad, rows, K, lr, m, increment, seed, offset,
-            bad);
+  GX_LAUNCH(dst_packed_kernel, grid, dim3(kDstThreads), 0, stream, w, grad, rows, K, lr, m, increment, seed,
+            offset, bad);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -73,7 +74,7 @@ extern "C" int gxnor_cuda_dst_states(int8_t* s, const float* grad, int64_t n, fl
                                      int hi, int step, int increment, uint64_t seed, uint64_t offset,
                                      unsigned long long* bad, void* stream) {
   using namespace gxnor::cuda;
-  GX_LAUNCH(dst_states_kernel, dim3(grid_for(n, kDstThreads)), dim3(kDstThreads), 0, stream, s, grad, n, lr, m,
-            inv_dz, hi, step, increment, seed, offset, bad);
+  GX_LAUNCH(dst_states_kernel, dim3(grid_for(n, kDstThreads)), dim3(kDstThreads), 0, stream, s, grad, n, lr,
+            m, inv_dz, hi, step, increment, seed, offset, bad);
   return static_cast<int>(cudaGetLastError());
 }

@@ -6,10 +6,9 @@
 #include "../format.h"
 #include "api.h"
 #include "compat.cuh"
+#include "xnor_tile.cuh"
 
 namespace gxnor::cuda {
-
-constexpr int kTile = 64, kThr = 16, kReg = 4, kChunk = 8;
 
 __global__ void __launch_bounds__(kThr* kThr)
     xnor_gemm_kernel(const int32_t* __restrict__ a, const int32_t* __restrict__ b, int64_t M, int64_t N,
@@ -35,24 +34,7 @@ __global__ void __launch_bounds__(kThr* kThr)
       Bs[row][plane][w] = (gb < N && gw < W) ? static_cast<uint32_t>(b[gb * 2 * W + plane * W + gw]) : 0u;
     }
     __syncthreads();
-#pragma unroll
-    for (int w = 0; w < kChunk; ++w) {
-      uint32_t ga[kReg], sa[kReg], gb[kReg], sb[kReg];
-#pragma unroll
-      for (int i = 0; i < kReg; ++i) {
-        ga[i] = As[ty + kThr * i][0][w];
-        sa[i] = As[ty + kThr * i][1][w];
-        gb[i] = Bs[tx + kThr * i][0][w];
-        sb[i] = Bs[tx + kThr * i][1][w];
-      }
-#pragma unroll
-      for (int i = 0; i < kReg; ++i)
-#pragma unroll
-        for (int j = 0; j < kReg; ++j) {
-          const uint32_t g = ga[i] & gb[j];
-          acc[i][j] += __popc(g) - 2 * __popc(g & (sa[i] ^ sb[j]));
-        }
-    }
+    xnor_tile_chunk(As, Bs, tx, ty, acc);
     __syncthreads();
   }
 #pragma unroll
@@ -60,13 +42,7 @@ __global__ void __launch_bounds__(kThr* kThr)
 #pragma unroll
     for (int j = 0; j < kReg; ++j) {
       const int64_t r = i0 + ty + kThr * i, c = j0 + tx + kThr * j;
-      if (r < M && c < N) {
-        if (c_int)
-          c_int[r * N + c] = acc[i][j];
-        else
-          c_float[r * N + c] =
-              static_cast<float>(acc[i][j]) * (scale ? scale[c] : 1.0f) + (bias ? bias[c] : 0.0f);
-      }
+      if (r < M && c < N) store_c(r * N + c, c, acc[i][j], scale, bias, c_int, c_float);
     }
 }
 

@@ -1,0 +1,73 @@
+// xnor_conv2d argument checks for the CPU and CUDA bindings: the C++ twin of
+// gxnor_cuda/_conv_checks.py (same messages). Returns the ConvShape.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "../gxnor/conv_shape.h"
+
+namespace gxnor::bind {
+
+inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(stride.size() == 2, "stride: expected an int or 2 ints, got ", stride);
+  TORCH_CHECK(padding.size() == 2, "padding: expected an int or 2 ints, got ", padding);
+  TORCH_CHECK(dilation.size() == 2, "dilation: expected an int or 2 ints, got ", dilation);
+  TORCH_CHECK(stride[0] >= 1 && stride[1] >= 1, "stride: expected ints >= 1, got ", stride);
+  TORCH_CHECK(dilation[0] >= 1 && dilation[1] >= 1, "dilation: expected ints >= 1, got ", dilation);
+  TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0, "padding: expected ints >= 0, got ", padding);
+  TORCH_CHECK(groups >= 1, "groups: expected an int >= 1, got ", groups);
+  TORCH_CHECK(C >= 1, "C: expected the input channel count >= 1, got ", C);
+  TORCH_CHECK(C % groups == 0, "groups: expected a divisor of C = ", C, ", got ", groups);
+  TORCH_CHECK(x.scalar_type() == at::kInt, "x: expected packed dtype torch.int32, got ", x.scalar_type());
+  TORCH_CHECK(w.scalar_type() == at::kInt, "w: expected packed dtype torch.int32, got ", w.scalar_type());
+  TORCH_CHECK(x.dim() == 6 || (x.dim() == 5 && groups == 1),
+              "x: expected packed channels-last activations (N, H, W, 2, Wc) or (N, H, W, groups, 2, Wg) "
+              "(groups = ",
+              groups, "), got shape ", x.sizes());
+  const bool six = x.dim() == 6;
+  ConvShape s{};
+  s.n = x.size(0), s.h = x.size(1), s.w = x.size(2), s.g = six ? x.size(3) : 1;
+  s.wg = x.size(-1);
+  const int64_t wg_want = packed_words(C / groups);
+  TORCH_CHECK(s.g == groups && x.size(-2) == 2 && s.wg == wg_want, "x: expected shape (N, H, W, ", groups,
+              ", 2, ", wg_want, ") for C = ", C, " in ", groups, " group(s) (W = 2*ceil(C/groups/64)), got ",
+              x.sizes());
+  TORCH_CHECK(w.dim() == 5 && w.size(3) == 2, "w: expected packed weights (O, kh, kw, 2, Wg), got shape ",
+              w.sizes());
+  TORCH_CHECK(w.size(4) == wg_want, "w: expected Wg = ", wg_want, " words for C/groups = ", C / groups,
+              " channels, got shape ", w.sizes());
+  s.o = w.size(0), s.kh = w.size(1), s.kw = w.size(2);
+  TORCH_CHECK(s.o % groups == 0, "w: expected out channels O divisible by groups = ", groups,
+              ", got O = ", s.o);
+  TORCH_CHECK(s.kh >= 1 && s.kw >= 1, "w: expected a kernel of size >= 1, got shape ", w.sizes());
+  TORCH_CHECK(w.device() == x.device(), "w: expected device ", x.device(), " (the device of x), got ",
+              w.device());
+  s.sh = stride[0], s.sw = stride[1], s.ph = padding[0], s.pw = padding[1], s.dh = dilation[0],
+  s.dw = dilation[1];
+  s.ho = (s.h + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1;
+  s.wo = (s.w + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1;
+  const bool neg_h = s.h + 2 * s.ph - s.dh * (s.kh - 1) - 1 < 0,
+             neg_w = s.w + 2 * s.pw - s.dw * (s.kw - 1) - 1 < 0;
+  TORCH_CHECK(!neg_h && !neg_w && s.ho >= 1 && s.wo >= 1, "w: expected a kernel (", s.kh, ", ", s.kw,
+              ") with dilation ", dilation, " no larger than the padded input (", s.h + 2 * s.ph, ", ",
+              s.w + 2 * s.pw, "), got output size (", neg_h ? 0 : s.ho, ", ", neg_w ? 0 : s.wo, ")");
+  for (const auto* v : {&scale, &bias}) {
+    if (!v->has_value()) continue;
+    const char* name = v == &scale ? "scale" : "bias";
+    const at::Tensor& t = **v;
+    TORCH_CHECK(t.scalar_type() == at::kFloat, name, ": expected dtype torch.float32, got ", t.scalar_type());
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == s.o, name, ": expected shape (O,) = (", s.o, ",), got ",
+                t.sizes());
+    TORCH_CHECK(t.device() == x.device(), name, ": expected device ", x.device(), ", got ", t.device());
+  }
+  return s;
+}
+
+// (N, O, Ho, Wo) output in channels-last memory: what the implicit GEMM writes row by row.
+inline at::Tensor conv_out_empty(const at::Tensor& x, const ConvShape& s, bool float_out) {
+  return at::empty({s.n, s.ho, s.wo, s.o}, x.options().dtype(float_out ? at::kFloat : at::kInt))
+      .permute({0, 3, 1, 2});
+}
+
+}  // namespace gxnor::bind

@@ -1,0 +1,44 @@
+// CPU packed im2col for xnor_conv2d: gathers, for output rows [m0, m1) and group gi, the packed
+// channel words of every kernel tap into GEMM rows (2, kh * kw * wg) (gate words of all taps,
+// then sign words). Taps in the zero padding become zero words (gate off): the popcount GEMM
+// then gives exactly F.conv2d with zero padding. Channel padding bits are zero in both operands.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "../conv_shape.h"
+
+namespace gxnor::cpu {
+
+inline void im2col_packed(const int32_t* x, const ConvShape& s, int64_t gi, int64_t m0, int64_t m1,
+                          int32_t* dst) {
+  const int64_t kw_words = s.words(), wg = s.wg;
+  const size_t bytes = static_cast<size_t>(wg) * sizeof(int32_t);
+  for (int64_t m = m0; m < m1; ++m) {
+    int32_t* gate = dst + (m - m0) * 2 * kw_words;
+    int32_t* sign = gate + kw_words;
+    for (int64_t ky = 0; ky < s.kh; ++ky)
+      for (int64_t kx = 0; kx < s.kw; ++kx) {
+        const int64_t tap = (ky * s.kw + kx) * wg, off = s.src(m, ky, kx, gi);
+        if (off < 0) {
+          std::memset(gate + tap, 0, bytes);
+          std::memset(sign + tap, 0, bytes);
+        } else {
+          std::memcpy(gate + tap, x + off, bytes);
+          std::memcpy(sign + tap, x + off + wg, bytes);
+        }
+      }
+  }
+}
+
+// Weights (o, kh, kw, 2, wg) -> GEMM rows (o, 2, kh * kw * wg) in the same tap order.
+inline void weights_to_rows(const int32_t* w, const ConvShape& s, int32_t* dst) {
+  const int64_t taps = s.kh * s.kw, kw_words = s.words(), wg = s.wg;
+  for (int64_t oc = 0; oc < s.o; ++oc)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t p = 0; p < 2; ++p)
+        std::memcpy(dst + (oc * 2 + p) * kw_words + t * wg, w + ((oc * taps + t) * 2 + p) * wg,
+                    static_cast<size_t>(wg) * sizeof(int32_t));
+}
+
+}  // namespace gxnor::cpu

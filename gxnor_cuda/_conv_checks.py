@@ -1,0 +1,74 @@
+"""Argument checks of xnor_conv2d, shared by the reference, Triton and fake implementations.
+
+The C++ and CUDA bindings carry the same checks in csrc/bind/conv_checks.h.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import format as fmt
+from ._checks import check_same_device
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) else tuple(v)
+    torch._check(len(t) == 2, lambda: f"{name}: expected an int or 2 ints, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None):
+    """Validates xnor_conv2d arguments; returns (N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo)."""
+    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    torch._check(min(s) >= 1, lambda: f"stride: expected ints >= 1, got {list(s)}")
+    torch._check(min(d) >= 1, lambda: f"dilation: expected ints >= 1, got {list(d)}")
+    torch._check(min(p) >= 0, lambda: f"padding: expected ints >= 0, got {list(p)}")
+    torch._check(isinstance(groups, int) and groups >= 1, lambda: f"groups: expected an int >= 1, got {groups!r}")
+    torch._check(isinstance(C, int) and C >= 1, lambda: f"C: expected the input channel count >= 1, got {C!r}")
+    torch._check(C % groups == 0, lambda: f"groups: expected a divisor of C = {C}, got {groups}")
+    for name, t in (("x", x), ("w", w)):
+        torch._check(t.dtype == torch.int32, lambda n=name, t=t: f"{n}: expected packed dtype torch.int32, got "
+                     f"{t.dtype}")
+    torch._check(
+        x.dim() == 6 or (x.dim() == 5 and groups == 1),
+        lambda: f"x: expected packed channels-last activations (N, H, W, 2, Wc) or (N, H, W, groups, 2, Wg) "
+        f"(groups = {groups}), got shape {tuple(x.shape)}",
+    )
+    xs = tuple(x.shape) if x.dim() == 6 else (*x.shape[:3], 1, *x.shape[3:])
+    N, H, Wd, G, two, Wg = xs
+    Wg_want = fmt.packed_words(C // groups)
+    torch._check(G == groups and two == 2 and Wg == Wg_want,
+                 lambda: f"x: expected shape (N, H, W, {groups}, 2, {Wg_want}) for C = {C} in {groups} group(s) "
+                 f"(W = 2*ceil(C/groups/64)), got {tuple(x.shape)}")
+    torch._check(w.dim() == 5 and w.shape[3] == 2,
+                 lambda: f"w: expected packed weights (O, kh, kw, 2, Wg), got shape {tuple(w.shape)}")
+    O, kh, kw, _, wWg = w.shape
+    torch._check(wWg == Wg_want, lambda: f"w: expected Wg = {Wg_want} words for C/groups = {C // groups} channels, "
+                 f"got shape {tuple(w.shape)}")
+    torch._check(O % groups == 0, lambda: f"w: expected out channels O divisible by groups = {groups}, got O = {O}")
+    torch._check(kh >= 1 and kw >= 1, lambda: f"w: expected a kernel of size >= 1, got shape {tuple(w.shape)}")
+    check_same_device("x", x, "w", w)
+    Ho, Wo = conv_out_size(H, kh, s[0], p[0], d[0]), conv_out_size(Wd, kw, s[1], p[1], d[1])
+    torch._check(
+        Ho >= 1 and Wo >= 1,
+        lambda: f"w: expected a kernel ({kh}, {kw}) with dilation {list(d)} no larger than the padded input "
+        f"({H + 2 * p[0]}, {Wd + 2 * p[1]}), got output size ({Ho}, {Wo})",
+    )
+    for name, v in (("scale", scale), ("bias", bias)):
+        if v is None:
+            continue
+        torch._check(v.dtype == torch.float32, lambda n=name, v=v: f"{n}: expected dtype torch.float32, got {v.dtype}")
+        torch._check(v.dim() == 1 and v.shape[0] == O,
+                     lambda n=name, v=v: f"{n}: expected shape (O,) = ({O},), got {tuple(v.shape)}")
+        check_same_device("x", x, name, v)
+    return N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo
+
+
+def conv_out_empty(x, O, N, Ho, Wo, float_out: bool) -> torch.Tensor:
+    """(N, O, Ho, Wo) int32/float32 in channels-last memory (what the implicit GEMM writes)."""
+    dt = torch.float32 if float_out else torch.int32
+    return x.new_empty((N, Ho, Wo, O), dtype=dt).permute(0, 3, 1, 2)
