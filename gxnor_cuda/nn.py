@@ -11,12 +11,12 @@ import math
 import warnings
 
 import torch
-import torch.nn.functional as TF
 from torch import nn
 
 from . import format as fmt
 from . import functional as F
 from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense, ternary_input_matmul
+from .autograd_conv import TernaryInputConv, TernaryWeightConv, dense_conv_weight, ternary_input_conv
 
 
 class TernaryActivation(nn.Module):
@@ -84,11 +84,12 @@ def _init_states(shape, n_states, device, generator=None):
 class _GXNORBase(nn.Module):
     """Shared weight storage: a discrete Parameter plus format metadata."""
 
-    def _init_weight(self, out_features: int, K: int, n_states: int, device):
+    def _init_weight(self, lead: tuple[int, ...], K: int, n_states: int, device):
+        """Storage (*lead, 2, W) packed for N = 1, else (*lead, K) int8 states; K = packed axis."""
         if not 0 <= n_states <= 7:
             raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
         self.K, self.n_states = K, n_states
-        s = _init_states((out_features, K), n_states, device)
+        s = _init_states((*lead, K), n_states, device)
         data = F.pack_ternary(s) if n_states == 1 else s
         self.weight_q = nn.Parameter(data, requires_grad=False)
         self.weight_q.gxnor_K = K
@@ -107,9 +108,12 @@ class _GXNORBase(nn.Module):
         """Dense discrete weight values (float32), for inspection."""
         return _dense(self.weight_q, self.K, self.n_states).reshape(self._weight_shape())
 
+    def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
+        return w.reshape(w.shape[0], -1)
+
     def set_weight(self, w: torch.Tensor) -> None:
         """Ternarise / discretise a float weight (nearest state) into the discrete storage."""
-        w = w.detach().reshape(self.weight_q.shape[0], -1).to(self.weight_q.device, torch.float32)
+        w = self._to_storage_order(w.detach()).to(self.weight_q.device, torch.float32)
         if self.n_states == 0:
             s = torch.where(w >= 0, 1, -1).to(torch.int8)
         else:
@@ -160,7 +164,7 @@ class GXNORLinear(_GXNORBase):
                  input_quantizer: nn.Module | None = None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_weight(out_features, in_features, n_states, device)
+        self._init_weight((out_features,), in_features, n_states, device)
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
@@ -191,38 +195,59 @@ class GXNORLinear(_GXNORBase):
 
 
 class GXNORConv2d(_GXNORBase):
-    """nn.Conv2d with discrete weights; im2col (unfold) onto the ternary GEMM kernels."""
+    """nn.Conv2d with discrete weights, stored (O, kh, kw, 2, Wg) packed channels-last (N = 1).
+
+    With a rectangular ternary input_quantizer the input is quantized and packed channels-last
+    in one pass and the exact xnor_conv2d kernel runs; backward keeps the packed activations and
+    window mask only. A real-valued input (first layer) uses the platform conv on the unpacked
+    weight. ``.weight`` gives the dense (O, C/groups, kh, kw) values.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, device=None, dtype=None, n_states=1, input_quantizer: nn.Module | None = None):
         super().__init__()
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
-        if groups != 1:
-            raise NotImplementedError("groups: GXNORConv2d supports groups=1 (grouped conv is issue #4)")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups: expected a divisor of in_channels = {in_channels} and out_channels = "
+                             f"{out_channels}, got {groups}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(kernel_size), pair(stride)
         self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        K = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self._init_weight(out_channels, K, n_states, device)
+        if isinstance(padding, str) or min(self.padding) < 0:
+            raise ValueError(f"padding: expected ints >= 0, got {padding!r}")
+        self._init_weight((out_channels, *self.kernel_size), in_channels // groups, n_states, device)
         self.bias = nn.Parameter(torch.zeros(out_channels, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
 
     def _weight_shape(self):
-        return (self.out_channels, self.in_channels, *self.kernel_size)
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Dense discrete weight values (float32, (O, C/groups, kh, kw)), for inspection."""
+        return dense_conv_weight(self.weight_q, self.K, self.n_states)
+
+    def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
+        return w.reshape(self._weight_shape()).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"input: expected (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        n, _, h, w = x.shape
-        kh, kw = self.kernel_size
-        ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
-        wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        cols = TF.unfold(x.float(), self.kernel_size, self.dilation, self.padding, self.stride)  # (n, K, L)
-        y = self._matmul(cols.transpose(1, 2).reshape(-1, self.K))  # (n*L, O)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(n, ho * wo, self.out_channels).transpose(1, 2).reshape(n, self.out_channels, ho, wo)
+        spec = (list(self.stride), list(self.padding), list(self.dilation), self.groups)
+        x = x.float()
+        q = self.input_quantizer
+        fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
+                 and self.n_states == 1)
+        if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
+            return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r, self.bias)[0]
+        if fused:
+            y = TernaryInputConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, q.r, q.a)
+        else:
+            if q is not None:
+                x = q(x)
+            y = TernaryWeightConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, self.n_states)
+        return y if self.bias is None else y + self.bias[:, None, None]
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None) -> GXNORConv2d:
@@ -236,7 +261,7 @@ class GXNORConv2d(_GXNORBase):
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, n_states={self.n_states}")
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, n_states={self.n_states}")
 
 
 def convert(model: nn.Module, filter_fn=None, skip=("first", "last"), n_states: int = 1) -> nn.Module:

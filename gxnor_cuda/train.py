@@ -96,8 +96,7 @@ def layer_stats(net, x):
 
 def weight_bytes(net):
     packed = sum(p.numel() * p.element_size() for p in net.parameters() if is_discrete(p))
-    logical = sum(m.weight_q.gxnor_K * m.weight_q.shape[0] for m in net.modules()
-                  if isinstance(m, (GXNORConv2d, GXNORLinear)))
+    logical = sum(m.weight.numel() for m in net.modules() if isinstance(m, (GXNORConv2d, GXNORLinear)))
     return packed, logical * 4, logical
 
 

@@ -178,3 +178,25 @@ def test_dst_bad_arguments():
                     (dict(seed=-1), "seed:")]:
         with pytest.raises(ValueError, match=msg):
             DST(m.parameters(), **({"lr": 0.1} | kw))
+
+
+@pytest.mark.parametrize("stride,padding,dilation,groups,quant", [(1, 0, 1, 1, False), (2, 1, 1, 1, True),
+                                                                  (1, 2, 2, 2, True), (1, 1, 1, 4, False)])
+def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quant):
+    # Input and weight gradients of GXNORConv2d equal those of F.conv2d on the dense values (with
+    # the rectangular window on the input when the ternary quantizer is fused).
+    torch.manual_seed(3)
+    q = TernaryActivation() if quant else None
+    m = GXNORConv2d(4, 6 if groups != 4 else 8, 3, stride, padding, dilation, groups, input_quantizer=q)
+    h = (torch.randn(2, 4, 9, 8) * 1.5).requires_grad_()
+    y = m(h)
+    g = torch.randn_like(y)
+    y.backward(g)
+    h2 = h.detach().clone().requires_grad_()
+    w2 = m.weight.clone().requires_grad_()
+    xin = TernaryActivation()(h2) if quant else h2
+    y2 = torch.nn.functional.conv2d(xin, w2, m.bias, stride, padding, dilation, groups)
+    y2.backward(g)
+    torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(h.grad, h2.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.weight_q.gxnor_grad.permute(0, 3, 1, 2), w2.grad, rtol=1e-5, atol=1e-5)

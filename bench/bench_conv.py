@@ -1,0 +1,123 @@
+"""xnor_conv2d and the float-side convolutions against torch F.conv2d (oneDNN) on the GXNOR network
+layers, same run, batch 100.
+
+Ternary x ternary: torch fp32 / bf16 conv2d vs gxnor xnor_conv2d on packed operands, and with the
+input quantize+pack included. Float side (what a training step runs): the first-layer forward
+(ternary_conv2d: unpack the weight + platform conv) and the im2col + ternary_matmul alternative,
+grad-input and grad-weight (aten.convolution_backward on unpacked operands) vs fp32.
+
+    python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import torch
+import torch.nn.functional as TF
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import emit, time_cpu  # noqa: E402
+
+from gxnor_cuda import functional as F  # noqa: E402
+
+# (name, C_in, C_out, kernel, H = W of the input, padding)
+LAYERS = [
+    ("mnist conv1 1->32 5x5 28", 1, 32, 5, 28, 0),
+    ("mnist conv2 32->64 5x5 12", 32, 64, 5, 12, 0),
+    ("cifar 128->128 3x3 32", 128, 128, 3, 32, 1),
+    ("cifar 128->256 3x3 16", 128, 256, 3, 16, 1),
+    ("cifar 256->256 3x3 16", 256, 256, 3, 16, 1),
+    ("cifar 256->512 3x3 8", 256, 512, 3, 8, 1),
+    ("cifar 512->512 3x3 8", 512, 512, 3, 8, 1),
+]
+
+
+def tern(*shape):
+    return torch.randint(-1, 2, shape).float()
+
+
+def layer_row(name, c, o, k, h, p, bs, t):
+    x, w = tern(bs, c, h, h), tern(o, c, k, k)
+    xr = torch.randn(bs, c, h, h)
+    xb, wb = x.bfloat16(), w.bfloat16()
+    xp, wp = F.pack_conv_input(x), F.pack_conv_weight(w)
+    y = TF.conv2d(x, w, None, 1, p)
+    gy = torch.randn_like(y)
+    ms = {
+        "fp32 conv": t(lambda: TF.conv2d(x, w, None, 1, p)),
+        "bf16 conv": t(lambda: TF.conv2d(xb, wb, None, 1, p)),
+        "xnor_conv2d": t(lambda: F.xnor_conv2d(xp, wp, c, 1, p)),
+        "xnor +pack": t(lambda: F.xnor_conv2d(F.pack_conv_input(xr, threshold=1.0), wp, c, 1, p)),
+        "float fwd": t(lambda: F.ternary_conv2d(xr, wp, c, 1, p)),
+        "im2col+ternary_matmul": t(lambda: F.ternary_matmul(
+            TF.unfold(xr, k, 1, p).transpose(1, 2).reshape(-1, c * k * k), F.pack_ternary(w.reshape(o, -1)),
+            c * k * k)),
+    }
+    spec = dict(stride=[1, 1], padding=[p, p], dilation=[1, 1], transposed=False, output_padding=[0, 0], groups=1)
+    cb = torch.ops.aten.convolution_backward
+    ms["fp32 grad-input"] = t(lambda: cb(gy, xr, w, None, **spec, output_mask=[True, False, False]))
+    ms["grad-input"] = t(lambda: cb(gy, xr, F.unpack_conv_weight(wp, c), None, **spec,
+                                    output_mask=[True, False, False]))
+    ms["fp32 grad-weight"] = t(lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]))
+    ms["grad-weight"] = t(lambda: cb(gy, F.unpack_ternary(xp, c, torch.float32).permute(0, 3, 1, 2), w, None,
+                                     **spec, output_mask=[False, True, False]))
+    ms = {kk: v * 1e3 for kk, v in ms.items()}
+    macs = bs * o * y.shape[2] * y.shape[3] * c * k * k
+    return {
+        "layer": name, **{f"{kk} ms": v for kk, v in ms.items()},
+        "xnor G MAC/s": macs / ms["xnor_conv2d"] / 1e6,
+        "xnor vs fp32": ms["fp32 conv"] / ms["xnor_conv2d"],
+        "xnor vs bf16": ms["bf16 conv"] / ms["xnor_conv2d"],
+        "xnor+pack vs fp32": ms["fp32 conv"] / ms["xnor +pack"],
+        "float fwd vs fp32": ms["fp32 conv"] / ms["float fwd"],
+        "im2col vs fp32": ms["fp32 conv"] / ms["im2col+ternary_matmul"],
+        "grad-input vs fp32": ms["fp32 grad-input"] / ms["grad-input"],
+        "grad-weight vs fp32": ms["fp32 grad-weight"] / ms["grad-weight"],
+    }
+
+
+def plot(path, rows, meta):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    keys = ["xnor vs fp32", "xnor vs bf16", "float fwd vs fp32", "grad-input vs fp32", "grad-weight vs fp32"]
+    xs = range(len(rows))
+    for i, key in enumerate(keys):
+        ax.bar([x + 0.16 * i for x in xs], [r[key] for r in rows], width=0.16, label=key)
+    ax.axhline(1.0, color="k", lw=0.5)
+    ax.set_xticks([x + 0.32 for x in xs], [r["layer"] for r in rows], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("speed-up over torch (x)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title(f"gxnor conv vs torch F.conv2d, {meta['device']}, {meta['threads']} threads, git {meta['git']}",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="MNIST layers and one CIFAR layer, shorter timing")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    layers = LAYERS[:3] if args.quick else LAYERS
+    min_time = 0.2 if args.quick else 0.5
+    rows = []
+    for spec in layers:
+        rows.append(layer_row(*spec, args.batch, lambda fn: time_cpu(fn, min_time)))
+        r = rows[-1]
+        print(f"  done {r['layer']}: xnor {r['xnor_conv2d ms']:.3g} ms, fp32 {r['fp32 conv ms']:.3g} ms", flush=True)
+    headers = ["layer", "fp32 conv ms", "bf16 conv ms", "xnor_conv2d ms", "xnor G MAC/s", "xnor vs fp32",
+               "xnor vs bf16", "xnor +pack ms", "xnor+pack vs fp32", "float fwd ms", "float fwd vs fp32",
+               "im2col+ternary_matmul ms", "im2col vs fp32", "grad-input ms", "grad-input vs fp32",
+               "grad-weight ms", "grad-weight vs fp32"]
+    emit("bench_conv_cpu", rows, headers, plot)
+
+
+if __name__ == "__main__":
+    main()

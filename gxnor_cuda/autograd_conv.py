@@ -1,0 +1,90 @@
+"""Autograd for ternary-weight convolutions (used by GXNORConv2d).
+
+Weights are stored (O, kh, kw, 2, Wg) packed (or (O, kh, kw, C/groups) int8 states); their float
+gradient, shape (O, kh, kw, C/groups), is accumulated into ``w.gxnor_grad`` for DST.
+
+- ternary input (fused phi_r, rectangular window): forward quantizes and packs the input
+  channels-last in one pass and runs the exact xnor_conv2d; saves the packed activations
+  (2 bits/value) and a packed window mask, never the float input. Backward: grad-input and
+  grad-weight in one aten.convolution_backward on the dense (unpacked) operands (oneDNN on CPU).
+- float input (first layer, or another quantizer): forward is the platform conv on the unpacked
+  weight (small); saves the float input.
+The float-side convs run on the platform conv because it measured faster than im2col +
+ternary_matmul here (bench/bench_conv.py); the weight unpack is O*C*kh*kw/groups values.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import functional as F
+from .autograd import _accumulate
+
+
+def dense_conv_weight(w: torch.Tensor, c_per_group: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
+    """Stored conv weight -> dense (O, C/groups, kh, kw)."""
+    if n_states == 1:
+        return F.unpack_conv_weight(w, c_per_group, dtype)
+    scale = 1.0 if n_states == 0 else 2.0 ** (n_states - 1)
+    return (w.to(dtype) / scale).permute(0, 3, 1, 2)
+
+
+def _conv_backward(gy, x, wd, spec, need_input: bool):
+    s, p, d, groups = spec
+    gx, gw, _ = torch.ops.aten.convolution_backward(gy, x, wd, None, s, p, d, False, [0, 0], groups,
+                                                    [need_input, True, False])
+    return gx, gw.permute(0, 2, 3, 1)  # (O, kh, kw, C/groups), the stored layout
+
+
+def ternary_input_conv(h, w, C, spec, r, bias=None):
+    """Inference / forward: phi_r(h) packed channels-last, then xnor_conv2d to float32 (N, O, Ho, Wo)."""
+    s, p, d, groups = spec
+    hq = F.pack_conv_input(h, groups, threshold=r)
+    ones = torch.ones(w.shape[0], device=h.device) if bias is None else None
+    return F.xnor_conv2d(hq, w, C, s, p, d, groups, ones, bias), hq
+
+
+class TernaryInputConv(torch.autograd.Function):
+    """y = conv(phi_r(h), W) with the rectangular surrogate window of half-width a."""
+
+    @staticmethod
+    def forward(ctx, h, w, anchor, C, spec, r, a):
+        y, hq = ternary_input_conv(h, w, C, spec, r)
+        ah = h.abs()
+        window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
+        ctx.save_for_backward(hq, F.pack_ternary(window), w)
+        ctx.C, ctx.spec, ctx.a, ctx.shape = C, spec, a, h.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        hq, win, w = ctx.saved_tensors
+        n, c, hh, ww = ctx.shape
+        groups = ctx.spec[3]
+        cg = c // groups
+        xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+        wd = F.unpack_conv_weight(w, cg)
+        gx, gw = _conv_backward(gy, xd, wd, ctx.spec, True)
+        gx = gx * F.unpack_ternary(win, ww, torch.float32) * (1.0 / (2 * ctx.a))
+        _accumulate(w, gw.contiguous())
+        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None, None
+
+
+class TernaryWeightConv(torch.autograd.Function):
+    """y = conv(x, W_dense) for real-valued x (or x already quantized by a non-fused quantizer)."""
+
+    @staticmethod
+    def forward(ctx, x, w, anchor, C, spec, n_states):
+        s, p, d, groups = spec
+        wd = dense_conv_weight(w, C // groups, n_states, x.dtype)
+        ctx.save_for_backward(x, w)
+        ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
+        return torch.nn.functional.conv2d(x, wd, None, s, p, d, groups)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        wd = dense_conv_weight(w, ctx.C // ctx.spec[3], ctx.n_states, gy.dtype)
+        gx, gw = _conv_backward(gy, x, wd, ctx.spec, ctx.needs_input_grad[0])
+        _accumulate(w, gw.contiguous())
+        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None
