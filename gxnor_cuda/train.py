@@ -29,7 +29,7 @@ from . import models
 from .nn import GXNORConv2d, GXNORLinear
 from .optim import DST, is_discrete
 
-QUICK_EPOCHS = 20
+QUICK_EPOCHS = 26
 
 
 def squared_hinge(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
