@@ -135,9 +135,11 @@ def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc):
     total = 0.0
     steps = math.ceil(len(y) / bs)
     for i in tqdm(range(steps), desc=desc, leave=False, file=sys.stderr, mininterval=2):
-        if lr_at is not None:
-            for g in opt.param_groups[:1]:
-                g["lr"] = lr_at(epoch + i / steps)
+        if lr_at is not None:  # the DST group and the BatchNorm (float) group follow one cosine
+            f = lr_at(epoch + i / steps)
+            for g in opt.param_groups:
+                g.setdefault("initial_lr", g["lr"])
+                g["lr"] = g["initial_lr"] * f
         idx = perm[i * bs:(i + 1) * bs]
         opt.zero_grad()
         loss = squared_hinge(net(x[idx]), y[idx])
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     net = build(args, gx=True)
     opt = make_optimizer(net, args, gx=True)
-    lr_at = lambda ep: args.lr / 30 + (args.lr - args.lr / 30) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))
+    lr_at = lambda ep: 1 / 30 + (1 - 1 / 30) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
     gen = torch.Generator().manual_seed(args.seed)
     history, start = [], 0
     if args.resume:

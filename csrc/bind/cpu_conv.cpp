@@ -18,6 +18,41 @@ namespace {
 
 constexpr int64_t kChunkBytes = int64_t(2) << 20;  // packed im2col rows per chunk: about 2 MiB
 
+// AMX path, fused per 32-row strip of output positions: gather the strip's packed im2col rows,
+// unpack them to int8 (L1-resident), multiply with every 32-column block of the group's weights
+// (unpacked to VNNI tiles once, L2-resident), store. No M-sized intermediate buffer.
+void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const cpu::GemmOut& o) {
+  using namespace cpu::amx;
+  const int64_t Kw = s.words(), Kp = 32 * Kw, KB = Kp / kTileK, og = s.og(), M = s.rows();
+  const int64_t Np = (og + kBlock - 1) / kBlock * kBlock, nblk = Np / kBlock;
+  std::vector<int8_t> bv(s.g * Np * Kp);
+  at::parallel_for(0, s.g * (Np / 16), 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t gi = t / (Np / 16), r = (t % (Np / 16)) * 16;
+      unpack_i8_avx512<true>(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, bv.data() + gi * Np * Kp);
+    }
+  });
+  const int64_t strips = (M + kBlock - 1) / kBlock;
+  at::parallel_for(0, strips * s.g, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<int32_t> pk(kBlock * 2 * Kw);
+    std::vector<int8_t> a(kBlock * Kp);
+    alignas(64) int32_t c[kBlock * kBlock];
+    configure();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t gi = t % s.g, m0 = (t / s.g) * kBlock, nr = std::min<int64_t>(kBlock, M - m0);
+      cpu::im2col_packed(x, s, gi, m0, m0 + nr, pk.data());
+      unpack_i8_avx512<false>(pk.data(), Kw, nr, 0, kBlock, a.data());
+      const int8_t* bg = bv.data() + gi * Np * Kp;
+      for (int64_t jb = 0; jb < nblk; ++jb) {
+        block_32x32(a.data(), Kp, bg + 2 * jb * KB * kVnniBytes, bg + (2 * jb + 1) * KB * kVnniBytes, c);
+        const int64_t j0 = jb * kBlock;
+        o.store_block(m0, gi * og + j0, nr, std::min<int64_t>(kBlock, og - j0), c, kBlock);
+      }
+    }
+    release();
+  });
+}
+
 at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
@@ -32,6 +67,19 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
   std::vector<int32_t> wrows(s.o * 2 * Kw);
   cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
+  cpu::GemmOut full;  // the whole (M, O) output, for the fused AMX path
+  full.ldc = s.o;
+  if (fl) {
+    full.c_float = out.data_ptr<float>();
+    full.scale = sc.defined() ? sc.const_data_ptr<float>() : nullptr;
+    full.bias = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
+  } else {
+    full.c_int = out.data_ptr<int32_t>();
+  }
+  if (cpu::current_isa() == cpu::Isa::kAmx && M * s.o * 32 * Kw >= kAmxMinWork) {
+    conv_amx(x.const_data_ptr<int32_t>(), s, wrows.data(), full);
+    return out;
+  }
   const int64_t chunk = std::max<int64_t>(32, kChunkBytes / (8 * Kw) / 32 * 32);
   std::vector<int32_t> cols(std::min(chunk, M) * 2 * Kw);
   const int32_t* xp = x.const_data_ptr<int32_t>();

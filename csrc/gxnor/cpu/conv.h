@@ -12,22 +12,29 @@ namespace gxnor::cpu {
 
 inline void im2col_packed(const int32_t* x, const ConvShape& s, int64_t gi, int64_t m0, int64_t m1,
                           int32_t* dst) {
-  const int64_t kw_words = s.words(), wg = s.wg;
-  const size_t bytes = static_cast<size_t>(wg) * sizeof(int32_t);
+  const int64_t kw_words = s.words(), wg = s.wg, ps = s.pixel_stride();
   for (int64_t m = m0; m < m1; ++m) {
     int32_t* gate = dst + (m - m0) * 2 * kw_words;
     int32_t* sign = gate + kw_words;
-    for (int64_t ky = 0; ky < s.kh; ++ky)
+    const int64_t ox = m % s.wo, t = m / s.wo, oy = t % s.ho, b = t / s.ho;
+    const int32_t* img = x + b * s.h * s.w * ps + gi * 2 * wg;
+    for (int64_t ky = 0; ky < s.kh; ++ky) {
+      const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
       for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t tap = (ky * s.kw + kx) * wg, off = s.src(m, ky, kx, gi);
-        if (off < 0) {
-          std::memset(gate + tap, 0, bytes);
-          std::memset(sign + tap, 0, bytes);
+        const int64_t ix = ox * s.sw - s.pw + kx * s.dw, tap = (ky * s.kw + kx) * wg;
+        int32_t* g = gate + tap;
+        int32_t* sg = sign + tap;
+        if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) {
+          for (int64_t q = 0; q < wg; ++q) g[q] = sg[q] = 0;
         } else {
-          std::memcpy(gate + tap, x + off, bytes);
-          std::memcpy(sign + tap, x + off + wg, bytes);
+          const int32_t* src = img + (iy * s.w + ix) * ps;
+          for (int64_t q = 0; q < wg; ++q) {
+            g[q] = src[q];
+            sg[q] = src[wg + q];
+          }
         }
       }
+    }
   }
 }
 

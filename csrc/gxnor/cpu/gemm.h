@@ -113,6 +113,28 @@ struct GemmOut {
   const float* bias = nullptr;   // (N,) or null (0)
   int64_t ldc = 0;
 
+  // A block of nr x nc int32 results (row stride ldb) at C[i0.., j0..], branches hoisted so the
+  // column loops vectorise.
+  void store_block(int64_t i0, int64_t j0, int64_t nr, int64_t nc, const int32_t* blk, int64_t ldb) const {
+    for (int64_t r = 0; r < nr; ++r) {
+      const int32_t* src = blk + r * ldb;
+      if (c_int) {
+        int32_t* dst = c_int + (i0 + r) * ldc + j0;
+        for (int64_t c = 0; c < nc; ++c) dst[c] = src[c];
+        continue;
+      }
+      float* dst = c_float + (i0 + r) * ldc + j0;
+      if (scale && bias)
+        for (int64_t c = 0; c < nc; ++c) dst[c] = static_cast<float>(src[c]) * scale[j0 + c] + bias[j0 + c];
+      else if (scale)
+        for (int64_t c = 0; c < nc; ++c) dst[c] = static_cast<float>(src[c]) * scale[j0 + c] + 0.0f;
+      else if (bias)
+        for (int64_t c = 0; c < nc; ++c) dst[c] = static_cast<float>(src[c]) * 1.0f + bias[j0 + c];
+      else
+        for (int64_t c = 0; c < nc; ++c) dst[c] = static_cast<float>(src[c]);
+    }
+  }
+
   void store(int64_t i, int64_t j, int64_t v) const {
     const int64_t idx = i * ldc + j;
     if (c_int)
