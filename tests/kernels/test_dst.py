@@ -41,6 +41,19 @@ def test_packed_identical_to_reference(backend, shape, increment):
     assert torch.equal(moved, x.to(torch.int8)[torch.isnan(g)]), "NaN-gradient weights moved"
 
 
+@pytest.mark.parametrize("shape", [(3, 31), (5, 65), (4, 1000)])
+def test_packed_every_cpu_isa(cpu_isa, shape):
+    # The AVX-512 path draws 16 Philox streams per vector; AVX2 and scalar run the generic code.
+    x = rand_ternary(*shape)
+    g = torch.randn(shape) * 3
+    seed, offset = int(torch.randint(0, 2**40, ())), 2**32 - 7  # the counter's low word wraps inside a vector
+    want = ref.pack_ternary(x)
+    rd.dst_update_(want, g, 0.37, 3.0, seed, offset)
+    got = ref.pack_ternary(x)
+    F.dst_update_(got, g, 0.37, 3.0, seed, offset, backend="cpp")
+    assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n_states", [0, 2, 3])
 def test_states_identical_to_reference(backend, n_states):

@@ -90,11 +90,14 @@ inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t i0, int64_t 
 #if GXNOR_X86
 // 16 lanes of dst::philox_first + dst::uniform + dst::move with the same float operation order
 // (the extension builds with -ffp-contract=off, so no FMA changes the rounding).
-GXNOR_TARGET_AVX512 inline __m512i mulhi_epu32(__m512i a, uint32_t c) {
+// Both 32-bit halves of the 16 products a * c from two 32x32->64 multiplies (even and odd
+// lanes): *hi = high words, return = low words (what mullo_epi32 gives, without its 2 uops).
+GXNOR_TARGET_AVX512 inline __m512i mul_hilo_epu32(__m512i a, uint32_t c, __m512i* hi) {
   const __m512i cv = _mm512_set1_epi64(c);
-  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, cv), 32);
+  const __m512i even = _mm512_mul_epu32(a, cv);
   const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), cv);
-  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
 GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
@@ -129,13 +132,14 @@ GXNOR_TARGET_AVX512 inline __m512i move16(__m512 t, uint64_t idx0, const DstPara
   __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
   uint32_t k0 = static_cast<uint32_t>(p.seed), k1 = static_cast<uint32_t>(p.seed >> 32);
   for (int r = 0; r < 10; ++r) {
-    const __m512i p0 = c0, p2 = c2;
-    c0 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p2, 0xCD9E8D57u), c1),
-                          _mm512_set1_epi32(static_cast<int>(k0)));
-    c2 = _mm512_xor_si512(_mm512_xor_si512(mulhi_epu32(p0, 0xD2511F53u), c3),
-                          _mm512_set1_epi32(static_cast<int>(k1)));
-    c1 = _mm512_mullo_epi32(p2, _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u)));
-    c3 = _mm512_mullo_epi32(p0, _mm512_set1_epi32(static_cast<int>(0xD2511F53u)));
+    __m512i hi0, hi2;
+    const __m512i lo2 = mul_hilo_epu32(c2, 0xCD9E8D57u, &hi2);
+    const __m512i lo0 = mul_hilo_epu32(c0, 0xD2511F53u, &hi0);
+    // three-way XORs in one vpternlogd each
+    c0 = _mm512_ternarylogic_epi32(hi2, c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
+    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
+    c1 = lo2;
+    c3 = lo0;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
