@@ -67,15 +67,7 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
   std::vector<int32_t> wrows(s.o * 2 * Kw);
   cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
-  cpu::GemmOut full;  // the whole (M, O) output, for the fused AMX path
-  full.ldc = s.o;
-  if (fl) {
-    full.c_float = out.data_ptr<float>();
-    full.scale = sc.defined() ? sc.const_data_ptr<float>() : nullptr;
-    full.bias = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
-  } else {
-    full.c_int = out.data_ptr<int32_t>();
-  }
+  const cpu::GemmOut full = make_gemm_out(out, sc, bi, s.o);  // the whole (M, O) output
   if (cpu::current_isa() == cpu::Isa::kAmx && M * s.o * 32 * Kw >= kAmxMinWork) {
     conv_amx(x.const_data_ptr<int32_t>(), s, wrows.data(), full);
     return out;
@@ -89,17 +81,7 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
       at::parallel_for(m0, m1, 64, [&](int64_t r0, int64_t r1) {
         cpu::im2col_packed(xp, s, gi, r0, r1, cols.data() + (r0 - m0) * 2 * Kw);
       });
-      cpu::GemmOut o;
-      o.ldc = s.o;
-      const int64_t off = m0 * s.o + gi * og;
-      if (fl) {
-        o.c_float = out.data_ptr<float>() + off;
-        o.scale = sc.defined() ? sc.const_data_ptr<float>() + gi * og : nullptr;
-        o.bias = bi.defined() ? bi.const_data_ptr<float>() + gi * og : nullptr;
-      } else {
-        o.c_int = out.data_ptr<int32_t>() + off;
-      }
-      gemm_any(cols.data(), wrows.data() + gi * og * 2 * Kw, m1 - m0, og, Kw, o);
+      gemm_any(cols.data(), wrows.data() + gi * og * 2 * Kw, m1 - m0, og, Kw, full.at(m0, gi * og));
     }
   }
   return out;

@@ -23,15 +23,7 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   if (M == 0 || N == 0) return out;
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
-  cpu::GemmOut o;
-  o.ldc = N;
-  if (fl) {
-    o.c_float = out.data_ptr<float>();
-    o.scale = sc.defined() ? sc.const_data_ptr<float>() : nullptr;
-    o.bias = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
-  } else {
-    o.c_int = out.data_ptr<int32_t>();
-  }
+  const cpu::GemmOut o = make_gemm_out(out, sc, bi, N);
   const auto isa = cpu::current_isa();
   if (isa == cpu::Isa::kAmx && M * N * K >= kAmxMinWork)
     gemm_amx(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);

@@ -1,6 +1,7 @@
 // Multithreaded drivers of the CPU xnor GEMM (AMX-INT8 blocks or popcount micro-kernels), shared by
 // xnor_gemm and xnor_conv2d (whose packed im2col rows feed the same drivers).
 #pragma once
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -63,6 +64,20 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
     }
     release();
   });
+}
+
+// Epilogue writing into `out` (int32, or float32 with the optional contiguous scale / bias), rows ldc apart.
+inline cpu::GemmOut make_gemm_out(at::Tensor& out, const at::Tensor& sc, const at::Tensor& bi, int64_t ldc) {
+  cpu::GemmOut o;
+  o.ldc = ldc;
+  if (out.scalar_type() == at::kFloat) {
+    o.c_float = out.data_ptr<float>();
+    o.scale = sc.defined() ? sc.const_data_ptr<float>() : nullptr;
+    o.bias = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
+  } else {
+    o.c_int = out.data_ptr<int32_t>();
+  }
+  return o;
 }
 
 // C = a @ b.T through the fastest path for this ISA and size.

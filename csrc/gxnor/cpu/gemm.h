@@ -135,6 +135,17 @@ struct GemmOut {
     }
   }
 
+  // The same epilogue for the sub-block starting at row i0, column j0.
+  GemmOut at(int64_t i0, int64_t j0) const {
+    GemmOut o = *this;
+    const int64_t off = i0 * ldc + j0;
+    if (c_int) o.c_int += off;
+    if (c_float) o.c_float += off;
+    if (scale) o.scale += j0;
+    if (bias) o.bias += j0;
+    return o;
+  }
+
   void store(int64_t i, int64_t j, int64_t v) const {
     const int64_t idx = i * ldc + j;
     if (c_int)
