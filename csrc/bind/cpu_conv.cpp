@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../gxnor/cpu/conv.h"
@@ -18,9 +19,10 @@ namespace {
 
 constexpr int64_t kChunkBytes = int64_t(2) << 20;  // packed im2col rows per chunk: about 2 MiB
 
-// AMX path, fused per 32-row strip of output positions: gather the strip's packed im2col rows,
-// unpack them to int8 (L1-resident), multiply with every 32-column block of the group's weights
-// (unpacked to VNNI tiles once, L2-resident), store. No M-sized intermediate buffer.
+// AMX path, fused per super-strip of output positions (S strips of 32 rows, S * 32 * Kp int8 at
+// most ~512 KiB: L2-resident): gather the packed im2col rows, unpack them to int8 tiles, then for
+// every 32-column block of the group's weights (unpacked to VNNI tiles once) multiply all S strips,
+// so each weight block is read from L3 once per super-strip, not once per strip. No M-sized buffer.
 void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const cpu::GemmOut& o) {
   using namespace cpu::amx;
   const int64_t Kw = s.words(), Kp = 32 * Kw, KB = Kp / kTileK, og = s.og(), M = s.rows();
@@ -29,24 +31,34 @@ void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const 
   at::parallel_for(0, s.g * (Np / 16), 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t gi = t / (Np / 16), r = (t % (Np / 16)) * 16;
-      unpack_i8_avx512<true>(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, bv.data() + gi * Np * Kp);
+      unpack_vnni_i8(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, bv.data() + gi * Np * Kp);
     }
   });
   const int64_t strips = (M + kBlock - 1) / kBlock;
-  at::parallel_for(0, strips * s.g, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<int32_t> pk(kBlock * 2 * Kw);
-    std::vector<int8_t> a(kBlock * Kp);
+  // Strips per task: A in L2, and enough tasks for every thread.
+  int64_t S = std::clamp<int64_t>((int64_t(512) << 10) / (kBlock * Kp), 1, 8);
+  while (S > 1 && (strips + S - 1) / S * s.g < 4 * at::get_num_threads()) S /= 2;
+  const int64_t tasks = (strips + S - 1) / S;
+  at::parallel_for(0, tasks * s.g, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<int32_t> pk(S * kBlock * 2 * Kw);
+    std::vector<int8_t> a(S * kBlock * Kp);
     alignas(64) int32_t c[kBlock * kBlock];
     configure();
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t gi = t % s.g, m0 = (t / s.g) * kBlock, nr = std::min<int64_t>(kBlock, M - m0);
+      const int64_t gi = t % s.g, m0 = (t / s.g) * S * kBlock, nr = std::min(S * kBlock, M - m0);
+      const int64_t ns = (nr + kBlock - 1) / kBlock;
       cpu::im2col_packed(x, s, gi, m0, m0 + nr, pk.data());
-      unpack_i8_avx512<false>(pk.data(), Kw, nr, 0, kBlock, a.data());
+      unpack_rows_i8(pk.data(), Kw, nr, 0, ns * kBlock, a.data());
       const int8_t* bg = bv.data() + gi * Np * Kp;
       for (int64_t jb = 0; jb < nblk; ++jb) {
-        block_32x32(a.data(), Kp, bg + 2 * jb * KB * kVnniBytes, bg + (2 * jb + 1) * KB * kVnniBytes, c);
+        const int8_t* b0 = bg + 2 * jb * KB * kVnniBytes;
         const int64_t j0 = jb * kBlock;
-        o.store_block(m0, gi * og + j0, nr, std::min<int64_t>(kBlock, og - j0), c, kBlock);
+        for (int64_t si = 0; si < ns; ++si) {
+          const int8_t* a0 = a.data() + 2 * si * KB * kVnniBytes;
+          block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
+          o.store_block(m0 + si * kBlock, gi * og + j0, std::min<int64_t>(kBlock, nr - si * kBlock),
+                        std::min<int64_t>(kBlock, og - j0), c, kBlock);
+        }
       }
     }
     release();

@@ -36,30 +36,37 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
                      const cpu::GemmOut& o) {
   using namespace cpu::amx;
   const int64_t Kp = 32 * W, KB = Kp / kTileK;
-  const int64_t Mp = (M + kBlock - 1) / kBlock * kBlock, Np = (N + kBlock - 1) / kBlock * kBlock;
-  std::vector<int8_t> ai(Mp * Kp), bv(Np * Kp);
-  at::parallel_for(0, Mp / 16, 4, [&](int64_t r0, int64_t r1) {
-    unpack_i8_avx512<false>(a, W, M, r0 * 16, r1 * 16, ai.data());
-  });
-  at::parallel_for(0, Np / 16, 4, [&](int64_t r0, int64_t r1) {
-    unpack_i8_avx512<true>(b, W, N, r0 * 16, r1 * 16, bv.data());
-  });
-  // Tasks: (B group of kGroup 32-column blocks, kept in L2) x (32-row A strip); consecutive
-  // tasks share the B group, so each A strip is read from L3 once per group.
-  constexpr int64_t kGroup = 8;
-  const int64_t mt = Mp / kBlock, nt = Np / kBlock, ng = (nt + kGroup - 1) / kGroup;
-  at::parallel_for(0, mt * ng, 1, [&](int64_t t0, int64_t t1) {
-    configure();
+  const int64_t Mp = (M + kBlock - 1) / kBlock * kBlock, mt = Mp / kBlock, nt = (N + kBlock - 1) / kBlock;
+  std::vector<int8_t> ai(Mp * Kp);
+  at::parallel_for(0, Mp / 16, 4,
+                   [&](int64_t r0, int64_t r1) { unpack_rows_i8(a, W, M, r0 * 16, r1 * 16, ai.data()); });
+  // Tasks: (group of G 32-column blocks of B, range of 32-row A strips). A task unpacks its B
+  // group into a thread-local VNNI buffer (<= 1 MiB: L2-resident; skipped when the thread's
+  // previous task had the same group), then multiplies every strip of its range with it: B is
+  // never unpacked to an N-sized buffer, and each A strip is read once per group.
+  const int64_t G = std::clamp<int64_t>((int64_t(1) << 20) / (kBlock * Kp), 1, 8), ng = (nt + G - 1) / G;
+  const int64_t mchunks = std::min(mt, std::max<int64_t>(1, (4 * at::get_num_threads() + ng - 1) / ng));
+  const int64_t mper = (mt + mchunks - 1) / mchunks;
+  at::parallel_for(0, ng * mchunks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<int8_t> bv(G * kBlock * Kp);
+    int64_t have = -1;
     alignas(64) int32_t c[kBlock * kBlock];
+    configure();
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / mt, ib = t % mt;
-      for (int64_t jb = g * kGroup; jb < std::min(nt, (g + 1) * kGroup); ++jb) {
-        const int8_t* bv0 = bv.data() + (2 * jb) * KB * kVnniBytes;
-        block_32x32(ai.data() + ib * kBlock * Kp, Kp, bv0, bv0 + KB * kVnniBytes, c);
-        const int64_t i0 = ib * kBlock, j0 = jb * kBlock;
-        for (int64_t r = 0; r < kBlock && i0 + r < M; ++r)
-          for (int64_t col = 0; col < kBlock && j0 + col < N; ++col)
-            o.store(i0 + r, j0 + col, c[r * kBlock + col]);
+      const int64_t g = t / mchunks, ib0 = (t % mchunks) * mper, ib1 = std::min(mt, ib0 + mper);
+      const int64_t n0 = g * G * kBlock, n1 = std::min(N, n0 + G * kBlock);
+      const int64_t nb = (n1 - n0 + kBlock - 1) / kBlock;
+      if (have != g) unpack_vnni_i8(b + n0 * 2 * W, W, n1 - n0, 0, nb * kBlock, bv.data());
+      have = g;
+      for (int64_t ib = ib0; ib < ib1; ++ib) {
+        const int8_t* a0 = ai.data() + (2 * ib) * KB * kVnniBytes;
+        for (int64_t jb = 0; jb < nb; ++jb) {
+          const int8_t* b0 = bv.data() + (2 * jb) * KB * kVnniBytes;
+          block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
+          const int64_t i0 = ib * kBlock, j0 = n0 + jb * kBlock;
+          o.store_block(i0, j0, std::min<int64_t>(kBlock, M - i0), std::min<int64_t>(kBlock, N - j0), c,
+                        kBlock);
+        }
       }
     }
     release();
