@@ -2,7 +2,8 @@
 layers, same run, batch 100.
 
 Ternary x ternary: torch fp32 / bf16 conv2d vs gxnor xnor_conv2d on packed operands, and with the
-input quantize+pack included. Float side (what a training step runs): the first-layer forward
+input quantize+pack included; next-layer output: xnor_conv2d_pack (threshold + pack fused per row
+chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a training step runs): the first-layer forward
 (ternary_conv2d: unpack the weight + platform conv) and the im2col + ternary_matmul alternative,
 grad-input and grad-weight (aten.convolution_backward on unpacked operands) vs fp32.
 
@@ -46,11 +47,15 @@ def layer_row(name, c, o, k, h, p, bs, t):
     xp, wp = F.pack_conv_input(x), F.pack_conv_weight(w)
     y = TF.conv2d(x, w, None, 1, p)
     gy = torch.randn_like(y)
+    zo = torch.zeros(o)
     ms = {
         "fp32 conv": t(lambda: TF.conv2d(x, w, None, 1, p)),
         "bf16 conv": t(lambda: TF.conv2d(xb, wb, None, 1, p)),
         "xnor_conv2d": t(lambda: F.xnor_conv2d(xp, wp, c, 1, p)),
         "xnor +pack": t(lambda: F.xnor_conv2d(F.pack_conv_input(xr, threshold=1.0), wp, c, 1, p)),
+        "conv, quantize_pack": t(lambda: F.quantize_pack(
+            F.xnor_conv2d(xp, wp, c, 1, p, bias=zo).permute(0, 2, 3, 1), 1.0)),
+        "xnor_conv2d_pack": t(lambda: F.xnor_conv2d_pack(xp, wp, c, 1.0, 1, p, bias=zo)),
         "float fwd": t(lambda: F.ternary_conv2d(xr, wp, c, 1, p)),
         "im2col+ternary_matmul": t(lambda: F.ternary_matmul(
             TF.unfold(xr, k, 1, p).transpose(1, 2).reshape(-1, c * k * k), F.pack_ternary(w.reshape(o, -1)),
@@ -72,6 +77,8 @@ def layer_row(name, c, o, k, h, p, bs, t):
         "xnor vs fp32": ms["fp32 conv"] / ms["xnor_conv2d"],
         "xnor vs bf16": ms["bf16 conv"] / ms["xnor_conv2d"],
         "xnor+pack vs fp32": ms["fp32 conv"] / ms["xnor +pack"],
+        "fused pack vs unfused": ms["conv, quantize_pack"] / ms["xnor_conv2d_pack"],
+        "fused pack vs fp32": ms["fp32 conv"] / ms["xnor_conv2d_pack"],
         "float fwd vs fp32": ms["fp32 conv"] / ms["float fwd"],
         "im2col vs fp32": ms["fp32 conv"] / ms["im2col+ternary_matmul"],
         "grad-input vs fp32": ms["fp32 grad-input"] / ms["grad-input"],
@@ -113,7 +120,8 @@ def main() -> None:
         r = rows[-1]
         print(f"  done {r['layer']}: xnor {r['xnor_conv2d ms']:.3g} ms, fp32 {r['fp32 conv ms']:.3g} ms", flush=True)
     headers = ["layer", "fp32 conv ms", "bf16 conv ms", "xnor_conv2d ms", "xnor G MAC/s", "xnor vs fp32",
-               "xnor vs bf16", "xnor +pack ms", "xnor+pack vs fp32", "float fwd ms", "float fwd vs fp32",
+               "xnor vs bf16", "xnor +pack ms", "xnor+pack vs fp32", "conv, quantize_pack ms", "xnor_conv2d_pack ms",
+               "fused pack vs unfused", "fused pack vs fp32", "float fwd ms", "float fwd vs fp32",
                "im2col+ternary_matmul ms", "im2col vs fp32", "grad-input ms", "grad-input vs fp32",
                "grad-weight ms", "grad-weight vs fp32"]
     emit("bench_conv_cpu", rows, headers, plot)

@@ -31,6 +31,8 @@ SCHEMAS = {
     "ternary_matmul": "ternary_matmul(Tensor x, Tensor w, int K, bool nn=False) -> Tensor",
     "xnor_conv2d": "xnor_conv2d(Tensor x, Tensor w, int C, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
     "int groups=1, Tensor? scale=None, Tensor? bias=None) -> Tensor",
+    "xnor_conv2d_pack": "xnor_conv2d_pack(Tensor x, Tensor w, int C, float threshold, int[2] stride=1, "
+    "int[2] padding=0, int[2] dilation=1, int groups=1, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "dst_update_": "dst_update_(Tensor(a!) w, Tensor grad, float lr, float m, int seed, int offset, "
     "bool increment=False) -> Tensor",
     "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
@@ -86,6 +88,13 @@ def _ternary_matmul_fake(x, w, K, nn=False):
 def _xnor_conv2d_fake(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
     N, _, _, _, _, O, _, _, _, _, _, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
     return conv_out_empty(x, O, N, Ho, Wo, scale is not None or bias is not None)
+
+
+@torch.library.register_fake("gxnor::xnor_conv2d_pack")
+def _xnor_conv2d_pack_fake(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    check_threshold(threshold)
+    N, _, _, _, _, O, _, _, _, _, _, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    return x.new_empty((N, Ho, Wo, 2, fmt.packed_words(O)), dtype=torch.int32)
 
 
 @torch.library.register_fake("gxnor::dst_update_")

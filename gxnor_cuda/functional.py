@@ -209,6 +209,23 @@ def xnor_conv2d(
                                                       groups, scale, bias)
 
 
+def xnor_conv2d_pack(
+    x: torch.Tensor, w: torch.Tensor, C: int, threshold: float, stride=1, padding=0, dilation=1, groups: int = 1,
+    scale: torch.Tensor | None = None, bias: torch.Tensor | None = None, *, backend: str | None = None,
+) -> torch.Tensor:
+    """``xnor_conv2d`` that emits the next layer's packed activations: phi_r of y = C * scale + bias.
+
+    x, w, C, stride, padding, dilation, groups, scale, bias: as ``xnor_conv2d``; threshold: r > 0.
+    returns: (N, Ho, Wo, 2, Wo_words) int32 (``pack_conv_input`` layout for a groups = 1 next layer)
+    = ``quantize_pack(y.permute(0, 2, 3, 1), r)``: +1 where y >= r, -1 where y <= -r, else 0.
+    The C++ kernel thresholds and packs each L2-sized chunk of rows as it is computed, so the float
+    (N, O, Ho, Wo) tensor is never written; the Triton and CUDA paths run their conv and
+    quantize_pack kernels back to back.
+    """
+    return _kernel("xnor_conv2d_pack", backend, x.device)(x, w, C, float(threshold), _pair(stride), _pair(padding),
+                                                           _pair(dilation), groups, scale, bias)
+
+
 def _pair(v) -> list[int]:
     return [int(v), int(v)] if isinstance(v, int) else [int(t) for t in v]
 

@@ -169,3 +169,13 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     if bias is not None:
         y = y + bias.double()[:, None, None]
     return out.copy_(y.float())
+
+
+def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """xnor_conv2d, then phi_r of the float32 result (acc * scale + bias) packed for the next layer.
+
+    returns: (N, Ho, Wo, 2, Wo_words) int32 = quantize_pack(y.permute(0, 2, 3, 1), threshold).
+    """
+    check_threshold(threshold)
+    y = xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
+    return quantize_pack(y.to(torch.float32).permute(0, 2, 3, 1), threshold)

@@ -157,3 +157,9 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
                                      _p(sc) if sc is not None else null, _p(bi) if bi is not None else null,
                                      null if fl else _p(out), _p(out) if fl else null, None), "xnor_conv2d")
     return out.permute(0, 3, 1, 2)
+
+
+def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """The CUDA dispatch of xnor_conv2d_pack: the conv kernel, then the threshold pack kernel."""
+    y = xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
+    return pack_ternary(y.to(torch.float32).permute(0, 2, 3, 1).contiguous(), threshold)

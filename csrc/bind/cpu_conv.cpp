@@ -1,7 +1,8 @@
-// CPU binding of xnor_conv2d: implicit GEMM in row chunks. Per chunk of output positions and per
-// group, the packed im2col rows (2 bits per value: a few KiB per row at most) are gathered in
-// parallel, then the xnor GEMM drivers (AMX-INT8 or popcount) write the channels-last output
-// through the shared epilogue (int32, or float32 with per-channel scale and bias).
+// CPU bindings of xnor_conv2d and xnor_conv2d_pack: implicit GEMM. AMX: fused super-strips of
+// output rows (gather packed im2col rows, unpack to int8 tiles, multiply every weight block);
+// otherwise packed im2col chunks into the popcount GEMM drivers. Results go through the shared
+// epilogue (int32, or float32 with per-channel scale and bias), or, for xnor_conv2d_pack, into an
+// L2-sized float scratch per row chunk that is thresholded and packed for the next layer.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "../gxnor/cpu/conv.h"
+#include "../gxnor/cpu/pack.h"
 #include "checks.h"
 #include "conv_checks.h"
 #include "gemm_driver.h"
@@ -19,21 +21,39 @@ namespace {
 
 constexpr int64_t kChunkBytes = int64_t(2) << 20;  // packed im2col rows per chunk: about 2 MiB
 
-// AMX path, fused per super-strip of output positions (S strips of 32 rows, S * 32 * Kp int8 at
-// most ~512 KiB: L2-resident): gather the packed im2col rows, unpack them to int8 tiles, then for
-// every 32-column block of the group's weights (unpacked to VNNI tiles once) multiply all S strips,
-// so each weight block is read from L3 once per super-strip, not once per strip. No M-sized buffer.
-void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const cpu::GemmOut& o) {
+// The group weights unpacked once into VNNI tiles for the AMX path: group gi, 32-column block jb
+// at (gi * Np + 32 jb) * Kp bytes.
+struct AmxWeights {
+  std::vector<int8_t> bv;
+  int64_t Np = 0;
+};
+
+AmxWeights amx_weights(const int32_t* wrows, const ConvShape& s) {
   using namespace cpu::amx;
-  const int64_t Kw = s.words(), Kp = 32 * Kw, KB = Kp / kTileK, og = s.og(), M = s.rows();
-  const int64_t Np = (og + kBlock - 1) / kBlock * kBlock, nblk = Np / kBlock;
-  std::vector<int8_t> bv(s.g * Np * Kp);
-  at::parallel_for(0, s.g * (Np / 16), 1, [&](int64_t t0, int64_t t1) {
+  const int64_t Kw = s.words(), Kp = 32 * Kw, og = s.og();
+  AmxWeights wt;
+  wt.Np = (og + kBlock - 1) / kBlock * kBlock;
+  wt.bv.resize(s.g * wt.Np * Kp);
+  const int64_t nb16 = wt.Np / 16;
+  at::parallel_for(0, s.g * nb16, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t gi = t / (Np / 16), r = (t % (Np / 16)) * 16;
-      unpack_vnni_i8(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, bv.data() + gi * Np * Kp);
+      const int64_t gi = t / nb16, r = (t % nb16) * 16;
+      unpack_vnni_i8(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, wt.bv.data() + gi * wt.Np * Kp);
     }
   });
+  return wt;
+}
+
+// AMX path for output rows [mb, me) (o addresses row mb as its row 0), fused per super-strip of
+// output positions (S strips of 32 rows, S * 32 * Kp int8 at most ~512 KiB: L2-resident): gather
+// the packed im2col rows, unpack them to int8 tiles, then for every 32-column block of the group's
+// weights multiply all S strips, so each weight block is read from L3 once per super-strip, not
+// once per strip. No M-sized buffer.
+void conv_amx(const int32_t* x, const ConvShape& s, const AmxWeights& wt, int64_t mb, int64_t me,
+              const cpu::GemmOut& o) {
+  using namespace cpu::amx;
+  const int64_t Kw = s.words(), Kp = 32 * Kw, KB = Kp / kTileK, og = s.og(), M = me - mb;
+  const int64_t nblk = wt.Np / kBlock;
   const int64_t strips = (M + kBlock - 1) / kBlock;
   // Strips per task: A in L2, and enough tasks for every thread.
   int64_t S = std::clamp<int64_t>((int64_t(512) << 10) / (kBlock * Kp), 1, 8);
@@ -47,9 +67,9 @@ void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const 
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t gi = t % s.g, m0 = (t / s.g) * S * kBlock, nr = std::min(S * kBlock, M - m0);
       const int64_t ns = (nr + kBlock - 1) / kBlock;
-      cpu::im2col_packed(x, s, gi, m0, m0 + nr, pk.data());
+      cpu::im2col_packed(x, s, gi, mb + m0, mb + m0 + nr, pk.data());
       unpack_rows_i8(pk.data(), Kw, nr, 0, ns * kBlock, a.data());
-      const int8_t* bg = bv.data() + gi * Np * Kp;
+      const int8_t* bg = wt.bv.data() + gi * wt.Np * Kp;
       for (int64_t jb = 0; jb < nblk; ++jb) {
         const int8_t* b0 = bg + 2 * jb * KB * kVnniBytes;
         const int64_t j0 = jb * kBlock;
@@ -65,6 +85,29 @@ void conv_amx(const int32_t* x, const ConvShape& s, const int32_t* wrows, const 
   });
 }
 
+// The implicit GEMM for output rows [mb, me) into o (row 0 = row mb): AMX when `amx` is set,
+// else packed im2col chunks (about 2 MiB) into the popcount GEMM drivers.
+void conv_rows(const int32_t* x, const ConvShape& s, const int32_t* wrows, const AmxWeights* amx, int64_t mb,
+               int64_t me, const cpu::GemmOut& o) {
+  if (amx) return conv_amx(x, s, *amx, mb, me, o);
+  const int64_t Kw = s.words(), og = s.og();
+  const int64_t chunk = std::max<int64_t>(32, kChunkBytes / (8 * Kw) / 32 * 32);
+  std::vector<int32_t> cols(std::min(chunk, me - mb) * 2 * Kw);
+  for (int64_t m0 = mb; m0 < me; m0 += chunk) {
+    const int64_t m1 = std::min(me, m0 + chunk);
+    for (int64_t gi = 0; gi < s.g; ++gi) {
+      at::parallel_for(m0, m1, 64, [&](int64_t r0, int64_t r1) {
+        cpu::im2col_packed(x, s, gi, r0, r1, cols.data() + (r0 - m0) * 2 * Kw);
+      });
+      gemm_any(cols.data(), wrows + gi * og * 2 * Kw, m1 - m0, og, Kw, o.at(m0 - mb, gi * og));
+    }
+  }
+}
+
+bool use_amx(const ConvShape& s) {
+  return cpu::current_isa() == cpu::Isa::kAmx && s.rows() * s.o * 32 * s.words() >= kAmxMinWork;
+}
+
 at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
@@ -73,28 +116,52 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
   const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = conv_out_empty(x_in, s, fl);  // (N, O, Ho, Wo), memory (N, Ho, Wo, O)
-  const int64_t M = s.rows(), Kw = s.words(), og = s.og();
-  if (M == 0 || s.o == 0) return out;
+  if (s.rows() == 0 || s.o == 0) return out;
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
-  std::vector<int32_t> wrows(s.o * 2 * Kw);
+  std::vector<int32_t> wrows(s.o * 2 * s.words());
   cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
-  const cpu::GemmOut full = make_gemm_out(out, sc, bi, s.o);  // the whole (M, O) output
-  if (cpu::current_isa() == cpu::Isa::kAmx && M * s.o * 32 * Kw >= kAmxMinWork) {
-    conv_amx(x.const_data_ptr<int32_t>(), s, wrows.data(), full);
-    return out;
-  }
-  const int64_t chunk = std::max<int64_t>(32, kChunkBytes / (8 * Kw) / 32 * 32);
-  std::vector<int32_t> cols(std::min(chunk, M) * 2 * Kw);
-  const int32_t* xp = x.const_data_ptr<int32_t>();
+  AmxWeights amx;
+  if (use_amx(s)) amx = amx_weights(wrows.data(), s);
+  conv_rows(x.const_data_ptr<int32_t>(), s, wrows.data(), use_amx(s) ? &amx : nullptr, 0, s.rows(),
+            make_gemm_out(out, sc, bi, s.o));
+  return out;
+}
+
+// xnor_conv2d with the next layer's activations emitted directly: per chunk of output rows the
+// float results (acc * scale + bias) go to an L2-sized scratch and are thresholded and packed
+// from there (phi_r as quantize_pack), so the float (N, O, Ho, Wo) tensor never exists.
+at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, double threshold,
+                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                int64_t groups, const std::optional<at::Tensor>& scale,
+                                const std::optional<at::Tensor>& bias) {
+  check_device(x_in, "x", c10::DeviceType::CPU);
+  check_device(w_in, "w", c10::DeviceType::CPU);
+  check_threshold(threshold);
+  const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  const int64_t Wo = packed_words(s.o), M = s.rows();
+  at::Tensor out = at::empty({s.n, s.ho, s.wo, 2, Wo}, x_in.options().dtype(at::kInt));
+  if (M == 0) return out;
+  if (s.o == 0) return out.zero_();
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
+  std::vector<int32_t> wrows(s.o * 2 * s.words());
+  cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
+  AmxWeights amx;
+  if (use_amx(s)) amx = amx_weights(wrows.data(), s);
+  const int64_t chunk = std::min(M, std::max<int64_t>(256, (int64_t(2) << 20) / (4 * s.o) / 256 * 256));
+  at::Tensor scratch = at::empty({chunk, s.o}, x_in.options().dtype(at::kFloat));
+  const cpu::GemmOut o = make_gemm_out(scratch, sc, bi, s.o);
+  const auto isa = cpu::current_isa();
+  const float thr = static_cast<float>(threshold);
+  int32_t* dst = out.data_ptr<int32_t>();
   for (int64_t m0 = 0; m0 < M; m0 += chunk) {
     const int64_t m1 = std::min(M, m0 + chunk);
-    for (int64_t gi = 0; gi < s.g; ++gi) {
-      at::parallel_for(m0, m1, 64, [&](int64_t r0, int64_t r1) {
-        cpu::im2col_packed(xp, s, gi, r0, r1, cols.data() + (r0 - m0) * 2 * Kw);
-      });
-      gemm_any(cols.data(), wrows.data() + gi * og * 2 * Kw, m1 - m0, og, Kw, full.at(m0, gi * og));
-    }
+    conv_rows(x.const_data_ptr<int32_t>(), s, wrows.data(), use_amx(s) ? &amx : nullptr, m0, m1, o);
+    at::parallel_for(0, (m1 - m0) * Wo, 1024, [&](int64_t t0, int64_t t1) {
+      cpu::pack_range(scratch.const_data_ptr<float>(), s.o, dst + m0 * 2 * Wo, t0, t1,
+                      cpu::PackMode::kThreshold, thr, isa);
+    });
   }
   return out;
 }
@@ -102,4 +169,7 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
 }  // namespace
 }  // namespace gxnor::bind
 
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) { m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cpu); }
+TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
+  m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cpu);
+  m.impl("xnor_conv2d_pack", &gxnor::bind::xnor_conv2d_pack_cpu);
+}

@@ -1,6 +1,6 @@
 """Triton kernels (GPU, or CPU through TRITON_INTERPRET=1). One op per file."""
 
-from .conv import xnor_conv2d
+from .conv import xnor_conv2d, xnor_conv2d_pack
 from .dst import dst_update_, dst_update_states_
 from .gemm import ternary_matmul, xnor_gemm
 from .pack import pack_ternary, quantize_pack, unpack_ternary, validate_packed
@@ -14,5 +14,6 @@ __all__ = [
     "unpack_ternary",
     "validate_packed",
     "xnor_conv2d",
+    "xnor_conv2d_pack",
     "xnor_gemm",
 ]

@@ -91,6 +91,78 @@ def test_xnor_conv2d_noncontiguous_and_empty():
     assert e.shape == (0, 5, 6, 6) and e.dtype == torch.int32
 
 
+def phi_dense(y, r):
+    """phi_r of (N, O, Ho, Wo) float64 values, channels-last: (N, Ho, Wo, O) int8."""
+    yl = y.permute(0, 2, 3, 1)
+    return ((yl >= r).to(torch.int8) - (yl <= -r).to(torch.int8))
+
+
+def check_pack_result(got, y, r):
+    o = y.shape[1]
+    assert got.dtype == torch.int32 and got.shape == (y.shape[0], y.shape[2], y.shape[3], 2, 2 * ((o + 63) // 64))
+    assert int(F.count_noncanonical(got, o, backend="reference")) == 0  # canonical, padding zero
+    assert torch.equal(F.unpack_ternary(got, o, backend="reference"), phi_dense(y, r))
+
+
+def dyadic_epilogue(o):
+    """Scale in +-{1/4, 1/2, 1, 2} and bias in quarters: acc * scale + bias is exact in float32,
+    so the threshold decision is the same on every backend, ties at r included."""
+    scale = 2.0 ** torch.randint(-2, 2, (o,)).float() * (torch.randint(0, 2, (o,)) * 2 - 1)
+    return scale, torch.randint(-8, 9, (o,)).float() / 4
+
+
+@pytest.mark.parametrize("impl", impls())
+@pytest.mark.parametrize("n,c,h,o,k,s,p,d,g", [
+    (2, 70, 7, 40, 3, (1, 2), (1, 0), (1, 2), 1),  # two words in, 40 channels out (padding bits)
+    (2, 130, 5, 70, 3, 1, 1, 1, 2),  # grouped, 70 channels out: two words
+    (1, 6, 9, 4, 5, 2, 2, 1, 1),
+])
+def test_xnor_conv2d_pack(impl, n, c, h, o, k, s, p, d, g):
+    torch.manual_seed(3)
+    x, w, xp, wp = case(n, c, h, h, o, k, g)
+    acc = TF.conv2d(x.double(), w.double(), None, s, p, d, g)
+    scale, bias = dyadic_epilogue(o)
+    dev = device_for(impl) if impl not in ("reference", "cuda_emu") else torch.device("cpu")
+    for sc, bi, r in ((None, None, 2.0), (scale, bias, 1.0), (None, bias, 0.75), (scale, None, 3.5)):
+        y = acc * (sc.double()[:, None, None] if sc is not None else 1) + (
+            bi.double()[:, None, None] if bi is not None else 0)
+        if impl == "cuda_emu":
+            got = emu.xnor_conv2d_pack(xp, wp, c, r, s, p, d, g, sc, bi)
+        else:
+            sd, bd = (t.to(dev) if t is not None else None for t in (sc, bi))
+            got = F.xnor_conv2d_pack(xp.to(dev), wp.to(dev), c, r, s, p, d, g, sd, bd, backend=impl).cpu()
+        check_pack_result(got, y, r)
+        assert 0 < int((phi_dense(y, r) != 0).sum()) < y.numel()  # the threshold is exercised
+
+
+@pytest.mark.parametrize("n,c,h,o,g", [(30, 64, 10, 256, 1), (3, 64, 8, 96, 2), (30, 96, 10, 192, 3)])
+def test_xnor_conv2d_pack_every_cpu_isa(cpu_isa, n, c, h, o, g):
+    # (30, 64, 10, 256): 3000 output rows, 2048-row chunks: two chunks; AMX at the AMX setting.
+    torch.manual_seed(4)
+    x, w, xp, wp = case(n, c, h, h, o, 3, g)
+    acc = TF.conv2d(x.double(), w.double(), None, 1, 1, 1, g)
+    scale, bias = dyadic_epilogue(o)
+    y = acc * scale.double()[:, None, None] + bias.double()[:, None, None]
+    check_pack_result(F.xnor_conv2d_pack(xp, wp, c, 1.5, 1, 1, 1, g, scale, bias, backend="cpp"), y, 1.5)
+    check_pack_result(F.xnor_conv2d_pack(xp, wp, c, 4.0, 1, 1, 1, g, backend="cpp"), acc, 4.0)
+
+
+@pytest.mark.parametrize("impl", ["reference", *backend_params()])
+def test_xnor_conv2d_pack_bad_input(impl):
+    dev = device_for(impl) if impl != "reference" else torch.device("cpu")
+    _, _, xp, wp = case(1, 6, 5, 5, 4, 3, 1)
+    xp, wp = xp.to(dev), wp.to(dev)
+    for r in (0.0, -1.0, float("nan")):
+        with pytest.raises(RuntimeError, match="threshold: expected a finite float > 0"):
+            F.xnor_conv2d_pack(xp, wp, 6, r, backend=impl)
+    with pytest.raises(RuntimeError, match="groups: expected a divisor of C = 6, got 4"):
+        F.xnor_conv2d_pack(xp, wp, 6, 1.0, groups=4, backend=impl)
+    with pytest.raises(RuntimeError, match=r"bias: expected shape \(O,\) = \(4,\)"):
+        F.xnor_conv2d_pack(xp, wp, 6, 1.0, bias=torch.ones(3, device=dev), backend=impl)
+    e = F.xnor_conv2d_pack(xp[:0], wp, 6, 1.0, 1, 1, backend=impl)
+    assert e.shape == (0, 5, 5, 2, 2) and e.dtype == torch.int32
+
+
 @pytest.mark.parametrize("impl", ["reference", *backend_params()])
 def test_xnor_conv2d_bad_input(impl):
     dev = device_for(impl) if impl != "reference" else torch.device("cpu")
@@ -128,6 +200,9 @@ def test_opcheck():
                                                         torch.randn(4)))
     _, _, xg, wg = case(1, 6, 5, 5, 4, 3, 2)
     torch.library.opcheck(torch.ops.gxnor.xnor_conv2d, (xg, wg, 6, [1, 1], [0, 0], [1, 1], 2))
+    torch.library.opcheck(torch.ops.gxnor.xnor_conv2d_pack, (xp, wp, 70, 1.5, [1, 2], [1, 0], [1, 1], 1))
+    torch.library.opcheck(torch.ops.gxnor.xnor_conv2d_pack, (xg, wg, 6, 0.5, [1, 1], [1, 1], [1, 1], 2,
+                                                             torch.randn(4), torch.randn(4)))
 
 
 def test_pack_conv_helpers_round_trip():
