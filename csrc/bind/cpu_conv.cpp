@@ -104,9 +104,27 @@ void conv_rows(const int32_t* x, const ConvShape& s, const int32_t* wrows, const
   }
 }
 
-bool use_amx(const ConvShape& s) {
-  return cpu::current_isa() == cpu::Isa::kAmx && s.rows() * s.o * 32 * s.words() >= kAmxMinWork;
-}
+// Contiguous operands and the weights as GEMM rows (plus AMX tiles when that path runs).
+struct ConvOperands {
+  at::Tensor x, w, sc, bi;
+  std::vector<int32_t> wrows;
+  AmxWeights amx;
+  bool amx_on = false;
+
+  ConvOperands(const at::Tensor& x_in, const at::Tensor& w_in, const ConvShape& s,
+               const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias)
+      : x(x_in.contiguous()), w(w_in.contiguous()), wrows(s.o * 2 * s.words()) {
+    if (scale) sc = scale->contiguous();
+    if (bias) bi = bias->contiguous();
+    cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
+    amx_on = cpu::current_isa() == cpu::Isa::kAmx && s.rows() * s.o * 32 * s.words() >= kAmxMinWork;
+    if (amx_on) amx = amx_weights(wrows.data(), s);
+  }
+
+  void run(const ConvShape& s, int64_t mb, int64_t me, const cpu::GemmOut& o) const {
+    conv_rows(x.const_data_ptr<int32_t>(), s, wrows.data(), amx_on ? &amx : nullptr, mb, me, o);
+  }
+};
 
 at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
@@ -117,14 +135,8 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = conv_out_empty(x_in, s, fl);  // (N, O, Ho, Wo), memory (N, Ho, Wo, O)
   if (s.rows() == 0 || s.o == 0) return out;
-  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
-  at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
-  std::vector<int32_t> wrows(s.o * 2 * s.words());
-  cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
-  AmxWeights amx;
-  if (use_amx(s)) amx = amx_weights(wrows.data(), s);
-  conv_rows(x.const_data_ptr<int32_t>(), s, wrows.data(), use_amx(s) ? &amx : nullptr, 0, s.rows(),
-            make_gemm_out(out, sc, bi, s.o));
+  const ConvOperands ops(x_in, w_in, s, scale, bias);
+  ops.run(s, 0, s.rows(), make_gemm_out(out, ops.sc, ops.bi, s.o));
   return out;
 }
 
@@ -143,21 +155,16 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
   at::Tensor out = at::empty({s.n, s.ho, s.wo, 2, Wo}, x_in.options().dtype(at::kInt));
   if (M == 0) return out;
   if (s.o == 0) return out.zero_();
-  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
-  at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
-  std::vector<int32_t> wrows(s.o * 2 * s.words());
-  cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
-  AmxWeights amx;
-  if (use_amx(s)) amx = amx_weights(wrows.data(), s);
+  const ConvOperands ops(x_in, w_in, s, scale, bias);
   const int64_t chunk = std::min(M, std::max<int64_t>(256, (int64_t(2) << 20) / (4 * s.o) / 256 * 256));
   at::Tensor scratch = at::empty({chunk, s.o}, x_in.options().dtype(at::kFloat));
-  const cpu::GemmOut o = make_gemm_out(scratch, sc, bi, s.o);
+  const cpu::GemmOut o = make_gemm_out(scratch, ops.sc, ops.bi, s.o);
   const auto isa = cpu::current_isa();
   const float thr = static_cast<float>(threshold);
   int32_t* dst = out.data_ptr<int32_t>();
   for (int64_t m0 = 0; m0 < M; m0 += chunk) {
     const int64_t m1 = std::min(M, m0 + chunk);
-    conv_rows(x.const_data_ptr<int32_t>(), s, wrows.data(), use_amx(s) ? &amx : nullptr, m0, m1, o);
+    ops.run(s, m0, m1, o);
     at::parallel_for(0, (m1 - m0) * Wo, 1024, [&](int64_t t0, int64_t t1) {
       cpu::pack_range(scratch.const_data_ptr<float>(), s.o, dst + m0 * 2 * Wo, t0, t1,
                       cpu::PackMode::kThreshold, thr, isa);
