@@ -41,9 +41,10 @@ def test_packed_identical_to_reference(backend, shape, increment):
     assert torch.equal(moved, x.to(torch.int8)[torch.isnan(g)]), "NaN-gradient weights moved"
 
 
-@pytest.mark.parametrize("shape", [(3, 31), (5, 65), (4, 1000)])
+@pytest.mark.parametrize("shape", [(3, 31), (5, 65), (4, 1000), (257, 31)])
 def test_packed_every_cpu_isa(cpu_isa, shape):
-    # The AVX-512 path draws 16 Philox streams per vector; AVX2 and scalar run the generic code.
+    # The AVX-512 path draws 16 Philox streams per vector, two words per pass; AVX2 and scalar run
+    # the generic code. (257, 31): 514 plane words, split over 2 threads into odd-length ranges.
     x = rand_ternary(*shape)
     g = torch.randn(shape) * 3
     seed, offset = int(torch.randint(0, 2**40, ())), 2**32 - 7  # the counter's low word wraps inside a vector

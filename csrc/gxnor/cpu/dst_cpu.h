@@ -120,47 +120,61 @@ GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
   return _mm512_div_ps(p, q);
 }
 
-// t: 16 increments in state units; idx0: flat index of lane 0. Returns moves; *nonfinite lanes.
-GXNOR_TARGET_AVX512 inline __m512i move16(__m512 t, uint64_t idx0, const DstParams& p, __mmask16* nonfinite) {
-  // Philox counters: offset + idx0 + lane (64-bit), split into lo/hi 32-bit lanes.
-  const uint64_t base = p.offset + idx0;
+// NV independent groups of 16 lanes at once (their Philox chains interleave, hiding the multiply
+// latency): t[v]: increments in state units, idx0[v]: flat index of lane 0. mv[v]: moves;
+// nonfinite[v]: lanes whose increment is not finite (they get move 0).
+template <int NV>
+GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const uint64_t* idx0, const DstParams& p,
+                                       __m512i* mv, __mmask16* nonfinite) {
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))), lane);
-  const __mmask16 carry = _mm512_cmplt_epu32_mask(c0, lane);
-  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32(static_cast<int>(base >> 32)), carry,
-                                     _mm512_set1_epi32(static_cast<int>(base >> 32)), _mm512_set1_epi32(1));
-  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  __m512i c0[NV], c1[NV], c2[NV], c3[NV];
+  for (int v = 0; v < NV; ++v) {
+    // Philox counters: offset + idx0 + lane (64-bit), split into lo/hi 32-bit lanes.
+    const uint64_t base = p.offset + idx0[v];
+    c0[v] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))), lane);
+    const __mmask16 carry = _mm512_cmplt_epu32_mask(c0[v], lane);
+    const __m512i hi = _mm512_set1_epi32(static_cast<int>(base >> 32));
+    c1[v] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
+    c2[v] = c3[v] = _mm512_setzero_si512();
+  }
   uint32_t k0 = static_cast<uint32_t>(p.seed), k1 = static_cast<uint32_t>(p.seed >> 32);
   for (int r = 0; r < 10; ++r) {
-    __m512i hi0, hi2;
-    const __m512i lo2 = mul_hilo_epu32(c2, 0xCD9E8D57u, &hi2);
-    const __m512i lo0 = mul_hilo_epu32(c0, 0xD2511F53u, &hi0);
-    // three-way XORs in one vpternlogd each
-    c0 = _mm512_ternarylogic_epi32(hi2, c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
-    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
-    c1 = lo2;
-    c3 = lo0;
+    const __m512i kv0 = _mm512_set1_epi32(static_cast<int>(k0)),
+                  kv1 = _mm512_set1_epi32(static_cast<int>(k1));
+    for (int v = 0; v < NV; ++v) {
+      __m512i hi0, hi2;
+      const __m512i lo2 = mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
+      const __m512i lo0 = mul_hilo_epu32(c0[v], 0xD2511F53u, &hi0);
+      // three-way XORs in one vpternlogd each
+      c0[v] = _mm512_ternarylogic_epi32(hi2, c1[v], kv0, 0x96);
+      c2[v] = _mm512_ternarylogic_epi32(hi0, c3[v], kv1, 0x96);
+      c1[v] = lo2;
+      c3[v] = lo0;
+    }
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  // uniform: int32 bitcast, -x - 1 if negative, * 2^-31
-  const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), c0);
-  const __m512i xi = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(c0, _mm512_setzero_si512()), c0, neg);
-  const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
-  const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_sub_ps(t, t), _mm512_setzero_ps(), _CMP_EQ_OQ);
-  *nonfinite = static_cast<__mmask16>(~fin);
-  t = _mm512_maskz_mov_ps(fin, t);
-  t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
-  const __m512i k = _mm512_cvttps_epi32(t);
-  const __m512 f = _mm512_sub_ps(t, _mm512_cvtepi32_ps(k));
-  const __m512 af = _mm512_abs_ps(f);
-  const __m512 pr = tanh_rational16(_mm512_mul_ps(_mm512_set1_ps(p.m), af));
-  const __mmask16 hit = _mm512_cmp_ps_mask(u, pr, _CMP_LT_OQ);
-  const __mmask16 pos = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_GT_OQ);
-  const __mmask16 ng = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);
-  __m512i mv = _mm512_mask_add_epi32(k, hit & pos, k, _mm512_set1_epi32(1));
-  mv = _mm512_mask_sub_epi32(mv, hit & ng, mv, _mm512_set1_epi32(1));
-  return mv;
+  for (int v = 0; v < NV; ++v) {
+    // uniform: int32 bitcast, -x - 1 if negative, * 2^-31
+    const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), c0[v]);
+    const __m512i xi =
+        _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(c0[v], _mm512_setzero_si512()), c0[v], neg);
+    const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
+    __m512 t = t_in[v];
+    const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_sub_ps(t, t), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    nonfinite[v] = static_cast<__mmask16>(~fin);
+    t = _mm512_maskz_mov_ps(fin, t);
+    t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
+    const __m512i k = _mm512_cvttps_epi32(t);
+    const __m512 f = _mm512_sub_ps(t, _mm512_cvtepi32_ps(k));
+    const __m512 af = _mm512_abs_ps(f);
+    const __m512 pr = tanh_rational16(_mm512_mul_ps(_mm512_set1_ps(p.m), af));
+    const __mmask16 hit = _mm512_cmp_ps_mask(u, pr, _CMP_LT_OQ);
+    const __mmask16 pos = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __mmask16 ng = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);
+    mv[v] = _mm512_mask_add_epi32(k, hit & pos, k, _mm512_set1_epi32(1));
+    mv[v] = _mm512_mask_sub_epi32(mv[v], hit & ng, mv[v], _mm512_set1_epi32(1));
+  }
 }
 
 template <class G>
@@ -169,41 +183,55 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, i
   if constexpr (!std::is_same_v<G, float>) {
     return dst_packed_words_generic(w, grad, K, t0, t1, p);
   } else {
+    // kWords plane words per pass (2 x kWords 16-lane halves): their Philox chains interleave.
+    constexpr int kWords = 2, kNV = 2 * kWords;
     const int64_t W = packed_words(K);
     int64_t bad = 0;
-    int64_t row = t0 / W, wi = t0 % W;
-    for (int64_t t = t0; t < t1; ++t, wi = (wi + 1 == W) ? (++row, 0) : wi + 1) {
-      const int64_t lo = wi * 32;
-      if (lo >= K) continue;
-      const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
-      uint32_t& gw = reinterpret_cast<uint32_t&>(w[row * 2 * W + wi]);
-      uint32_t& sw = reinterpret_cast<uint32_t&>(w[row * 2 * W + W + wi]);
-      uint32_t g = 0, sg = 0;
-      for (int h = 0; h < 2; ++h) {
-        const int nh = n - 16 * h;
-        if (nh <= 0) break;
-        const __mmask16 m = nh >= 16 ? 0xffff : static_cast<__mmask16>((1u << nh) - 1);
-        const float* gp = grad + row * K + lo + 16 * h;
-        // D = -lr * grad then * inv_dz: two roundings like the scalar path.
-        __m512 d = _mm512_maskz_loadu_ps(m, gp);
-        if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
-        const __m512 tt = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
-        __mmask16 nf;
-        const __m512i mv = move16(tt, static_cast<uint64_t>(row * K + lo + 16 * h), p, &nf);
-        bad += __builtin_popcount(nf & m);
-        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)),
-                        sgn = static_cast<__mmask16>(sw >> (16 * h));
-        __m512i s = _mm512_maskz_mov_epi32(
-            gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
-        s = _mm512_add_epi32(s, mv);
-        s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
-        const uint32_t gg = _mm512_mask_cmpneq_epi32_mask(m, s, _mm512_setzero_si512());
-        const uint32_t ss = _mm512_mask_cmplt_epi32_mask(m, s, _mm512_setzero_si512());
-        g |= gg << (16 * h);
-        sg |= ss << (16 * h);
+    for (int64_t t = t0; t < t1; t += kWords) {
+      __mmask16 m[kNV];
+      __m512 tt[kNV];
+      uint64_t idx[kNV];
+      int32_t *gp[kWords], *sp[kWords];
+      for (int q = 0; q < kWords; ++q) {
+        const int64_t tq = t + q < t1 ? t + q : t;  // past the range: a repeat of word t, masked off
+        const int64_t row = tq / W, wi = tq % W, lo = wi * 32;
+        const int n = t + q < t1 && lo < K ? static_cast<int>(K - lo < 32 ? K - lo : 32) : 0;  // padding: 0
+        gp[q] = w + row * 2 * W + wi;
+        sp[q] = gp[q] + W;
+        for (int h = 0; h < 2; ++h) {
+          const int nh = n - 16 * h, v = 2 * q + h;
+          m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
+          // D = -lr * grad then * inv_dz: two roundings like the scalar path.
+          __m512 d = _mm512_maskz_loadu_ps(m[v], grad + row * K + lo + 16 * h);
+          if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
+          tt[v] = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
+          idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
+        }
       }
-      gw = g;
-      sw = sg;
+      __m512i mv[kNV];
+      __mmask16 nf[kNV];
+      move16<kNV>(tt, idx, p, mv, nf);
+      for (int q = 0; q < kWords; ++q) {
+        if (!(m[2 * q] | m[2 * q + 1])) continue;  // padding word (stays zero) or past the range
+        const uint32_t gw = static_cast<uint32_t>(*gp[q]), sw = static_cast<uint32_t>(*sp[q]);
+        uint32_t g = 0, sg = 0;
+        for (int h = 0; h < 2; ++h) {
+          const int v = 2 * q + h;
+          bad += __builtin_popcount(nf[v] & m[v]);
+          const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)),
+                          sgn = static_cast<__mmask16>(sw >> (16 * h));
+          __m512i s = _mm512_maskz_mov_epi32(
+              gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+          s = _mm512_add_epi32(s, mv[v]);
+          s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
+          g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512()))
+               << (16 * h);
+          sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512()))
+                << (16 * h);
+        }
+        *gp[q] = static_cast<int32_t>(g);
+        *sp[q] = static_cast<int32_t>(sg);
+      }
     }
     return bad;
   }
