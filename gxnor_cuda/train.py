@@ -157,7 +157,8 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="paper", choices=["paper", "mlp"])
     ap.add_argument("--epochs", type=int, default=None, help="default: mnist 60, others 20")
     ap.add_argument("--batch-size", type=int, default=None, help="default: mnist 1000, others 100")
-    ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr/30); default: "
+    ap.add_argument("--lr-final", type=float, default=1 / 30, help="lr factor the cosine decays to (default 1/30)")
+    ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr * --lr-final); default: "
                     "mnist 0.05, others 0.005")
     ap.add_argument("--float-lr", type=float, default=3e-3, help="Adam lr of BatchNorm parameters")
     ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "adam"])
@@ -170,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="output directory (default runs/<dataset>)")
     ap.add_argument("--resume", default=None, help="checkpoint to continue from (bit-identical continuation)")
     args = ap.parse_args(argv)
+    if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
+        ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
     if not 0 <= args.n_states <= 7:
         ap.error(f"--n-states: expected N in [0, 7], got {args.n_states}")
     if args.dataset == "digits" and args.arch == "paper":
@@ -195,7 +198,8 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     net = build(args, gx=True)
     opt = make_optimizer(net, args, gx=True)
-    lr_at = lambda ep: 1 / 30 + (1 - 1 / 30) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
+    lf = args.lr_final
+    lr_at = lambda ep: lf + (1 - lf) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
     gen = torch.Generator().manual_seed(args.seed)
     history, start = [], 0
     if args.resume:
@@ -230,7 +234,8 @@ def main(argv=None) -> int:
 
 
 def _args_key(args) -> dict:
-    return {k: getattr(args, k) for k in ("dataset", "arch", "n_states", "batch_size", "base", "seed", "epochs")}
+    keys = ("dataset", "arch", "n_states", "batch_size", "base", "seed", "epochs", "lr", "lr_final")
+    return {k: getattr(args, k) for k in keys}
 
 
 def report(args, net, history, xs, ys, xt, out) -> None:

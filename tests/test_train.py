@@ -63,6 +63,11 @@ def test_bad_inputs(tmp_path, capsys):
     assert "train-images-idx3-ubyte.gz: expected" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--dataset", "digits", "--n-states", "9"])
+    assert "--n-states: expected N in [0, 7], got 9" in capsys.readouterr().err
+    for bad_lf in ("0", "1.5", "nan"):
+        with pytest.raises(SystemExit):
+            main(["--dataset", "digits", "--lr-final", bad_lf])
+        assert "--lr-final: expected a factor in (0, 1]" in capsys.readouterr().err
     ck = tmp_path / "other.pt"
     torch.save({"args_key": {"dataset": "mnist"}}, ck)
     assert main(["--dataset", "digits", "--out", str(tmp_path), "--resume", str(ck)]) == 2
