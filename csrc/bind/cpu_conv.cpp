@@ -60,21 +60,21 @@ void conv_amx(const int32_t* x, const ConvShape& s, const AmxWeights& wt, int64_
   while (S > 1 && (strips + S - 1) / S * s.g < 4 * at::get_num_threads()) S /= 2;
   const int64_t tasks = (strips + S - 1) / S;
   at::parallel_for(0, tasks * s.g, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<int32_t> pk(S * kBlock * 2 * Kw);
-    std::vector<int8_t> a(S * kBlock * Kp);
+    int32_t* pk = thread_scratch<int32_t>(S * kBlock * 2 * Kw);
+    int8_t* a = thread_scratch<int8_t>(S * kBlock * Kp);
     alignas(64) int32_t c[kBlock * kBlock];
     configure();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t gi = t % s.g, m0 = (t / s.g) * S * kBlock, nr = std::min(S * kBlock, M - m0);
       const int64_t ns = (nr + kBlock - 1) / kBlock;
-      cpu::im2col_packed(x, s, gi, mb + m0, mb + m0 + nr, pk.data());
-      unpack_rows_i8(pk.data(), Kw, nr, 0, ns * kBlock, a.data());
+      cpu::im2col_packed(x, s, gi, mb + m0, mb + m0 + nr, pk);
+      unpack_rows_i8(pk, Kw, nr, 0, ns * kBlock, a);
       const int8_t* bg = wt.bv.data() + gi * wt.Np * Kp;
       for (int64_t jb = 0; jb < nblk; ++jb) {
         const int8_t* b0 = bg + 2 * jb * KB * kVnniBytes;
         const int64_t j0 = jb * kBlock;
         for (int64_t si = 0; si < ns; ++si) {
-          const int8_t* a0 = a.data() + 2 * si * KB * kVnniBytes;
+          const int8_t* a0 = a + 2 * si * KB * kVnniBytes;
           block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
           o.store_block(m0 + si * kBlock, gi * og + j0, std::min<int64_t>(kBlock, nr - si * kBlock),
                         std::min<int64_t>(kBlock, og - j0), c, kBlock);

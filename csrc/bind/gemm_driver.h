@@ -14,6 +14,15 @@ namespace gxnor::bind {
 
 constexpr int64_t kAmxMinWork = int64_t(1) << 24;  // M*N*K below this: popcount path
 
+// A per-thread scratch of at least n elements, kept between calls: the AMX drivers' L2-sized
+// buffers (<= 1 MiB) would otherwise be fresh mmap'd pages, faulted in on every call.
+template <class T>
+inline T* thread_scratch(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  return buf.data();
+}
+
 inline void gemm_popcount(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
                           const cpu::GemmOut& o, cpu::Isa isa) {
   const int64_t row_bytes = 8 * W;
@@ -48,7 +57,7 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
   const int64_t mchunks = std::min(mt, std::max<int64_t>(1, (4 * at::get_num_threads() + ng - 1) / ng));
   const int64_t mper = (mt + mchunks - 1) / mchunks;
   at::parallel_for(0, ng * mchunks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<int8_t> bv(G * kBlock * Kp);
+    int8_t* bv = thread_scratch<int8_t>(G * kBlock * Kp);
     int64_t have = -1;
     alignas(64) int32_t c[kBlock * kBlock];
     configure();
@@ -56,12 +65,12 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
       const int64_t g = t / mchunks, ib0 = (t % mchunks) * mper, ib1 = std::min(mt, ib0 + mper);
       const int64_t n0 = g * G * kBlock, n1 = std::min(N, n0 + G * kBlock);
       const int64_t nb = (n1 - n0 + kBlock - 1) / kBlock;
-      if (have != g) unpack_vnni_i8(b + n0 * 2 * W, W, n1 - n0, 0, nb * kBlock, bv.data());
+      if (have != g) unpack_vnni_i8(b + n0 * 2 * W, W, n1 - n0, 0, nb * kBlock, bv);
       have = g;
       for (int64_t ib = ib0; ib < ib1; ++ib) {
         const int8_t* a0 = ai.data() + (2 * ib) * KB * kVnniBytes;
         for (int64_t jb = 0; jb < nb; ++jb) {
-          const int8_t* b0 = bv.data() + (2 * jb) * KB * kVnniBytes;
+          const int8_t* b0 = bv + (2 * jb) * KB * kVnniBytes;
           block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
           const int64_t i0 = ib * kBlock, j0 = n0 + jb * kBlock;
           o.store_block(i0, j0, std::min<int64_t>(kBlock, M - i0), std::min<int64_t>(kBlock, N - j0), c,
