@@ -111,17 +111,11 @@ def _register_fallbacks() -> None:
         STATUS["dispatch_cuda"] = (True, "triton" if tri else "reference (no CUDA build)")
     else:
         # The native CUDA library has no fused conv + pack kernel: its two kernels, composed.
-        torch.library.impl("gxnor::xnor_conv2d_pack", "CUDA", lib=_FALLBACK_LIB)(_xnor_conv2d_pack_composite)
+        from .reference import conv2d_then_pack
+
+        composite = conv2d_then_pack(torch.ops.gxnor.xnor_conv2d, torch.ops.gxnor.quantize_pack)
+        torch.library.impl("gxnor::xnor_conv2d_pack", "CUDA", lib=_FALLBACK_LIB)(composite)
         STATUS["dispatch_cuda"] = (True, "cuda")
-
-
-def _xnor_conv2d_pack_composite(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None,
-                                bias=None):
-    from ._checks import check_threshold
-
-    check_threshold(threshold)
-    y = torch.ops.gxnor.xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
-    return torch.ops.gxnor.quantize_pack(y.to(torch.float32).permute(0, 2, 3, 1), threshold)
 
 
 _FALLBACK_LIB = torch.library.Library("gxnor", "IMPL")  # noqa: TOR901

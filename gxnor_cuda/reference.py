@@ -171,11 +171,19 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     return out.copy_(y.float())
 
 
-def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
-    """xnor_conv2d, then phi_r of the float32 result (acc * scale + bias) packed for the next layer.
 
-    returns: (N, Ho, Wo, 2, Wo_words) int32 = quantize_pack(y.permute(0, 2, 3, 1), threshold).
-    """
-    check_threshold(threshold)
-    y = xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
-    return quantize_pack(y.to(torch.float32).permute(0, 2, 3, 1), threshold)
+def conv2d_then_pack(conv, qpack):
+    """``xnor_conv2d_pack`` from a ``xnor_conv2d`` and a ``quantize_pack`` implementation: the conv's
+    float32 result (acc * scale + bias), channels-last, thresholded and packed. The reference twin,
+    and the Triton and CUDA paths (their two kernels back to back)."""
+
+    def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+        """returns: (N, Ho, Wo, 2, Wo_words) int32 = quantize_pack(y.permute(0, 2, 3, 1), threshold)."""
+        check_threshold(threshold)
+        y = conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+        return qpack(y.to(torch.float32).permute(0, 2, 3, 1), threshold)
+
+    return xnor_conv2d_pack
+
+
+xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)

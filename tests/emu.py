@@ -13,6 +13,7 @@ import subprocess
 import torch
 
 from gxnor_cuda import format as fmt
+from gxnor_cuda.reference import conv2d_then_pack
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SRC = ROOT / "csrc" / "gxnor"
@@ -159,7 +160,6 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     return out.permute(0, 3, 1, 2)
 
 
-def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
-    """The CUDA dispatch of xnor_conv2d_pack: the conv kernel, then the threshold pack kernel."""
-    y = xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
-    return pack_ternary(y.to(torch.float32).permute(0, 2, 3, 1).contiguous(), threshold)
+
+# The CUDA dispatch of xnor_conv2d_pack: the conv kernel, then the threshold pack kernel.
+xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, pack_ternary)

@@ -117,7 +117,7 @@ struct ConvOperands {
     if (scale) sc = scale->contiguous();
     if (bias) bi = bias->contiguous();
     cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
-    amx_on = cpu::current_isa() == cpu::Isa::kAmx && s.rows() * s.o * 32 * s.words() >= kAmxMinWork;
+    amx_on = use_amx(s.rows(), s.o, s.words());
     if (amx_on) amx = amx_weights(wrows.data(), s);
   }
 

@@ -25,11 +25,7 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
   const cpu::GemmOut o = make_gemm_out(out, sc, bi, N);
-  const auto isa = cpu::current_isa();
-  if (isa == cpu::Isa::kAmx && M * N * K >= kAmxMinWork)
-    gemm_amx(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
-  else
-    gemm_popcount(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o, isa);
+  gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
   return out;
 }
 

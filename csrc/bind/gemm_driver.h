@@ -14,6 +14,11 @@ namespace gxnor::bind {
 
 constexpr int64_t kAmxMinWork = int64_t(1) << 24;  // M*N*K below this: popcount path
 
+// Whether C = a @ b.T with M x N outputs over W packed words per row takes the AMX path.
+inline bool use_amx(int64_t M, int64_t N, int64_t W) {
+  return cpu::current_isa() == cpu::Isa::kAmx && M * N * 32 * W >= kAmxMinWork;
+}
+
 // A per-thread scratch of at least n elements, kept between calls: the AMX drivers' L2-sized
 // buffers (<= 1 MiB) would otherwise be fresh mmap'd pages, faulted in on every call.
 template <class T>
@@ -63,6 +68,7 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
     configure();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / mchunks, ib0 = (t % mchunks) * mper, ib1 = std::min(mt, ib0 + mper);
+      if (ib0 >= ib1) continue;  // the last chunks can be empty when mt is not a multiple of mper
       const int64_t n0 = g * G * kBlock, n1 = std::min(N, n0 + G * kBlock);
       const int64_t nb = (n1 - n0 + kBlock - 1) / kBlock;
       if (have != g) unpack_vnni_i8(b + n0 * 2 * W, W, n1 - n0, 0, nb * kBlock, bv);
@@ -99,11 +105,10 @@ inline cpu::GemmOut make_gemm_out(at::Tensor& out, const at::Tensor& sc, const a
 // C = a @ b.T through the fastest path for this ISA and size.
 inline void gemm_any(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
                      const cpu::GemmOut& o) {
-  const auto isa = cpu::current_isa();
-  if (isa == cpu::Isa::kAmx && M * N * 32 * W >= kAmxMinWork)
+  if (use_amx(M, N, W))
     gemm_amx(a, b, M, N, W, o);
   else
-    gemm_popcount(a, b, M, N, W, o, isa);
+    gemm_popcount(a, b, M, N, W, o, cpu::current_isa());
 }
 
 }  // namespace gxnor::bind

@@ -9,12 +9,13 @@ as in gemm.py. Output (N, Ho, Wo, O) memory, returned as an (N, O, Ho, Wo) view.
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
 from .._conv_checks import check_conv, conv_out_empty
+from ..reference import conv2d_then_pack
 from .gemm import _popc32, _store_c
+from .pack import quantize_pack
 
 
 @triton.jit
@@ -72,11 +73,6 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     return out
 
 
-def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
-    """The conv kernel's float32 output, then the quantize_pack kernel (two kernels: not fused here)."""
-    from .._checks import check_threshold
-    from .pack import quantize_pack
 
-    check_threshold(threshold)
-    y = xnor_conv2d(x, w, C, stride, padding, dilation, groups, scale, bias)
-    return quantize_pack(y.to(torch.float32).permute(0, 2, 3, 1), threshold)
+# The conv kernel's float32 output, then the quantize_pack kernel (two kernels: not fused here).
+xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)
