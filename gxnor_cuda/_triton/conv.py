@@ -5,23 +5,49 @@ Grid (cdiv(M, BM), cdiv(O/groups, BN), groups), M = N * Ho * Wo output positions
 (BM, BN) int32 tile; loops over the kernel taps (ky, kx) and the BW-word chunks of the group's
 packed channels; a tap in the zero padding loads zero words (gate off). Gated XNOR + SWAR popcount
 as in gemm.py. Output (N, Ho, Wo, O) memory, returned as an (N, O, Ho, Wo) view.
+
+xnor_conv2d_pack fuses the threshold + pack into the same kernel (PACK): with BN = 32 each program
+owns one packed word column, thresholds its float tile in registers and stores two int32 words
+per output position; the float (N, O, Ho, Wo) tensor is never written.
 """
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
+from .. import format as fmt
+from .._checks import check_threshold
 from .._conv_checks import check_conv, conv_out_empty
-from ..reference import conv2d_then_pack
 from .gemm import _popc32, _store_c
-from .pack import quantize_pack
+
+
+@triton.jit
+def _store_pack(acc, p_ptr, scale_ptr, bias_ptr, rm, rn, M, N, word, thr, WP, HAS_SCALE: tl.constexpr,
+                HAS_BIAS: tl.constexpr, BN: tl.constexpr):
+    """phi_thr(acc * scale + bias) of a (BM, 32) tile -> one gate word and one sign word per row."""
+    y = acc.to(tl.float32)
+    if HAS_SCALE:
+        y = y * tl.load(scale_ptr + rn, mask=rn < N, other=1.0)[None, :]
+    if HAS_BIAS:
+        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0)[None, :]
+    live = (rn < N)[None, :]
+    neg = (y <= -thr) & live
+    gate = ((y >= thr) & live) | neg
+    lane = tl.arange(0, BN).to(tl.uint32)[None, :]
+    g = tl.sum(gate.to(tl.uint32) << lane, axis=1)  # disjoint bits: the sum is the OR
+    s = tl.sum(neg.to(tl.uint32) << lane, axis=1)
+    off = rm.to(tl.int64) * 2 * WP + word
+    tl.store(p_ptr + off, g.to(tl.int32, bitcast=True), mask=rm < M)
+    tl.store(p_ptr + off + WP, s.to(tl.int32, bitcast=True), mask=rm < M)
 
 
 @triton.jit
 def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
-                      DH, DW, HO, WO, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
-                      BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr):
+                      DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                      BW: tl.constexpr):
     gi = tl.program_id(2)
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
@@ -50,29 +76,58 @@ def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd,
                 xx = g & (sa[:, None, :] ^ sb[None, :, :])
                 acc += tl.sum((_popc32(g) - 2 * _popc32(xx)).to(tl.int32), axis=2)
     col0 = gi * OG  # this group's first output channel
-    _store_c(acc, c_ptr + col0, scale_ptr + col0, bias_ptr + col0, rm, rn, M, OG, HAS_SCALE, HAS_BIAS, FLOAT_OUT,
-             LDC=O)
+    if PACK:  # col0 and the tile's first column are multiples of 32 (BN = 32): one word per row
+        word = (col0 + tl.program_id(1) * BN) // 32
+        _store_pack(acc, c_ptr, scale_ptr + col0, bias_ptr + col0, rm, rn, M, OG, word, thr, WP, HAS_SCALE,
+                    HAS_BIAS, BN)
+    else:
+        _store_c(acc, c_ptr + col0, scale_ptr + col0, bias_ptr + col0, rm, rn, M, OG, HAS_SCALE, HAS_BIAS,
+                 FLOAT_OUT, LDC=O)
 
-def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
-    """Triton twin of reference.xnor_conv2d (same arguments, same (N, O, Ho, Wo) channels-last output)."""
+def _launch(x, w, C, stride, padding, dilation, groups, scale, bias, threshold=None):
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    pack = threshold is not None
     fl = scale is not None or bias is not None
-    out = conv_out_empty(x, O, N, Ho, Wo, fl)
     M, OG = N * Ho * Wo, O // groups
+    if pack:
+        WP = fmt.packed_words(O)
+        out = torch.zeros((N, Ho, Wo, 2, WP), dtype=torch.int32, device=x.device)  # padding words stay 0
+        dst = out
+    else:
+        WP = 0
+        out = conv_out_empty(x, O, N, Ho, Wo, fl)
+        dst = out.permute(0, 2, 3, 1)  # contiguous (N, Ho, Wo, O)
     if M == 0 or O == 0:
         return out
     x, w = x.contiguous(), w.contiguous()
-    nhwc = out.permute(0, 2, 3, 1)  # contiguous (N, Ho, Wo, O)
-    sc = scale.contiguous() if scale is not None else nhwc
-    bi = bias.contiguous() if bias is not None else nhwc
-    BM, BN = 16, 16
+    sc = scale.contiguous() if scale is not None else dst
+    bi = bias.contiguous() if bias is not None else dst
+    BM, BN = 16, 32 if pack else 16
     grid = (triton.cdiv(M, BM), triton.cdiv(OG, BN), groups)
-    _xnor_conv_kernel[grid](x, w, nhwc, sc, bi, M, OG, O, H, Wd, G, Wg, kh, kw, *s, *p, *d, Ho, Wo,
-                            HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, FLOAT_OUT=fl,
-                            BM=BM, BN=BN, BW=2)
+    _xnor_conv_kernel[grid](x, w, dst, sc, bi, M, OG, O, H, Wd, G, Wg, kh, kw, *s, *p, *d, Ho, Wo,
+                            float(threshold) if pack else 0.0, WP, HAS_SCALE=scale is not None,
+                            HAS_BIAS=bias is not None, FLOAT_OUT=fl, PACK=pack, BM=BM, BN=BN, BW=2)
     return out
 
 
+def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """Triton twin of reference.xnor_conv2d (same arguments, same (N, O, Ho, Wo) channels-last output)."""
+    return _launch(x, w, C, stride, padding, dilation, groups, scale, bias)
 
-# The conv kernel's float32 output, then the quantize_pack kernel (two kernels: not fused here).
-xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)
+
+def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """Triton twin of reference.xnor_conv2d_pack, threshold and pack fused into the conv kernel.
+
+    returns: (N, Ho, Wo, 2, packed_words(O)) int32. Grouped convs whose per-group output count is not
+    a multiple of 32 would share words between programs: those run the conv, then quantize_pack.
+    """
+    check_threshold(threshold)
+    O = w.shape[0] if w.dim() == 5 else 0
+    if groups != 1 and (O // max(groups, 1)) % 32:
+        from ..reference import conv2d_then_pack
+        from .pack import quantize_pack
+
+        return conv2d_then_pack(xnor_conv2d, quantize_pack)(x, w, C, threshold, stride, padding, dilation, groups,
+                                                            scale, bias)
+    r = float(torch.tensor(threshold, dtype=torch.float32))  # the kernels compare in float32
+    return _launch(x, w, C, stride, padding, dilation, groups, scale, bias, r)
