@@ -23,9 +23,10 @@ def _fc(f_in, f_out, gx, n_states, quant):
     return nn.Sequential(*([quant] if quant is not None else []), nn.Linear(f_in, f_out, bias=False))
 
 
-def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5) -> nn.Sequential:
+def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5,
+              window: str = "rect") -> nn.Sequential:
     """32C5 - MP2 - BN - phi - 64C5 - MP2 - BN - phi - 512FC - BN - phi - 10FC - BN (input 1x28x28)."""
-    phi = lambda: TernaryActivation(r, a)
+    phi = lambda: TernaryActivation(r, a, window)
     return nn.Sequential(
         _conv(1, 32, 5, 0, gx, n_states, None), nn.MaxPool2d(2), nn.BatchNorm2d(32),
         _conv(32, 64, 5, 0, gx, n_states, phi()), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.Flatten(),
@@ -34,9 +35,10 @@ def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
     )
 
 
-def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5) -> nn.Sequential:
+def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5,
+              window: str = "rect") -> nn.Sequential:
     """2x128C3 - MP2 - 2x256C3 - MP2 - 2x512C3 - MP2 - 1024FC - 10FC, BN after each, phi after BN."""
-    phi = lambda: TernaryActivation(r, a)
+    phi = lambda: TernaryActivation(r, a, window)
     layers: list[nn.Module] = []
     c_in, first = 3, True
     for c in (128, 256, 512):
@@ -52,9 +54,9 @@ def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
 
 
 def mlp(in_features: int, gx: bool = True, n_states: int = 1, hidden: int = 512, r: float = 1.0,
-        a: float = 0.5) -> nn.Sequential:
+        a: float = 0.5, window: str = "rect") -> nn.Sequential:
     """Flatten - FC - BN - phi - FC - BN - phi - FC - BN."""
-    phi = lambda: TernaryActivation(r, a)
+    phi = lambda: TernaryActivation(r, a, window)
     return nn.Sequential(
         nn.Flatten(), _fc(in_features, hidden, gx, n_states, None), nn.BatchNorm1d(hidden),
         _fc(hidden, hidden, gx, n_states, phi()), nn.BatchNorm1d(hidden),

@@ -38,11 +38,27 @@ def squared_hinge(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def build(args, gx: bool):
+    act = {"r": args.act_r, "a": args.act_a, "window": args.window}
     if args.arch == "paper":
-        net = models.mnist_net(gx, args.n_states) if args.dataset != "cifar10" else models.cifar_net(gx, args.n_states)
-    else:
-        net = models.mlp({"mnist": 784, "digits": 64, "cifar10": 3072}[args.dataset], gx, args.n_states)
-    return net
+        make = models.mnist_net if args.dataset != "cifar10" else models.cifar_net
+        return make(gx, args.n_states, **act)
+    return models.mlp({"mnist": 784, "digits": 64, "cifar10": 3072}[args.dataset], gx, args.n_states, **act)
+
+
+def random_shift(x: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image (B, C, H, W) by its own (dy, dx) in [-s, s]^2, filling with the background.
+
+    The background is the image minimum (-1 after the [-1, 1] scaling). Draws from gen, whose state
+    the checkpoint keeps, so a resumed run stays bit-identical.
+    """
+    if s == 0:
+        return x
+    b, _, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (s, s, s, s), value=float(x.min()))
+    d = torch.randint(0, 2 * s + 1, (2, b), generator=gen)
+    rows = (d[0][:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (d[1][:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
+    return xp[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
 
 
 def make_optimizer(net, args, gx: bool):
@@ -129,7 +145,7 @@ def save_atomic(obj, path: pathlib.Path) -> None:
     os.replace(tmp, path)
 
 
-def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc):
+def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc, shift: int = 0):
     perm = torch.randperm(len(y), generator=gen)
     t0 = time.perf_counter()
     total = 0.0
@@ -142,7 +158,7 @@ def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc):
                 g["lr"] = g["initial_lr"] * f
         idx = perm[i * bs:(i + 1) * bs]
         opt.zero_grad()
-        loss = squared_hinge(net(x[idx]), y[idx])
+        loss = squared_hinge(net(random_shift(x[idx], shift, gen)), y[idx])
         loss.backward()
         opt.step()
         total += loss.item()
@@ -164,6 +180,11 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "adam"])
     ap.add_argument("--m", type=float, default=3.0)
     ap.add_argument("--n-states", type=int, default=1)
+    ap.add_argument("--act-r", type=float, default=1.0, help="activation threshold r of phi_r (default 1)")
+    ap.add_argument("--act-a", type=float, default=0.5, help="half-width a of the surrogate window (default 0.5)")
+    ap.add_argument("--window", default="rect", choices=["rect", "tri", "bell"], help="surrogate gradient window")
+    ap.add_argument("--augment", type=int, default=0, metavar="S",
+                    help="random translation of training images by up to S pixels (default 0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help=f"MNIST: {QUICK_EPOCHS} epochs (about 10 minutes on 2 cores)")
@@ -173,6 +194,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
         ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
+    for name in ("act_r", "act_a"):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and v > 0):
+            ap.error(f"--{name.replace('_', '-')}: expected a positive number, got {v}")
+    if args.augment < 0:
+        ap.error(f"--augment: expected a shift in pixels >= 0, got {args.augment}")
     if not 0 <= args.n_states <= 7:
         ap.error(f"--n-states: expected N in [0, 7], got {args.n_states}")
     if args.dataset == "digits" and args.arch == "paper":
@@ -216,7 +243,8 @@ def main(argv=None) -> int:
             return 2
     log = out / "log.csv"
     for ep in range(start, args.epochs):
-        loss, secs = run_epoch(net, opt, xs, ys, args.batch_size, lr_at, ep, gen, f"gxnor epoch {ep + 1}")
+        loss, secs = run_epoch(net, opt, xs, ys, args.batch_size, lr_at, ep, gen, f"gxnor epoch {ep + 1}",
+                                 args.augment)
         recalibrate_bn(net, xs)
         acc = evaluate(net, xt, yt)
         history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
@@ -234,7 +262,8 @@ def main(argv=None) -> int:
 
 
 def _args_key(args) -> dict:
-    keys = ("dataset", "arch", "n_states", "batch_size", "base", "seed", "epochs", "lr", "lr_final")
+    keys = ("dataset", "arch", "n_states", "batch_size", "base", "seed", "epochs", "lr", "lr_final", "act_r", "act_a",
+            "window", "augment")
     return {k: getattr(args, k) for k in keys}
 
 

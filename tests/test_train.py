@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gxnor_cuda import data as D
-from gxnor_cuda.train import main
+from gxnor_cuda.train import main, random_shift
 
 
 def test_digits_run_reports(tmp_path, capsys):
@@ -23,7 +23,9 @@ def test_digits_run_reports(tmp_path, capsys):
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
-    common = ["--dataset", "digits", "--no-float-twin", "--lr", "0.03", "--epochs", "4"]
+    # augmentation draws from the checkpointed generator: the resumed run must still match
+    common = ["--dataset", "digits", "--no-float-twin", "--lr", "0.03", "--epochs", "4", "--augment", "1",
+              "--window", "tri", "--act-r", "0.8"]
     straight = tmp_path / "s"
     assert main([*common, "--out", str(straight)]) == 0
     part = tmp_path / "p"
@@ -49,6 +51,21 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
         assert torch.equal(v, p["model"][k]), k
 
 
+def test_random_shift_translates_each_image():
+    x = torch.randn(64, 2, 7, 9)
+    s = 2
+    y = random_shift(x, s, torch.Generator().manual_seed(0))
+    xp = torch.nn.functional.pad(x, (s, s, s, s), value=float(x.min()))
+    seen = set()
+    for b in range(len(x)):
+        hits = [(dy, dx) for dy in range(2 * s + 1) for dx in range(2 * s + 1)
+                if torch.equal(xp[b, :, dy:dy + 7, dx:dx + 9], y[b])]
+        assert len(hits) == 1, b
+        seen.add(hits[0])
+    assert len(seen) > 10  # the shifts vary per image
+    assert random_shift(x, 0, torch.Generator()) is x
+
+
 def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "imagenet"])
@@ -68,6 +85,12 @@ def test_bad_inputs(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["--dataset", "digits", "--lr-final", bad_lf])
         assert "--lr-final: expected a factor in (0, 1]" in capsys.readouterr().err
+    for flag, v, msg in (("--act-r", "0", "--act-r: expected a positive number, got 0.0"),
+                         ("--act-a", "nan", "--act-a: expected a positive number, got nan"),
+                         ("--augment", "-1", "--augment: expected a shift in pixels >= 0, got -1")):
+        with pytest.raises(SystemExit):
+            main(["--dataset", "digits", flag, v])
+        assert msg in capsys.readouterr().err
     ck = tmp_path / "other.pt"
     torch.save({"args_key": {"dataset": "mnist"}}, ck)
     assert main(["--dataset", "digits", "--out", str(tmp_path), "--resume", str(ck)]) == 2
