@@ -1,9 +1,11 @@
 // CPU bindings of xnor_gemm (AMX-INT8 or popcount micro-kernels, multithreaded with
-// at::parallel_for) and ternary_matmul (float x ternary: weight rows unpacked to the input dtype in
-// parallel, in chunks of at most 16 MiB, each followed by the BLAS GEMM on that chunk; measured
-// faster than masked add/subtract on this CPU).
+// at::parallel_for) and ternary_matmul (float x ternary: the weight unpacked to float and multiplied
+// by the BLAS, either per L2-sized tile inside each thread (float32, up to 1024 rows) or in chunks of
+// at most 16 MiB, each followed by one multithreaded GEMM; measured faster than masked
+// add/subtract on this CPU).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/library.h>
 
 #include "../gxnor/cpu/pack.h"
@@ -34,6 +36,56 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
 // (a 32 MiB copy measured 2x slower than the GEMM itself here), and peak memory stays bounded.
 constexpr int64_t kScratchBytes = int64_t(16) << 20;
 
+// Cache-blocked float32 path: each thread unpacks an (nb x kc) weight tile (256 KiB) into its own
+// L2 scratch and multiplies it right away with a single-threaded BLAS call, so the unpacked weight
+// never goes out to memory and is read once from L2. NT: threads split the N blocks, each
+// accumulates over K chunks; NN: threads split the K chunks, each accumulates over N blocks.
+// The BLAS is the one torch links (Fortran sgemm_, looked up at load time: ATen's own cpublas
+// wrapper is not exported); without one, the one-big-GEMM path below runs.
+constexpr int64_t kTileRows = 256, kTileCols = 256;
+// Above kBlockedMaxM rows, or for the NN form with fewer than kBlockedMinInner weight rows (the
+// inner dimension: each tile GEMM would be a rank-N update), the one-big-GEMM path measured faster.
+constexpr int64_t kBlockedMaxM = 1024, kBlockedMinInner = 128;
+
+using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*,
+                         const float*, const int*, const float*, const int*, const float*, float*,
+                         const int*);
+
+SgemmFn find_sgemm() {
+  static const SgemmFn f = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return f;
+}
+
+// Column-major C (m x n, ldc) = op(A) op(B) + beta C, as BLAS; int arguments (all < 2^31 here).
+void sgemm(SgemmFn f, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int mi = int(m), ni = int(n), ki = int(k), la = int(lda), lb = int(ldb), lc = int(ldc);
+  const float one = 1.f;
+  f(&ta, &tb, &mi, &ni, &ki, &one, a, &la, b, &lb, &beta, c, &lc);
+}
+
+void ternary_matmul_blocked(SgemmFn f, const float* x, const int32_t* w, int64_t M, int64_t N, int64_t K,
+                            bool nn, float* out, cpu::Isa isa) {
+  const int64_t nblk = (N + kTileRows - 1) / kTileRows, kblk = (K + kTileCols - 1) / kTileCols;
+  const int64_t outer = nn ? kblk : nblk, inner = nn ? nblk : kblk;
+  at::parallel_for(0, outer, 1, [&](int64_t t0, int64_t t1) {
+    float* tile = thread_scratch<float>(kTileRows * kTileCols);
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t nb = nn ? i : t, kb = nn ? t : i;
+        const int64_t n0 = nb * kTileRows, n1 = std::min(N, n0 + kTileRows);
+        const int64_t k0 = kb * kTileCols, k1 = std::min(K, k0 + kTileCols);
+        cpu::unpack_tile(w, K, n0, n1, k0, k1, tile, kTileCols, isa);
+        const float beta = i == 0 ? 0.f : 1.f;
+        if (!nn)  // out[:, n0:n1] (+)= x[:, k0:k1] @ tile^T   (column-major: C^T = tile @ x^T)
+          sgemm(f, 'T', 'N', n1 - n0, M, k1 - k0, tile, kTileCols, x + k0, K, beta, out + n0, N);
+        else  // out[:, k0:k1] (+)= x[:, n0:n1] @ tile   (column-major: C^T = tile^T @ x^T)
+          sgemm(f, 'N', 'N', k1 - k0, M, n1 - n0, tile, kTileCols, x + n0, N, beta, out + k0, K);
+      }
+    }
+  });
+}
+
 at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_device(w, "w", c10::DeviceType::CPU);
@@ -43,6 +95,14 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
   const at::Tensor wc = w.contiguous();
   const int64_t W = wc.size(2);
   const auto isa = cpu::current_isa();
+  const SgemmFn f = find_sgemm();
+  if (f && x.scalar_type() == at::kFloat && M <= kBlockedMaxM && (!nn || N >= kBlockedMinInner)) {
+    const at::Tensor xc = x.contiguous();
+    at::Tensor out = at::empty({M, nn ? K : N}, x.options());
+    ternary_matmul_blocked(f, xc.const_data_ptr<float>(), wc.const_data_ptr<int32_t>(), M, N, K, nn,
+                           out.data_ptr<float>(), isa);
+    return out;
+  }
   const int64_t nb = std::min(N, std::max<int64_t>(64, kScratchBytes / (4 * K) / 16 * 16));
   at::Tensor out = at::empty({M, nn ? K : N}, x.options());
   at::Tensor wf = at::empty({nb, K}, x.options().dtype(at::kFloat));

@@ -13,6 +13,9 @@ from tests import emu
 from tests.helpers import backend_params, device_for, rand_ternary
 
 SHAPES = [(1, 1, 1), (1, 7, 33), (5, 1, 64), (3, 4, 65), (17, 9, 4097), (70, 66, 300), (2, 3, 1000)]
+# ternary_matmul also: several 256 x 256 weight tiles with partial edges on both axes (the C++
+# cache-blocked path, both accumulation orders), and M above that path's limit (the one-GEMM path).
+TM_SHAPES = [*SHAPES, (9, 600, 520), (1030, 40, 70)]
 
 
 def packed(rows, K, dev="cpu"):
@@ -102,7 +105,7 @@ def mm_impls():
 
 
 @pytest.mark.parametrize("backend", mm_impls())
-@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("M,N,K", TM_SHAPES)
 @pytest.mark.parametrize("nn", [False, True])
 def test_ternary_matmul_close_to_float64(backend, M, N, K, nn):
     dev = device_for(backend) if backend != "reference" else torch.device("cpu")

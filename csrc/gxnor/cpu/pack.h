@@ -165,6 +165,19 @@ inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64
   return bad;
 }
 
+// One plane-word pair (n <= 32 elements) to dense values.
+template <class T>
+inline void unpack_word(uint32_t g, uint32_t s, int n, T* o, Isa isa) {
+#if GXNOR_X86
+  if (isa >= Isa::kAvx512) {
+    unpack_word_avx512(g, s, n, o);
+    return;
+  }
+#endif
+  (void)isa;
+  for (int i = 0; i < n; ++i) o[i] = static_cast<T>(((g >> i) & 1) ? (((s >> i) & 1) ? -1 : 1) : 0);
+}
+
 // Unpack plane words [t0, t1) into rows of length K of int8 or float values.
 template <class T>
 inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1, Isa isa) {
@@ -174,19 +187,24 @@ inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_
     const int64_t lo = w * kBitsPerWord;
     if (lo >= K) continue;
     const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
-    const uint32_t g = static_cast<uint32_t>(p[row * 2 * W + w]);
-    const uint32_t s = static_cast<uint32_t>(p[row * 2 * W + W + w]);
-    T* o = out + row * K + lo;
-#if GXNOR_X86
-    if (isa >= Isa::kAvx512) {
-      unpack_word_avx512(g, s, n, o);
-      continue;
-    }
-#endif
-    (void)isa;
-    for (int i = 0; i < n; ++i) {
-      const int v = ((g >> i) & 1) ? (((s >> i) & 1) ? -1 : 1) : 0;
-      o[i] = static_cast<T>(v);
+    unpack_word(static_cast<uint32_t>(p[row * 2 * W + w]), static_cast<uint32_t>(p[row * 2 * W + W + w]), n,
+                out + row * K + lo, isa);
+  }
+}
+
+// Unpack the tile rows [r0, r1) x elements [k0, k1) (k0 a multiple of 32, k1 <= K) of packed rows
+// of length K into out, row stride ld: out[(r - r0) * ld + (k - k0)].
+template <class T>
+inline void unpack_tile(const int32_t* p, int64_t K, int64_t r0, int64_t r1, int64_t k0, int64_t k1, T* out,
+                        int64_t ld, Isa isa) {
+  const int64_t W = packed_words(K);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int32_t* gp = p + r * 2 * W;
+    T* o = out + (r - r0) * ld;
+    for (int64_t lo = k0; lo < k1; lo += kBitsPerWord, o += kBitsPerWord) {
+      const int n = static_cast<int>(k1 - lo < 32 ? k1 - lo : 32);
+      unpack_word(static_cast<uint32_t>(gp[lo / kBitsPerWord]),
+                  static_cast<uint32_t>(gp[W + lo / kBitsPerWord]), n, o, isa);
     }
   }
 }
