@@ -19,7 +19,8 @@
 namespace gxnor::bind {
 namespace {
 
-constexpr int64_t kChunkBytes = int64_t(2) << 20;  // packed im2col rows per chunk: about 2 MiB
+constexpr int64_t kChunkBytes = int64_t(2) << 20;        // packed im2col rows per chunk: about 2 MiB
+constexpr int64_t kPackScratchBytes = int64_t(2) << 20;  // xnor_conv2d_pack float rows per chunk (L2)
 
 // The group weights unpacked once into VNNI tiles for the AMX path: group gi, 32-column block jb
 // at (gi * Np + 32 jb) * Kp bytes.
@@ -156,7 +157,7 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
   if (M == 0) return out;
   if (s.o == 0) return out.zero_();
   const ConvOperands ops(x_in, w_in, s, scale, bias);
-  const int64_t chunk = std::min(M, std::max<int64_t>(256, (int64_t(2) << 20) / (4 * s.o) / 256 * 256));
+  const int64_t chunk = std::min(M, std::max<int64_t>(256, kPackScratchBytes / (4 * s.o) / 256 * 256));
   at::Tensor scratch = at::empty({chunk, s.o}, x_in.options().dtype(at::kFloat));
   const cpu::GemmOut o = make_gemm_out(scratch, ops.sc, ops.bi, s.o);
   const auto isa = cpu::current_isa();
