@@ -110,11 +110,6 @@ def _register_fallbacks() -> None:
             torch.library.impl(f"gxnor::{op}", "CUDA", lib=_FALLBACK_LIB)(tri.get(op, fn))
         STATUS["dispatch_cuda"] = (True, "triton" if tri else "reference (no CUDA build)")
     else:
-        # The native CUDA library has no fused conv + pack kernel: its two kernels, composed.
-        from .reference import conv2d_then_pack
-
-        composite = conv2d_then_pack(torch.ops.gxnor.xnor_conv2d, torch.ops.gxnor.quantize_pack)
-        torch.library.impl("gxnor::xnor_conv2d_pack", "CUDA", lib=_FALLBACK_LIB)(composite)
         STATUS["dispatch_cuda"] = (True, "cuda")
 
 

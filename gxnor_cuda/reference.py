@@ -174,9 +174,9 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
 
 def conv2d_then_pack(conv, qpack):
     """``xnor_conv2d_pack`` from a ``xnor_conv2d`` and a ``quantize_pack`` implementation: the conv's
-    float32 result (acc * scale + bias), channels-last, thresholded and packed. The reference twin,
-    and the CUDA path (its two kernels back to back; Triton fuses them unless a group's outputs share
-    a word)."""
+    float32 result (acc * scale + bias), channels-last, thresholded and packed. The reference twin;
+    the Triton and CUDA kernels fuse the two, and compose them only where a group's outputs share a
+    packed word (groups > 1, O / groups not a multiple of 32)."""
 
     def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
         """returns: (N, Ho, Wo, 2, Wo_words) int32 = quantize_pack(y.permute(0, 2, 3, 1), threshold)."""

@@ -161,5 +161,26 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
 
 
 
-# The CUDA dispatch of xnor_conv2d_pack: the conv kernel, then the threshold pack kernel.
-xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, pack_ternary)
+def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
+    """As the CUDA binding: the fused conv + pack kernel, or (groups sharing output words) the conv
+    kernel then the threshold pack kernel."""
+    from gxnor_cuda._checks import check_threshold
+    from gxnor_cuda._conv_checks import check_conv
+
+    check_threshold(threshold)
+    N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    if groups != 1 and (O // groups) % 32:
+        return conv2d_then_pack(xnor_conv2d, pack_ternary)(x, w, C, threshold, stride, padding, dilation, groups,
+                                                           scale, bias)
+    shape = torch.tensor([N, H, Wd, G, Wg, O, kh, kw, *s, *p, *d, Ho, Wo], dtype=torch.int64)
+    wp = fmt.packed_words(O)
+    out = torch.zeros((N, Ho, Wo, 2, wp), dtype=torch.int32)  # the padding words: zeroed by the caller
+    out[..., 1, :(O + 31) // 32] = -1  # real words poisoned (sign without gate): a missed store is non-canonical
+    null = ctypes.c_void_p(0)
+    sc = scale.contiguous() if scale is not None else None
+    bi = bias.contiguous() if bias is not None else None
+    r = float(torch.tensor(threshold, dtype=torch.float32))
+    _ok(lib().gxnor_cuda_xnor_conv2d_pack(_p(x.contiguous()), _p(w.contiguous()), _p(shape),
+                                          _p(sc) if sc is not None else null, _p(bi) if bi is not None else null,
+                                          ctypes.c_float(r), _p(out), ctypes.c_int64(wp), None), "xnor_conv2d_pack")
+    return out

@@ -123,6 +123,23 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   return out;
 }
 
+// The contiguous operands, optional scale / bias and ConvShape fields the conv kernels take.
+struct ConvLaunch {
+  at::Tensor x, w, sc, bi;
+  int64_t shape16[16];
+  ConvLaunch(const at::Tensor& x_in, const at::Tensor& w_in, const ConvShape& s,
+             const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias)
+      : x(x_in.contiguous()),
+        w(w_in.contiguous()),
+        sc(scale ? scale->contiguous() : at::Tensor()),
+        bi(bias ? bias->contiguous() : at::Tensor()),
+        shape16{s.n, s.h, s.w, s.g, s.wg, s.o, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.dh, s.dw, s.ho, s.wo} {}
+  const int32_t* xp() const { return x.const_data_ptr<int32_t>(); }
+  const int32_t* wp() const { return w.const_data_ptr<int32_t>(); }
+  const float* scale() const { return sc.defined() ? sc.const_data_ptr<float>() : nullptr; }
+  const float* bias() const { return bi.defined() ? bi.const_data_ptr<float>() : nullptr; }
+};
+
 at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                             const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
@@ -132,17 +149,36 @@ at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int6
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = conv_out_empty(x_in, s, fl);
   if (s.rows() == 0 || s.o == 0) return out;
-  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
-  const at::Tensor sc = scale ? scale->contiguous() : at::Tensor(),
-                   bi = bias ? bias->contiguous() : at::Tensor();
-  const int64_t shape16[16] = {s.n,  s.h,  s.w,  s.g,  s.wg, s.o,  s.kh, s.kw,
-                               s.sh, s.sw, s.ph, s.pw, s.dh, s.dw, s.ho, s.wo};
-  check_cuda(gxnor_cuda_xnor_conv2d(x.const_data_ptr<int32_t>(), w.const_data_ptr<int32_t>(), shape16,
-                                    sc.defined() ? sc.const_data_ptr<float>() : nullptr,
-                                    bi.defined() ? bi.const_data_ptr<float>() : nullptr,
+  const ConvLaunch a(x_in, w_in, s, scale, bias);
+  check_cuda(gxnor_cuda_xnor_conv2d(a.xp(), a.wp(), a.shape16, a.scale(), a.bias(),
                                     fl ? nullptr : out.data_ptr<int32_t>(),
                                     fl ? out.data_ptr<float>() : nullptr, stream()),
              "xnor_conv2d");
+  return out;
+}
+
+// xnor_conv2d with the threshold + pack fused into the conv kernel's epilogue; grouped convs whose
+// groups would share output words (o / groups not a multiple of 32) run the conv, then the pack.
+at::Tensor xnor_conv2d_pack_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, double threshold,
+                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                 int64_t groups, const std::optional<at::Tensor>& scale,
+                                 const std::optional<at::Tensor>& bias) {
+  check_device(x_in, "x", c10::DeviceType::CUDA);
+  check_threshold(threshold);
+  const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  if (s.g != 1 && s.og() % 32 != 0) {
+    const at::Tensor y = xnor_conv2d_cuda(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+    return pack_cuda(y.to(at::kFloat).permute({0, 2, 3, 1}), 1, threshold);
+  }
+  const int64_t wp = packed_words(s.o);
+  at::Tensor out = at::zeros({s.n, s.ho, s.wo, 2, wp}, x_in.options().dtype(at::kInt));  // padding words 0
+  if (s.rows() == 0 || s.o == 0) return out;
+  const ConvLaunch a(x_in, w_in, s, scale, bias);
+  check_cuda(
+      gxnor_cuda_xnor_conv2d_pack(a.xp(), a.wp(), a.shape16, a.scale(), a.bias(),
+                                  static_cast<float>(threshold), out.data_ptr<int32_t>(), wp, stream()),
+      "xnor_conv2d_pack");
   return out;
 }
 
@@ -207,6 +243,7 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
   m.impl("validate_packed", &gxnor::bind::validate_packed_cuda);
   m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cuda);
   m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cuda);
+  m.impl("xnor_conv2d_pack", &gxnor::bind::xnor_conv2d_pack_cuda);
   m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cuda);
   m.impl("dst_update_", &gxnor::bind::dst_update_cuda);
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cuda);

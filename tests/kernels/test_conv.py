@@ -115,7 +115,8 @@ def dyadic_epilogue(o):
 @pytest.mark.parametrize("n,c,h,o,k,s,p,d,g", [
     (2, 70, 7, 40, 3, (1, 2), (1, 0), (1, 2), 1),  # two words in, 40 channels out (padding bits)
     (2, 130, 5, 70, 3, 1, 1, 1, 2),  # grouped, 70 channels out: two words
-    (1, 64, 5, 64, 3, 1, 1, 1, 2),  # grouped, 32 channels per group: one word per group (Triton fused)
+    (1, 64, 5, 64, 3, 1, 1, 1, 2),  # grouped, 32 channels per group: one word per group (fused)
+    (2, 40, 9, 96, 3, 1, 1, 1, 1),  # 162 output rows, 96 channels: several row and column tiles (fused)
     (1, 6, 9, 4, 5, 2, 2, 1, 1),
 ])
 def test_xnor_conv2d_pack(impl, n, c, h, o, k, s, p, d, g):

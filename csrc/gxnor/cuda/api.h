@@ -26,6 +26,11 @@ int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t M, int64_t 
 // (when c_int is null) float32 c_float = C * scale[oc] + bias[oc].
 int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const int64_t* shape16, const float* scale,
                            const float* bias, int32_t* c_int, float* c_float, void* stream);
+// The same conv emitting packed phi_thr(C * scale[oc] + bias[oc]) into out (n, ho, wo, 2, wp), whose
+// padding words the caller zeroes. Needs groups = 1 or o / groups a multiple of 32 (else returns 1).
+int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, const int64_t* shape16,
+                                const float* scale, const float* bias, float thr, int32_t* out, int64_t wp,
+                                void* stream);
 // In-place DST on packed ternary rows (rows x 2 x W) from a float gradient (rows x K); adds the
 // number of non-finite entries to *bad.
 int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr, float m,
