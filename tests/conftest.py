@@ -36,3 +36,12 @@ def cpu_isa(request):
         pytest.skip(f"this CPU lacks {request.param} (got {got})")
     yield got
     ns.set_cpu_isa(before)
+
+
+def pytest_report_header(config):
+    """Say at the top of every run which backends load, and why not: their tests skip otherwise
+    (GXNOR_REQUIRE_BACKENDS=cpp,triton, as `make test` sets, turns those skips into failures)."""
+    from gxnor_cuda import _backend
+
+    return [f"gxnor backend {name}: {'ok' if ok else 'UNAVAILABLE'} ({why})"
+            for name, (ok, why) in _backend.STATUS.items() if name in _backend.BACKENDS]
