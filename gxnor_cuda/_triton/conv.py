@@ -89,7 +89,14 @@ def _launch(x, w, C, stride, padding, dilation, groups, scale, bias, threshold=N
     pack = threshold is not None
     fl = scale is not None or bias is not None
     M, OG = N * Ho * Wo, O // groups
+    if pack and groups != 1 and OG % 32:  # groups would share output words: conv, then quantize_pack
+        from ..reference import conv2d_then_pack
+        from .pack import quantize_pack
+
+        return conv2d_then_pack(xnor_conv2d, quantize_pack)(x, w, C, threshold, stride, padding, dilation, groups,
+                                                            scale, bias)
     if pack:
+        threshold = float(torch.tensor(threshold, dtype=torch.float32))  # the kernels compare in float32
         WP = fmt.packed_words(O)
         out = torch.zeros((N, Ho, Wo, 2, WP), dtype=torch.int32, device=x.device)  # padding words stay 0
         dst = out
@@ -122,12 +129,4 @@ def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups
     a multiple of 32 would share words between programs: those run the conv, then quantize_pack.
     """
     check_threshold(threshold)
-    O = w.shape[0] if w.dim() == 5 else 0
-    if groups != 1 and (O // max(groups, 1)) % 32:
-        from ..reference import conv2d_then_pack
-        from .pack import quantize_pack
-
-        return conv2d_then_pack(xnor_conv2d, quantize_pack)(x, w, C, threshold, stride, padding, dilation, groups,
-                                                            scale, bias)
-    r = float(torch.tensor(threshold, dtype=torch.float32))  # the kernels compare in float32
-    return _launch(x, w, C, stride, padding, dilation, groups, scale, bias, r)
+    return _launch(x, w, C, stride, padding, dilation, groups, scale, bias, threshold)
