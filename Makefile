@@ -10,10 +10,12 @@ STAMP := $(VENV)/.gxnor-installed
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --no-cache-dir --upgrade pip
 
 $(STAMP): $(BIN)/python setup.py pyproject.toml $(shell find csrc -type f)
-	$(BIN)/pip install -q "$(TORCH)" numpy tqdm tabulate matplotlib pytest ruff ninja cmake scikit-learn
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt 8 ]; then echo "warning: $$free GiB free here; the venv needs about 6.5 GiB (torch 2.14.1 + CUDA libs)"; fi
+	$(BIN)/pip install -q --no-cache-dir "$(TORCH)" numpy tqdm tabulate matplotlib pytest ruff ninja cmake scikit-learn
 	MAX_JOBS=$(JOBS) $(BIN)/pip install -v --no-build-isolation --no-deps -e . 2>&1 | grep "gxnor_cuda setup" || true
 	$(BIN)/python -c "import gxnor_cuda"
 	touch $(STAMP)
@@ -47,6 +49,8 @@ bench: setup
 	$(BIN)/python bench/bench_pack.py
 	$(BIN)/python bench/bench_gemm.py
 	$(BIN)/python bench/bench_dst.py
+	$(BIN)/python bench/bench_conv.py
+	$(BIN)/python bench/bench_train.py
 
 clean:
 	rm -rf build build-*.log gxnor_cuda/*.so *.egg-info
