@@ -5,7 +5,9 @@
   and multi-state int8 weights get the in-place DST kernel;
 - float parameters (BatchNorm, biases) get the base update itself.
 Bases: "sgd" D = -lr * grad (no per-weight float state: 2 bits per ternary weight);
-"normalized" divides each tensor's gradient by its RMS (one float per tensor); "adam" is the
+"normalized" divides each tensor's gradient by its RMS (one float per tensor); "rownorm" divides each
+output row's gradient (dim 0: one output neuron or channel, whose scale the following BatchNorm
+removes) by that row's RMS (one transient float per row, still no per-weight state); "adam" is the
 original code's rule (D = Adam step; two float moments per weight: 8 extra bytes per weight).
 state_dict carries (seed, offset, step): a resumed run is bit-identical to an uninterrupted one.
 """
@@ -19,7 +21,7 @@ import torch
 
 from . import functional as F
 
-BASES = ("sgd", "normalized", "adam")
+BASES = ("sgd", "normalized", "rownorm", "adam")
 
 
 def is_discrete(p: torch.Tensor) -> bool:
@@ -106,6 +108,11 @@ class DST(torch.optim.Optimizer):
         if base == "normalized":
             fin = torch.isfinite(g)
             rms = torch.sqrt((torch.where(fin, g, 0) ** 2).mean()).clamp_min(1e-12)
+            return g / rms, False
+        if base == "rownorm":
+            g0 = torch.where(torch.isfinite(g), g, 0)
+            dims = tuple(range(1, g.ndim)) if g.ndim > 1 else tuple(range(g.ndim))
+            rms = torch.sqrt((g0 ** 2).mean(dim=dims, keepdim=True)).clamp_min(1e-12)
             return g / rms, False
         st = self.state[p]
         if "exp_avg" not in st:

@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr * --lr-final); default: "
                     "mnist 0.05, others 0.005")
     ap.add_argument("--float-lr", type=float, default=3e-3, help="Adam lr of BatchNorm parameters")
-    ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "adam"])
+    ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "rownorm", "adam"])
     ap.add_argument("--m", type=float, default=3.0)
     ap.add_argument("--n-states", type=int, default=1)
     ap.add_argument("--act-r", type=float, default=None, help="activation threshold r of phi_r (default: mnist "

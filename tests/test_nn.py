@@ -134,7 +134,7 @@ def _train_steps(model, opt, xs, n):
         opt.step()
 
 
-@pytest.mark.parametrize("base", ["sgd", "normalized", "adam"])
+@pytest.mark.parametrize("base", ["sgd", "normalized", "rownorm", "adam"])
 def test_dst_resume_is_bit_identical(base):
     torch.manual_seed(0)
     xs = torch.randn(6, 8, 40)
@@ -157,6 +157,23 @@ def test_dst_resume_is_bit_identical(base):
     _train_steps(c, oc, xs[3:], 3)
     for (ka, va), (_kc, vc) in zip(a.state_dict().items(), c.state_dict().items(), strict=True):
         assert torch.equal(va, vc), ka
+
+
+@pytest.mark.parametrize("base", ["normalized", "rownorm"])
+def test_dst_normalized_bases_scale_the_gradient(base):
+    """normalized / rownorm == sgd fed the gradient divided by its tensor / per-row RMS (same seed)."""
+    torch.manual_seed(3)
+    g = torch.randn(6, 50) * torch.logspace(-3, 1, 6)[:, None]  # rows of very different scale
+    dims = dict(dim=1, keepdim=True) if base == "rownorm" else {}
+    scaled = g / g.pow(2).mean(**dims).sqrt()
+    a, b = GXNORLinear(50, 6), GXNORLinear(50, 6)
+    b.load_state_dict(a.state_dict())
+    w0 = a.weight_q.clone()
+    a.weight_q.gxnor_grad, b.weight_q.gxnor_grad = g, scaled
+    DST(a.parameters(), lr=0.3, base=base, seed=7).step()
+    DST(b.parameters(), lr=0.3, base="sgd", seed=7).step()
+    assert torch.equal(a.weight_q, b.weight_q)
+    assert not torch.equal(a.weight_q, w0)
 
 
 def test_dst_nan_gradient_warns_once_and_counts():

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../gxnor/cpu/conv.h"
+#include "../gxnor/cpu/conv_amx.h"
 #include "../gxnor/cpu/pack.h"
 #include "checks.h"
 #include "conv_checks.h"
@@ -47,7 +48,7 @@ AmxWeights amx_weights(const int32_t* wrows, const ConvShape& s) {
 
 // AMX path for output rows [mb, me) (o addresses row mb as its row 0), fused per super-strip of
 // output positions (S strips of 32 rows, S * 32 * Kp int8 at most ~512 KiB: L2-resident): gather
-// the packed im2col rows, unpack them to int8 tiles, then for every 32-column block of the group's
+// the im2col rows unpacked to int8 tiles in one pass, then for every 32-column block of the group's
 // weights multiply all S strips, so each weight block is read from L3 once per super-strip, not
 // once per strip. No M-sized buffer.
 void conv_amx(const int32_t* x, const ConvShape& s, const AmxWeights& wt, int64_t mb, int64_t me,
@@ -61,25 +62,20 @@ void conv_amx(const int32_t* x, const ConvShape& s, const AmxWeights& wt, int64_
   while (S > 1 && (strips + S - 1) / S * s.g < 4 * at::get_num_threads()) S /= 2;
   const int64_t tasks = (strips + S - 1) / S;
   at::parallel_for(0, tasks * s.g, 1, [&](int64_t t0, int64_t t1) {
-    int32_t* pk = thread_scratch<int32_t>(S * kBlock * 2 * Kw);
     int8_t* a = thread_scratch<int8_t>(S * kBlock * Kp);
     alignas(64) int32_t c[kBlock * kBlock];
     configure();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t gi = t % s.g, m0 = (t / s.g) * S * kBlock, nr = std::min(S * kBlock, M - m0);
       const int64_t ns = (nr + kBlock - 1) / kBlock;
-      cpu::im2col_packed(x, s, gi, mb + m0, mb + m0 + nr, pk);
-      unpack_rows_i8(pk, Kw, nr, 0, ns * kBlock, a);
+      cpu::im2col_unpack_i8(x, s, gi, mb + m0, nr, ns * kBlock, a);
       const int8_t* bg = wt.bv.data() + gi * wt.Np * Kp;
       for (int64_t jb = 0; jb < nblk; ++jb) {
         const int8_t* b0 = bg + 2 * jb * KB * kVnniBytes;
         const int64_t j0 = jb * kBlock;
-        for (int64_t si = 0; si < ns; ++si) {
-          const int8_t* a0 = a + 2 * si * KB * kVnniBytes;
-          block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
-          o.store_block(m0 + si * kBlock, gi * og + j0, std::min<int64_t>(kBlock, nr - si * kBlock),
-                        std::min<int64_t>(kBlock, og - j0), c, kBlock);
-        }
+        for (int64_t si = 0; si < ns; ++si)
+          amx_block_out(o, m0 + si * kBlock, gi * og + j0, std::min<int64_t>(kBlock, nr - si * kBlock),
+                        std::min<int64_t>(kBlock, og - j0), a + 2 * si * KB * kVnniBytes, b0, KB, c);
       }
     }
     release();

@@ -28,6 +28,22 @@ inline T* thread_scratch(int64_t n) {
   return buf.data();
 }
 
+// One 32 x 32 AMX block of C at (i0, j0), nr x nc of it inside C: a full block of an int32
+// output is stored by the tiles straight into it; otherwise through the scratch c and the
+// epilogue (partial edges, float output with scale / bias).
+GXNOR_TARGET_AMX inline void amx_block_out(const cpu::GemmOut& o, int64_t i0, int64_t j0, int64_t nr,
+                                           int64_t nc, const int8_t* a0, const int8_t* b0, int64_t KB,
+                                           int32_t* c) {
+  using namespace cpu::amx;
+  const int8_t *a1 = a0 + KB * kVnniBytes, *b1 = b0 + KB * kVnniBytes;
+  if (o.c_int && nr == kBlock && nc == kBlock) {
+    block_32x32(a0, a1, b0, b1, KB, o.c_int + i0 * o.ldc + j0, o.ldc);
+    return;
+  }
+  block_32x32(a0, a1, b0, b1, KB, c);
+  o.store_block(i0, j0, nr, nc, c, kBlock);
+}
+
 inline void gemm_popcount(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
                           const cpu::GemmOut& o, cpu::Isa isa) {
   const int64_t row_bytes = 8 * W;
@@ -76,11 +92,9 @@ inline void gemm_amx(const int32_t* a, const int32_t* b, int64_t M, int64_t N, i
       for (int64_t ib = ib0; ib < ib1; ++ib) {
         const int8_t* a0 = ai.data() + (2 * ib) * KB * kVnniBytes;
         for (int64_t jb = 0; jb < nb; ++jb) {
-          const int8_t* b0 = bv + (2 * jb) * KB * kVnniBytes;
-          block_32x32(a0, a0 + KB * kVnniBytes, b0, b0 + KB * kVnniBytes, KB, c);
           const int64_t i0 = ib * kBlock, j0 = n0 + jb * kBlock;
-          o.store_block(i0, j0, std::min<int64_t>(kBlock, M - i0), std::min<int64_t>(kBlock, N - j0), c,
-                        kBlock);
+          amx_block_out(o, i0, j0, std::min<int64_t>(kBlock, M - i0), std::min<int64_t>(kBlock, N - j0), a0,
+                        bv + (2 * jb) * KB * kVnniBytes, KB, c);
         }
       }
     }

@@ -39,11 +39,12 @@ GXNOR_TARGET_AMX inline void configure() { _tile_loadconfig(&kTileConfig); }
 
 GXNOR_TARGET_AMX inline void release() { _tile_release(); }
 
-// C (32 x 32 int32, ld 32) = A rows [0, 16) in tiles a0, rows [16, 32) in a1, times B blocks
-// b0, b1 (KB consecutive 1 KiB tiles each). Every tile load reads 1 KiB of contiguous memory:
-// no row stride, so no 4 KiB cache-set aliasing when K is a power of two.
+// C (32 x 32 int32, rows ldc apart) = A rows [0, 16) in tiles a0, rows [16, 32) in a1, times B
+// blocks b0, b1 (KB consecutive 1 KiB tiles each). Every tile load reads 1 KiB of contiguous
+// memory: no row stride, so no 4 KiB cache-set aliasing when K is a power of two. c may be the
+// int32 output itself (ldc = its row length): the tiles are stored straight into it.
 GXNOR_TARGET_AMX inline void block_32x32(const int8_t* a0, const int8_t* a1, const int8_t* b0,
-                                         const int8_t* b1, int64_t KB, int32_t* c) {
+                                         const int8_t* b1, int64_t KB, int32_t* c, int64_t ldc = kBlock) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -58,10 +59,11 @@ GXNOR_TARGET_AMX inline void block_32x32(const int8_t* a0, const int8_t* a1, con
     _tile_dpbssd(2, 5, 6);
     _tile_dpbssd(3, 5, 7);
   }
-  _tile_stored(0, c, 128);
-  _tile_stored(1, c + 16, 128);
-  _tile_stored(2, c + 16 * 32, 128);
-  _tile_stored(3, c + 16 * 32 + 16, 128);
+  const int64_t ld = ldc * static_cast<int64_t>(sizeof(int32_t));
+  _tile_stored(0, c, ld);
+  _tile_stored(1, c + 16, ld);
+  _tile_stored(2, c + 16 * ldc, ld);
+  _tile_stored(3, c + 16 * ldc + 16, ld);
 }
 
 // 64 int8 values of packed row word q (gate word g, sign word s): 0, +1 or -1.
