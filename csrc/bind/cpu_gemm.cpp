@@ -44,8 +44,9 @@ constexpr int64_t kScratchBytes = int64_t(16) << 20;
 // wrapper is not exported); without one, the one-big-GEMM path below runs.
 constexpr int64_t kTileRows = 256, kTileCols = 256;
 // Above kBlockedMaxM rows, or for the NN form with fewer than kBlockedMinInner weight rows (the
-// inner dimension: each tile GEMM would be a rank-N update), the one-big-GEMM path measured faster.
-constexpr int64_t kBlockedMaxM = 1024, kBlockedMinInner = 128;
+// inner dimension: each tile GEMM would be a rank-N update), the one-big-GEMM path measured faster,
+// except for at most kSmallM rows and a weight that fits one tile (no unpacked copy to allocate).
+constexpr int64_t kBlockedMaxM = 1024, kBlockedMinInner = 128, kSmallM = 256;
 
 using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*,
                          const float*, const int*, const float*, const int*, const float*, float*,
@@ -66,24 +67,36 @@ void sgemm(SgemmFn f, char ta, char tb, int64_t m, int64_t n, int64_t k, const f
 
 void ternary_matmul_blocked(SgemmFn f, const float* x, const int32_t* w, int64_t M, int64_t N, int64_t K,
                             bool nn, float* out, cpu::Isa isa) {
-  const int64_t nblk = (N + kTileRows - 1) / kTileRows, kblk = (K + kTileCols - 1) / kTileCols;
+  // Tile width along K: 256, or for an NT weight of at most 256 rows as wide as the same 256 KiB
+  // allows (N = 10, K = 512: one BLAS call instead of two).
+  const int64_t tk =
+      !nn && N <= kTileRows
+          ? std::min((K + 31) / 32 * 32, std::max(kTileCols, kTileRows * kTileCols / N / 32 * 32))
+          : kTileCols;
+  const int64_t nblk = (N + kTileRows - 1) / kTileRows, kblk = (K + tk - 1) / tk;
   const int64_t outer = nn ? kblk : nblk, inner = nn ? nblk : kblk;
-  at::parallel_for(0, outer, 1, [&](int64_t t0, int64_t t1) {
+  auto body = [&](int64_t t0, int64_t t1) {
     float* tile = thread_scratch<float>(kTileRows * kTileCols);
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t nb = nn ? i : t, kb = nn ? t : i;
         const int64_t n0 = nb * kTileRows, n1 = std::min(N, n0 + kTileRows);
-        const int64_t k0 = kb * kTileCols, k1 = std::min(K, k0 + kTileCols);
-        cpu::unpack_tile(w, K, n0, n1, k0, k1, tile, kTileCols, isa);
+        const int64_t k0 = kb * tk, k1 = std::min(K, k0 + tk);
+        cpu::unpack_tile(w, K, n0, n1, k0, k1, tile, tk, isa);
         const float beta = i == 0 ? 0.f : 1.f;
         if (!nn)  // out[:, n0:n1] (+)= x[:, k0:k1] @ tile^T   (column-major: C^T = tile @ x^T)
-          sgemm(f, 'T', 'N', n1 - n0, M, k1 - k0, tile, kTileCols, x + k0, K, beta, out + n0, N);
+          sgemm(f, 'T', 'N', n1 - n0, M, k1 - k0, tile, tk, x + k0, K, beta, out + n0, N);
         else  // out[:, k0:k1] (+)= x[:, n0:n1] @ tile   (column-major: C^T = tile^T @ x^T)
-          sgemm(f, 'N', 'N', k1 - k0, M, n1 - n0, tile, kTileCols, x + n0, N, beta, out + k0, K);
+          sgemm(f, 'N', 'N', k1 - k0, M, n1 - n0, tile, tk, x + n0, N, beta, out + k0, K);
       }
     }
-  });
+  };
+  // One task: run it here (no thread-pool round trip, which costs more than a small GEMM, and
+  // the BLAS may use the threads itself).
+  if (outer == 1)
+    body(0, 1);
+  else
+    at::parallel_for(0, outer, 1, body);
 }
 
 at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
@@ -96,7 +109,8 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
   const int64_t W = wc.size(2);
   const auto isa = cpu::current_isa();
   const SgemmFn f = find_sgemm();
-  if (f && x.scalar_type() == at::kFloat && M <= kBlockedMaxM && (!nn || N >= kBlockedMinInner)) {
+  if (f && x.scalar_type() == at::kFloat && M <= kBlockedMaxM &&
+      (!nn || N >= kBlockedMinInner || (M <= kSmallM && N * K <= kTileRows * kTileCols))) {
     const at::Tensor xc = x.contiguous();
     at::Tensor out = at::empty({M, nn ? K : N}, x.options());
     ternary_matmul_blocked(f, xc.const_data_ptr<float>(), wc.const_data_ptr<int32_t>(), M, N, K, nn,

@@ -14,8 +14,9 @@ from tests.helpers import backend_params, device_for, rand_ternary
 
 SHAPES = [(1, 1, 1), (1, 7, 33), (5, 1, 64), (3, 4, 65), (17, 9, 4097), (70, 66, 300), (2, 3, 1000)]
 # ternary_matmul also: several 256 x 256 weight tiles with partial edges on both axes (the C++
-# cache-blocked path, both accumulation orders), and M above that path's limit (the one-GEMM path).
-TM_SHAPES = [*SHAPES, (9, 600, 520), (1030, 40, 70)]
+# cache-blocked path, both accumulation orders), NT tiles widened along K for a short weight
+# (100 rows: 640-wide K chunks, the last partial), and M above that path's limit (the one-GEMM path).
+TM_SHAPES = [*SHAPES, (9, 600, 520), (5, 100, 1500), (1030, 40, 70)]
 
 
 def packed(rows, K, dev="cpu"):
