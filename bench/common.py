@@ -34,8 +34,11 @@ def metadata() -> dict[str, str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
+    # torch's own switch for 2 MiB pages on CPU allocations >= 2 MiB: fresh large outputs (torch's
+    # and gxnor's alike) then cost far fewer page faults; recorded because it moves the ratios.
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0")
     return {"device": dev, "threads": str(torch.get_num_threads()), "torch": torch.__version__,
-            "triton": tv, "git": sha}
+            "triton": tv, "git": sha, "THP_MEM_ALLOC_ENABLE": thp}
 
 
 def time_cpu(fn, min_run_time: float = 1.0) -> float:
