@@ -173,6 +173,9 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="paper", choices=["paper", "mlp"])
     ap.add_argument("--epochs", type=int, default=None, help="default: mnist 60, others 20")
     ap.add_argument("--batch-size", type=int, default=None, help="default: mnist 1000, others 100")
+    ap.add_argument("--batch-final", type=int, default=None, metavar="B",
+                    help="grow the batch geometrically, epoch by epoch, from --batch-size to B in the last epoch "
+                         "(fewer, less noisy DST steps late in training; default: no growth)")
     ap.add_argument("--lr-final", type=float, default=1 / 30, help="lr factor the cosine decays to (default 1/30)")
     ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr * --lr-final); default: "
                     "mnist 0.05, others 0.005")
@@ -211,6 +214,11 @@ def main(argv=None) -> int:
                            ("act_r", 0.35, 1.0)):
         if getattr(args, key) is None:
             setattr(args, key, mn if mnist else other)
+    if args.batch_final is None:
+        args.batch_final = args.batch_size
+    for name in ("batch_size", "batch_final"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')}: expected a batch size >= 1, got {getattr(args, name)}")
     for name in ("act_r", "act_a"):
         v = getattr(args, name)
         if not (math.isfinite(v) and v > 0):
@@ -247,8 +255,8 @@ def main(argv=None) -> int:
             return 2
     log = out / "log.csv"
     for ep in range(start, args.epochs):
-        loss, secs = run_epoch(net, opt, xs, ys, args.batch_size, lr_at, ep, gen, f"gxnor epoch {ep + 1}",
-                                 args.augment)
+        loss, secs = run_epoch(net, opt, xs, ys, batch_at(args, ep), lr_at, ep, gen, f"gxnor epoch {ep + 1}",
+                               args.augment)
         recalibrate_bn(net, xs)
         acc = evaluate(net, xt, yt)
         history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
@@ -265,10 +273,21 @@ def main(argv=None) -> int:
     return 0
 
 
+def batch_at(args, ep: int) -> int:
+    """Batch size of epoch ep (0-based): --batch-size grown geometrically to --batch-final at the last epoch."""
+    b0, b1 = args.batch_size, args.batch_final
+    if b1 == b0 or args.epochs <= 1:
+        return b0
+    return int(round(b0 * (b1 / b0) ** (ep / (args.epochs - 1))))
+
+
 def _args_key(args) -> dict:
     keys = ("dataset", "arch", "n_states", "batch_size", "base", "seed", "epochs", "lr", "lr_final", "act_r", "act_a",
             "window", "augment")
-    return {k: getattr(args, k) for k in keys}
+    key = {k: getattr(args, k) for k in keys}
+    if args.batch_final != args.batch_size:  # absent otherwise: earlier checkpoints still resume
+        key["batch_final"] = args.batch_final
+    return key
 
 
 def report(args, net, history, xs, ys, xt, out) -> None:
@@ -276,8 +295,9 @@ def report(args, net, history, xs, ys, xt, out) -> None:
     best = max(history, key=lambda h: h["test_acc"])
     print("\n=== GXNOR training report ===")
     shift = f", random shift {args.augment} px" if args.augment else ""
+    ramp = f" growing to {args.batch_final}" if args.batch_final != args.batch_size else ""
     print(f"dataset {args.dataset}, arch {args.arch}, N = {args.n_states}, DST base {args.base}, "
-          f"{len(history)} epochs, batch {args.batch_size}, threads {torch.get_num_threads()}, activation r = "
+          f"{len(history)} epochs, batch {args.batch_size}{ramp}, threads {torch.get_num_threads()}, activation r = "
           f"{args.act_r:g} (window {args.window}, a = {args.act_a:g}){shift}")
     print(f"test accuracy, final epoch ({final['epoch']}): {final['test_acc'] * 100:.2f} %")
     print(f"test accuracy, best epoch ({best['epoch']}, selected on the test set as the original code does): "

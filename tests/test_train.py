@@ -25,7 +25,7 @@ def test_digits_run_reports(tmp_path, capsys):
 def test_resume_after_interruption(tmp_path, monkeypatch):
     # augmentation draws from the checkpointed generator: the resumed run must still match
     common = ["--dataset", "digits", "--no-float-twin", "--lr", "0.03", "--epochs", "4", "--augment", "1",
-              "--window", "tri", "--act-r", "0.8"]
+              "--window", "tri", "--act-r", "0.8", "--batch-final", "400"]
     straight = tmp_path / "s"
     assert main([*common, "--out", str(straight)]) == 0
     part = tmp_path / "p"
@@ -49,6 +49,17 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     p = torch.load(part / "checkpoint.pt", weights_only=False)
     for k, v in s["model"].items():
         assert torch.equal(v, p["model"][k]), k
+
+
+def test_batch_grows_geometrically():
+    from types import SimpleNamespace
+
+    from gxnor_cuda.train import batch_at
+
+    a = SimpleNamespace(batch_size=1000, batch_final=8000, epochs=4)
+    assert [batch_at(a, e) for e in range(4)] == [1000, 2000, 4000, 8000]
+    a.batch_final = 1000
+    assert {batch_at(a, e) for e in range(4)} == {1000}
 
 
 def test_random_shift_translates_each_image():
@@ -87,7 +98,8 @@ def test_bad_inputs(tmp_path, capsys):
         assert "--lr-final: expected a factor in (0, 1]" in capsys.readouterr().err
     for flag, v, msg in (("--act-r", "0", "--act-r: expected a positive number, got 0.0"),
                          ("--act-a", "nan", "--act-a: expected a positive number, got nan"),
-                         ("--augment", "-1", "--augment: expected a shift in pixels >= 0, got -1")):
+                         ("--augment", "-1", "--augment: expected a shift in pixels >= 0, got -1"),
+                         ("--batch-final", "0", "--batch-final: expected a batch size >= 1, got 0")):
         with pytest.raises(SystemExit):
             main(["--dataset", "digits", flag, v])
         assert msg in capsys.readouterr().err
