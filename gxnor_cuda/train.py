@@ -175,7 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="default: mnist 1000, others 100")
     ap.add_argument("--batch-final", type=int, default=None, metavar="B",
                     help="grow the batch geometrically, epoch by epoch, from --batch-size to B in the last epoch "
-                         "(fewer, less noisy DST steps late in training; default: no growth)")
+                         "(fewer, less noisy DST steps late in training; default: MNIST full runs 8x "
+                         "--batch-size, otherwise no growth)")
     ap.add_argument("--lr-final", type=float, default=1 / 30, help="lr factor the cosine decays to (default 1/30)")
     ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr * --lr-final); default: "
                     "mnist 0.05, others 0.005")
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
         if getattr(args, key) is None:
             setattr(args, key, mn if mnist else other)
     if args.batch_final is None:
-        args.batch_final = args.batch_size
+        # MNIST full runs grow the batch 8x over the run: measured 99.01 % (60 epochs) vs 98.61 % without.
+        args.batch_final = 8 * args.batch_size if mnist and not args.quick else args.batch_size
     for name in ("batch_size", "batch_final"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')}: expected a batch size >= 1, got {getattr(args, name)}")
