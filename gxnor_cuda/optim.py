@@ -105,15 +105,11 @@ class DST(torch.optim.Optimizer):
         """Returns (tensor, is_increment): the gradient to feed with lr, or the increment D."""
         if base == "sgd":
             return g, False
-        if base == "normalized":
-            fin = torch.isfinite(g)
-            rms = torch.sqrt((torch.where(fin, g, 0) ** 2).mean()).clamp_min(1e-12)
-            return g / rms, False
-        if base == "rownorm":
-            g0 = torch.where(torch.isfinite(g), g, 0)
-            dims = tuple(range(1, g.ndim)) if g.ndim > 1 else tuple(range(g.ndim))
-            rms = torch.sqrt((g0 ** 2).mean(dim=dims, keepdim=True)).clamp_min(1e-12)
-            return g / rms, False
+        if base in ("normalized", "rownorm"):
+            sq = torch.where(torch.isfinite(g), g, 0) ** 2
+            # RMS over the whole tensor, or per output row (dim 0) for rownorm on a matrix or conv weight
+            ms = sq.mean(dim=tuple(range(1, g.ndim)), keepdim=True) if base == "rownorm" and g.ndim > 1 else sq.mean()
+            return g / torch.sqrt(ms).clamp_min(1e-12), False
         st = self.state[p]
         if "exp_avg" not in st:
             st["exp_avg"] = torch.zeros_like(g, dtype=torch.float32)
