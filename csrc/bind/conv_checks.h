@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "../gxnor/conv_shape.h"
+#include "alloc.h"
 
 namespace gxnor::bind {
 
@@ -66,7 +67,7 @@ inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C,
 
 // (N, O, Ho, Wo) output in channels-last memory: what the implicit GEMM writes row by row.
 inline at::Tensor conv_out_empty(const at::Tensor& x, const ConvShape& s, bool float_out) {
-  return at::empty({s.n, s.ho, s.wo, s.o}, x.options().dtype(float_out ? at::kFloat : at::kInt))
+  return empty_out({s.n, s.ho, s.wo, s.o}, x.options().dtype(float_out ? at::kFloat : at::kInt))
       .permute({0, 3, 1, 2});
 }
 

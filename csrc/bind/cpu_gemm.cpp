@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "../gxnor/cpu/pack.h"
+#include "alloc.h"
 #include "checks.h"
 #include "gemm_driver.h"
 
@@ -22,7 +23,7 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   check_gemm(a_in, b_in, K, scale, bias);
   const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
   const bool fl = scale.has_value() || bias.has_value();
-  at::Tensor out = at::empty({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
+  at::Tensor out = empty_out({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
   if (M == 0 || N == 0) return out;
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
@@ -112,13 +113,13 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
   if (f && x.scalar_type() == at::kFloat && M <= kBlockedMaxM &&
       (!nn || N >= kBlockedMinInner || (M <= kSmallM && N * K <= kTileRows * kTileCols))) {
     const at::Tensor xc = x.contiguous();
-    at::Tensor out = at::empty({M, nn ? K : N}, x.options());
+    at::Tensor out = empty_out({M, nn ? K : N}, x.options());
     ternary_matmul_blocked(f, xc.const_data_ptr<float>(), wc.const_data_ptr<int32_t>(), M, N, K, nn,
                            out.data_ptr<float>(), isa);
     return out;
   }
   const int64_t nb = std::min(N, std::max<int64_t>(64, kScratchBytes / (4 * K) / 16 * 16));
-  at::Tensor out = at::empty({M, nn ? K : N}, x.options());
+  at::Tensor out = empty_out({M, nn ? K : N}, x.options());
   at::Tensor wf = at::empty({nb, K}, x.options().dtype(at::kFloat));
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t n1 = std::min(N, n0 + nb);

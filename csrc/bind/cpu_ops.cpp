@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../gxnor/cpu/pack.h"
+#include "alloc.h"
 #include "checks.h"
 
 namespace gxnor::bind {
@@ -66,7 +67,7 @@ at::Tensor unpack_ternary_cpu(const at::Tensor& packed_in, int64_t K, std::optio
   shape.pop_back();
   shape.back() = K;
   const auto kdt = dt == at::kChar ? at::kChar : at::kFloat;
-  at::Tensor out = at::empty(shape, p.options().dtype(kdt));
+  at::Tensor out = empty_out(shape, p.options().dtype(kdt));
   const int64_t W = packed_words(K);
   const int64_t rows = out.numel() / K;
   const auto isa = cpu::current_isa();

@@ -73,10 +73,12 @@ def test_xnor_conv2d_shapes_and_epilogue(impl, n, c, h, wd, o, k, s, p, d, g):
 
 
 @pytest.mark.parametrize("n,c,h,o,k,p,g", [(2, 128, 12, 70, 3, 1, 1), (3, 32, 12, 64, 5, 0, 1), (2, 96, 9, 96, 3, 1, 3),
-                                           (40, 64, 10, 64, 3, 1, 1), (20, 96, 9, 96, 3, 1, 3)])
+                                           (40, 64, 10, 64, 3, 1, 1), (20, 96, 9, 96, 3, 1, 3),
+                                           (40, 64, 16, 128, 3, 1, 1)])
 def test_xnor_conv2d_every_cpu_isa(cpu_isa, n, c, h, o, k, p, g):
     # With the AMX setting, (2, 128, 12, 70), (40, 64, 10) and (20, 96, 9, groups 3) cross the work
     # threshold (fused AMX strips, partial column blocks); the others take the popcount tiles.
+    # (40, 64, 16, 128): a 5 MiB output, advised onto huge pages before it is written (bind/alloc.h).
     x, w, xp, wp = case(n, c, h, h, o, k, g)
     want = TF.conv2d(x, w, None, 1, p, 1, g).round().to(torch.int32)
     assert torch.equal(F.xnor_conv2d(xp, wp, c, 1, p, 1, g, backend="cpp"), want)

@@ -73,6 +73,16 @@ def test_xnor_gemm_every_cpu_isa(cpu_isa, M, N, K):
     torch.testing.assert_close(F.xnor_gemm(a, b, K, s, s, backend="cpp"), ref.xnor_gemm(a, b, K, s, s))
 
 
+def test_xnor_gemm_large_output_cpu():
+    # 1100 x 1030 int32 (4.3 MiB) and its float32 twin: past the 4 MiB line above which the C++
+    # binding advises the fresh output onto huge pages before writing it (csrc/bind/alloc.h).
+    M, N, K = 1100, 1030, 70
+    a, b = packed(M, K), packed(N, K)
+    assert torch.equal(F.xnor_gemm(a, b, K, backend="cpp"), ref.xnor_gemm(a, b, K))
+    s = torch.randn(N)
+    torch.testing.assert_close(F.xnor_gemm(a, b, K, s, s, backend="cpp"), ref.xnor_gemm(a, b, K, s, s))
+
+
 def test_xnor_gemm_noncontiguous_and_empty():
     K = 100
     a = packed(8, K).transpose(0, 2).contiguous().transpose(0, 2)
