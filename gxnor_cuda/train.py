@@ -188,8 +188,9 @@ def main(argv=None) -> int:
                     "0.35, others 1 as in the original code)")
     ap.add_argument("--act-a", type=float, default=0.5, help="half-width a of the surrogate window (default 0.5)")
     ap.add_argument("--window", default="rect", choices=["rect", "tri", "bell"], help="surrogate gradient window")
-    ap.add_argument("--augment", type=int, default=0, metavar="S",
-                    help="random translation of training images by up to S pixels (default 0: none)")
+    ap.add_argument("--augment", type=int, default=None, metavar="S",
+                    help="random translation of training images by up to S pixels (default: MNIST full runs 1, "
+                    "otherwise 0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help=f"MNIST: {QUICK_EPOCHS} epochs (about 10 minutes on 2 cores)")
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
         ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
-    if args.augment < 0:
+    if args.augment is not None and args.augment < 0:
         ap.error(f"--augment: expected a shift in pixels >= 0, got {args.augment}")
     if not 0 <= args.n_states <= 7:
         ap.error(f"--n-states: expected N in [0, 7], got {args.n_states}")
@@ -218,6 +219,10 @@ def main(argv=None) -> int:
     if args.batch_final is None:
         # MNIST full runs grow the batch 8x over the run: measured 99.01 % (60 epochs) vs 98.61 % without.
         args.batch_final = 8 * args.batch_size if mnist and not args.quick else args.batch_size
+    if args.augment is None:
+        # MNIST full runs shift training images by up to 1 px: measured 99.11 % final / 99.19 % best
+        # (60 epochs) vs 99.01 / 99.04 without; 2 px measured 98.99 / 99.13.
+        args.augment = 1 if mnist and not args.quick else 0
     for name in ("batch_size", "batch_final"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')}: expected a batch size >= 1, got {getattr(args, name)}")

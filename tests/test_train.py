@@ -62,7 +62,7 @@ def test_batch_grows_geometrically():
     assert {batch_at(a, e) for e in range(4)} == {1000}
 
 
-def test_mnist_full_runs_grow_the_batch_by_default(tmp_path, monkeypatch):
+def test_mnist_full_runs_grow_the_batch_and_shift_by_default(tmp_path, monkeypatch):
     import gxnor_cuda.train as T
 
     fake = ((torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)),
@@ -71,14 +71,14 @@ def test_mnist_full_runs_grow_the_batch_by_default(tmp_path, monkeypatch):
     seen = []
 
     def record(args, ep):
-        seen.append((args.epochs, args.batch_size, args.batch_final))
+        seen.append((args.epochs, args.batch_size, args.batch_final, args.augment))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(T, "batch_at", record)
     for extra in ([], ["--quick"], ["--batch-final", "1000"]):
         with pytest.raises(KeyboardInterrupt):
             T.main(["--dataset", "mnist", "--out", str(tmp_path), *extra])
-    assert seen == [(60, 1000, 8000), (T.QUICK_EPOCHS, 1000, 1000), (60, 1000, 1000)]
+    assert seen == [(60, 1000, 8000, 1), (T.QUICK_EPOCHS, 1000, 1000, 0), (60, 1000, 1000, 1)]
 
 
 def test_random_shift_translates_each_image():
