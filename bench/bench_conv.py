@@ -4,8 +4,9 @@ layers, same run, batch 100.
 Ternary x ternary: torch fp32 / bf16 conv2d vs gxnor xnor_conv2d on packed operands, and with the
 input quantize+pack included; next-layer output: xnor_conv2d_pack (threshold + pack fused per row
 chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a training step runs): the first-layer forward
-(ternary_conv2d: unpack the weight + platform conv) and the im2col + ternary_matmul alternative,
-grad-input and grad-weight (aten.convolution_backward on unpacked operands) vs fp32.
+(ternary_conv2d: unpack the weight + platform conv in the input's layout) and the im2col +
+ternary_matmul alternative, grad-input and grad-weight (aten.convolution_backward on the unpacked
+operands, channels-last as TernaryInputConv.backward runs it) vs fp32 NCHW.
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
 """
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as TF
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_cpu  # noqa: E402
+from common import emit, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 
@@ -48,27 +49,34 @@ def layer_row(name, c, o, k, h, p, bs, t):
     y = TF.conv2d(x, w, None, 1, p)
     gy = torch.randn_like(y)
     zo = torch.zeros(o)
-    ms = {
-        "fp32 conv": t(lambda: TF.conv2d(x, w, None, 1, p)),
-        "bf16 conv": t(lambda: TF.conv2d(xb, wb, None, 1, p)),
-        "xnor_conv2d": t(lambda: F.xnor_conv2d(xp, wp, c, 1, p)),
-        "xnor +pack": t(lambda: F.xnor_conv2d(F.pack_conv_input(xr, threshold=1.0), wp, c, 1, p)),
-        "conv, quantize_pack": t(lambda: F.quantize_pack(
-            F.xnor_conv2d(xp, wp, c, 1, p, bias=zo).permute(0, 2, 3, 1), 1.0)),
-        "xnor_conv2d_pack": t(lambda: F.xnor_conv2d_pack(xp, wp, c, 1.0, 1, p, bias=zo)),
-        "float fwd": t(lambda: F.ternary_conv2d(xr, wp, c, 1, p)),
-        "im2col+ternary_matmul": t(lambda: F.ternary_matmul(
-            TF.unfold(xr, k, 1, p).transpose(1, 2).reshape(-1, c * k * k), F.pack_ternary(w.reshape(o, -1)),
-            c * k * k)),
-    }
     spec = dict(stride=[1, 1], padding=[p, p], dilation=[1, 1], transposed=False, output_padding=[0, 0], groups=1)
     cb = torch.ops.aten.convolution_backward
-    ms["fp32 grad-input"] = t(lambda: cb(gy, xr, w, None, **spec, output_mask=[True, False, False]))
-    ms["grad-input"] = t(lambda: cb(gy, xr, F.unpack_conv_weight(wp, c), None, **spec,
-                                    output_mask=[True, False, False]))
-    ms["fp32 grad-weight"] = t(lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]))
-    ms["grad-weight"] = t(lambda: cb(gy, F.unpack_ternary(xp, c, torch.float32).permute(0, 3, 1, 2), w, None,
-                                     **spec, output_mask=[False, True, False]))
+    # the GXNOR side as TernaryInputConv.backward runs it: operands unpacked from the packed
+    # activations / weights (channels-last views), grad_out channels-last like xnor_conv2d's output
+    gyc = gy.contiguous(memory_format=torch.channels_last)
+
+    def xd():
+        return F.unpack_ternary(xp, c, torch.float32).permute(0, 3, 1, 2)
+
+    ms = t({
+        "fp32 conv": lambda: TF.conv2d(x, w, None, 1, p),
+        "bf16 conv": lambda: TF.conv2d(xb, wb, None, 1, p),
+        "xnor_conv2d": lambda: F.xnor_conv2d(xp, wp, c, 1, p),
+        "xnor +pack": lambda: F.xnor_conv2d(F.pack_conv_input(xr, threshold=1.0), wp, c, 1, p),
+        "conv, quantize_pack": lambda: F.quantize_pack(
+            F.xnor_conv2d(xp, wp, c, 1, p, bias=zo).permute(0, 2, 3, 1), 1.0),
+        "xnor_conv2d_pack": lambda: F.xnor_conv2d_pack(xp, wp, c, 1.0, 1, p, bias=zo),
+        "float fwd": lambda: F.ternary_conv2d(xr, wp, c, 1, p),
+        "im2col+ternary_matmul": lambda: F.ternary_matmul(
+            TF.unfold(xr, k, 1, p).transpose(1, 2).reshape(-1, c * k * k), F.pack_ternary(w.reshape(o, -1)),
+            c * k * k),
+        "fp32 grad-input": lambda: cb(gy, xr, w, None, **spec, output_mask=[True, False, False]),
+        "grad-input": lambda: cb(gyc, xd(), F.unpack_conv_weight(wp, c), None, **spec,
+                                 output_mask=[True, False, False]),
+        "fp32 grad-weight": lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]),
+        "grad-weight": lambda: cb(gyc, xd(), F.unpack_conv_weight(wp, c), None, **spec,
+                                  output_mask=[False, True, False]),
+    })
     ms = {kk: v * 1e3 for kk, v in ms.items()}
     macs = bs * o * y.shape[2] * y.shape[3] * c * k * k
     return {
@@ -110,13 +118,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="MNIST layers and one CIFAR layer, shorter timing")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; best of each op (default 3)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     layers = LAYERS[:3] if args.quick else LAYERS
-    min_time = 0.2 if args.quick else 0.5
+    min_time, rounds = (0.1, 1) if args.quick else (0.3, args.rounds)
     rows = []
     for spec in layers:
-        rows.append(layer_row(*spec, args.batch, lambda fn: time_cpu(fn, min_time)))
+        rows.append(layer_row(*spec, args.batch, lambda fns: time_rounds(fns, rounds, min_time)))
         r = rows[-1]
         print(f"  done {r['layer']}: xnor {r['xnor_conv2d ms']:.3g} ms, fp32 {r['fp32 conv ms']:.3g} ms", flush=True)
     headers = ["layer", "fp32 conv ms", "bf16 conv ms", "xnor_conv2d ms", "xnor G MAC/s", "xnor vs fp32",

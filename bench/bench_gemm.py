@@ -17,7 +17,7 @@ import warnings
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_cpu  # noqa: E402
+from common import emit, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 
@@ -38,7 +38,7 @@ def int8_linear(K: int, N: int, M: int):
     return lambda: q(xq)
 
 
-def cpu_rows(shapes, min_time):
+def cpu_rows(shapes, min_time, rounds):
     rows = []
     for name, M, N, K in shapes:
         x = torch.randn(M, K)
@@ -47,15 +47,15 @@ def cpu_rows(shapes, min_time):
         xb, wb = x.bfloat16(), w.bfloat16()
         a = F.pack_ternary(torch.randint(-1, 2, (M, K)).float())
         b = F.pack_ternary(torch.randint(-1, 2, (N, K)).float())
-        t = {
-            "fp32 mm": time_cpu(lambda: x @ w.T, min_time),
-            "bf16 mm": time_cpu(lambda: xb @ wb.T, min_time),
-            "int8 linear": time_cpu(int8_linear(K, N, M), min_time),
-            "xnor_gemm": time_cpu(lambda: F.xnor_gemm(a, b, K), min_time),
-            "fp32 mm NN": time_cpu(lambda: g @ w, min_time),
-            "ternary NT": time_cpu(lambda: F.ternary_matmul(x, b, K), min_time),
-            "ternary NN": time_cpu(lambda: F.ternary_matmul(g, b, K, nn=True), min_time),
-        }
+        t = time_rounds({
+            "fp32 mm": lambda: x @ w.T,
+            "bf16 mm": lambda: xb @ wb.T,
+            "int8 linear": int8_linear(K, N, M),
+            "xnor_gemm": lambda: F.xnor_gemm(a, b, K),
+            "fp32 mm NN": lambda: g @ w,
+            "ternary NT": lambda: F.ternary_matmul(x, b, K),
+            "ternary NN": lambda: F.ternary_matmul(g, b, K, nn=True),
+        }, rounds, min_time)
         ms = {k: v * 1e3 for k, v in t.items()}
         rows.append({
             "shape": name, "M": M, "N": N, "K": K,
@@ -116,12 +116,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="skip 4096^3, shorter timing")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; best of each op (default 3)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sq = SQUARE[:-1] if args.quick else SQUARE
     shapes = [(f"{M}x{N}x{K}", M, N, K) for M, N, K in sq]
     shapes += [(f"{n} b{bs}", bs, N, K) for bs in (100, 1000) for n, K, N in FC]
-    rows = cpu_rows(shapes, 0.2 if args.quick else 0.5)
+    rows = cpu_rows(shapes, 0.1 if args.quick else 0.3, 1 if args.quick else args.rounds)
     headers = ["shape", "fp32 mm ms", "bf16 mm ms", "int8 linear ms", "xnor_gemm ms", "xnor G MAC/s",
                "xnor vs fp32", "xnor vs bf16", "xnor vs int8", "ternary NT ms", "NT vs fp32", "ternary NN ms",
                "NN vs fp32", "weight bytes packed", "weight bytes fp32"]

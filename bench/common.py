@@ -49,6 +49,23 @@ def time_cpu(fn, min_run_time: float = 1.0) -> float:
     return m.median
 
 
+def time_rounds(fns: dict, rounds: int = 3, min_run_time: float = 0.3) -> dict[str, float]:
+    """Seconds per call of each fn, timed round-robin: the best of ``rounds`` medians.
+
+    A shared VM's speed drifts by 1.5x over minutes (steal time); timing every op of a row once per
+    round, interleaved, and keeping each op's best round compares the ops under the same conditions.
+    """
+    for fn in fns.values():
+        fn()  # warm-up
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            m = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+                min_run_time=min_run_time)
+            best[k] = min(best[k], m.median)
+    return best
+
+
 def emit(name: str, rows: list[dict], headers: list[str], plot=None) -> pathlib.Path:
     """Print a table, write bench/results/<name>.csv (and <name>.png via plot(path, rows, meta))."""
     RESULTS.mkdir(parents=True, exist_ok=True)

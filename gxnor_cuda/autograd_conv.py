@@ -76,7 +76,7 @@ class TernaryWeightConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, anchor, C, spec, n_states):
         s, p, d, groups = spec
-        wd = dense_conv_weight(w, C // groups, n_states, x.dtype)
+        wd = F.weight_like_input(dense_conv_weight(w, C // groups, n_states, x.dtype), x)
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
         return torch.nn.functional.conv2d(x, wd, None, s, p, d, groups)
@@ -84,7 +84,7 @@ class TernaryWeightConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
-        wd = dense_conv_weight(w, ctx.C // ctx.spec[3], ctx.n_states, gy.dtype)
+        wd = F.weight_like_input(dense_conv_weight(w, ctx.C // ctx.spec[3], ctx.n_states, gy.dtype), x)
         gx, gw = _conv_backward(gy, x, wd, ctx.spec, ctx.needs_input_grad[0])
         _accumulate(w, gw.contiguous())
         return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None

@@ -193,6 +193,17 @@ def unpack_conv_weight(w: torch.Tensor, c_per_group: int, dtype: torch.dtype = t
     return unpack_ternary(w, c_per_group, dtype, backend=backend).permute(0, 3, 1, 2)
 
 
+def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Dense conv weight in x's memory format: NCHW (contiguous) x gets a contiguous weight.
+
+    The unpacked weight is a channels-last view; torch's conv picks its channels-last path when
+    either operand is channels-last, which measured up to 1.3x slower than NCHW on CIFAR 8x8 layers
+    with 256-512 channels (bench/bench_conv.py). Matching x makes the float-side conv the same
+    computation torch runs for nn.Conv2d on that input, plus the (small) weight unpack.
+    """
+    return wd.contiguous() if x.is_contiguous() else wd
+
+
 def xnor_conv2d(
     x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
     scale: torch.Tensor | None = None, bias: torch.Tensor | None = None, *, backend: str | None = None,
@@ -238,5 +249,5 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
     (O*C*kh*kw/groups values: small) and the platform conv runs (oneDNN on CPU, cuDNN on GPU):
     measured faster than im2col + ternary_matmul (bench/bench_conv.py).
     """
-    wd = unpack_conv_weight(w, C // groups, x.dtype, backend=backend)
+    wd = weight_like_input(unpack_conv_weight(w, C // groups, x.dtype, backend=backend), x)
     return torch.nn.functional.conv2d(x, wd, None, stride, padding, dilation, groups)

@@ -216,3 +216,17 @@ def test_pack_conv_helpers_round_trip():
     assert torch.equal(F.unpack_conv_weight(F.pack_conv_weight(w), 5), w)
     y = F.ternary_conv2d(torch.randn(2, 10, 6, 6), F.pack_conv_weight(w), 10, 1, 1, 1, 2)
     assert y.shape == (2, 6, 6, 6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_ternary_conv2d_follows_the_input_layout(channels_last):
+    # torch's conv runs channels-last when either operand is; the unpacked weight is a channels-last
+    # view, so an NCHW input must get a contiguous weight (same path as nn.Conv2d on that input)
+    w = rand_ternary(12, 9, 3, 3)
+    x = torch.randn(2, 9, 7, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = F.ternary_conv2d(x, F.pack_conv_weight(w), 9, 1, 1)
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, None, 1, 1))
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert y.is_contiguous() != channels_last
