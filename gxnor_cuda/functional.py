@@ -197,8 +197,8 @@ def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Dense conv weight in x's memory format: NCHW (contiguous) x gets a contiguous weight.
 
     The unpacked weight is a channels-last view; torch's conv picks its channels-last path when
-    either operand is channels-last, which measured up to 1.3x slower than NCHW on CIFAR 8x8 layers
-    with 256-512 channels (bench/bench_conv.py). Matching x makes the float-side conv the same
+    either operand is channels-last, which measured up to 1.2x slower than NCHW on CIFAR 8x8 layers
+    with 512 channels (paired runs, 2 threads). Matching x makes the float-side conv the same
     computation torch runs for nn.Conv2d on that input, plus the (small) weight unpack.
     """
     return wd.contiguous() if x.is_contiguous() else wd
