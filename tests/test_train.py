@@ -78,7 +78,7 @@ def test_mnist_full_runs_grow_the_batch_and_shift_by_default(tmp_path, monkeypat
     for extra in ([], ["--quick"], ["--batch-final", "1000"]):
         with pytest.raises(KeyboardInterrupt):
             T.main(["--dataset", "mnist", "--out", str(tmp_path), *extra])
-    assert seen == [(60, 1000, 8000, 1), (T.QUICK_EPOCHS, 1000, 1000, 0), (60, 1000, 1000, 1)]
+    assert seen == [(100, 1000, 8000, 1), (T.QUICK_EPOCHS, 1000, 1000, 0), (100, 1000, 1000, 1)]
 
 
 def test_random_shift_translates_each_image():
