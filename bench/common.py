@@ -43,10 +43,7 @@ def metadata() -> dict[str, str]:
 
 def time_cpu(fn, min_run_time: float = 1.0) -> float:
     """Median seconds per call of fn() on the CPU (torch.utils.benchmark, adaptive repeats)."""
-    fn()  # warm-up
-    m = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
-        min_run_time=min_run_time)
-    return m.median
+    return time_rounds({"fn": fn}, 1, min_run_time)["fn"]
 
 
 def time_rounds(fns: dict, rounds: int = 3, min_run_time: float = 0.3) -> dict[str, float]:
