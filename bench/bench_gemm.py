@@ -116,12 +116,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="skip 4096^3, shorter timing")
+    ap.add_argument("--shapes", choices=["all", "square", "fc"], default="all",
+                    help="the square shapes, the MNIST/CIFAR fully connected layers, or both (default)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; best of each op (default 3)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sq = SQUARE[:-1] if args.quick else SQUARE
-    shapes = [(f"{M}x{N}x{K}", M, N, K) for M, N, K in sq]
-    shapes += [(f"{n} b{bs}", bs, N, K) for bs in (100, 1000) for n, K, N in FC]
+    shapes = [(f"{M}x{N}x{K}", M, N, K) for M, N, K in sq] if args.shapes != "fc" else []
+    if args.shapes != "square":
+        shapes += [(f"{n} b{bs}", bs, N, K) for bs in (100, 1000) for n, K, N in FC]
     rows = cpu_rows(shapes, 0.1 if args.quick else 0.3, 1 if args.quick else args.rounds)
     headers = ["shape", "fp32 mm ms", "bf16 mm ms", "int8 linear ms", "xnor_gemm ms", "xnor G MAC/s",
                "xnor vs fp32", "xnor vs bf16", "xnor vs int8", "ternary NT ms", "NT vs fp32", "ternary NN ms",

@@ -2,13 +2,14 @@
 // at::parallel_for) and ternary_matmul (float x ternary: the weight unpacked to float and multiplied
 // by the BLAS, either per L2-sized tile inside each thread (float32, up to 1024 rows) or in chunks of
 // at most 16 MiB, each followed by one multithreaded GEMM; measured faster than masked
-// add/subtract on this CPU).
+// add/subtract on this CPU; for a weight of at most 16 rows, the AVX-512 kernels of small_n.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <torch/library.h>
 
 #include "../gxnor/cpu/pack.h"
+#include "../gxnor/cpu/small_n.h"
 #include "alloc.h"
 #include "checks.h"
 #include "gemm_driver.h"
@@ -100,6 +101,51 @@ void ternary_matmul_blocked(SgemmFn f, const float* x, const int32_t* w, int64_t
     at::parallel_for(0, outer, 1, body);
 }
 
+// Rows per task of the short-weight kernels: at least this many MACs, so that a smaller call stays
+// on the calling thread (measured on N = 10, K = 512 / 1024, M = 100 / 1000, 2 threads: NT was
+// slower split below 2^20 MACs a task, the cheaper NN lookup gained down to 2^17).
+constexpr int64_t kSmallNtTaskMacs = int64_t(1) << 20, kSmallNnTaskMacs = int64_t(1) << 17;
+// NN outputs from this size on (beyond half the L2) are written with non-temporal stores
+// (measured 1.4-1.8x faster at 1000 x 512 and 1000 x 1024; slower at 100 x 1024, 400 KB).
+constexpr int64_t kSmallNStreamBytes = int64_t(1) << 20;
+
+// N <= 16 weight rows, float32 x, AVX-512: the weight unpacked once to zero-padded float32 rows
+// (NT: register-blocked FMAs) or to pattern indices (NN: table lookups), then the kernels of
+// small_n.h over row ranges. Measured against torch's fp32 mm (MKL) on the MNIST / CIFAR output
+// layers (N = 10) in bench/README.md.
+at::Tensor ternary_matmul_small_n(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn,
+                                  cpu::Isa isa) {
+#if GXNOR_X86
+  const at::Tensor xc = x.contiguous();
+  const int64_t M = xc.size(0), N = w.size(0), ldw = (K + 15) / 16 * 16;
+  float* wf = thread_scratch<float>(N * ldw);
+  for (int64_t n = 0; n < N; ++n) std::fill(wf + n * ldw + K, wf + (n + 1) * ldw, 0.f);
+  cpu::unpack_tile(w.const_data_ptr<int32_t>(), K, 0, N, 0, K, wf, ldw, isa);
+  at::Tensor out = empty_out({M, nn ? K : N}, x.options());
+  const float* xp = xc.const_data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const bool stream =
+      nn && M * K * 4 >= kSmallNStreamBytes && K % 16 == 0 && reinterpret_cast<uintptr_t>(op) % 64 == 0;
+  std::vector<int32_t> idx;
+  if (nn) {
+    idx.resize(ldw * ((N + 2) / 3));
+    cpu::small_n::nn_lut_indices(wf, ldw, N, K, idx.data());
+  }
+  const int64_t grain = std::max<int64_t>(8, (nn ? kSmallNnTaskMacs : kSmallNtTaskMacs) / (N * K));
+  at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) {
+    if (nn)
+      cpu::small_n_nn(xp, N, idx.data(), N, K, m0, m1, op, stream);
+    else
+      cpu::small_n_nt(xp, K, wf, ldw, N, K, m0, m1, op);
+    if (stream) _mm_sfence();
+  });
+  return out;
+#else
+  (void)x, (void)w, (void)K, (void)nn, (void)isa;
+  TORCH_CHECK(false, "ternary_matmul_small_n: built without x86 AVX-512 support");
+#endif
+}
+
 at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_device(w, "w", c10::DeviceType::CPU);
@@ -109,6 +155,8 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
   const at::Tensor wc = w.contiguous();
   const int64_t W = wc.size(2);
   const auto isa = cpu::current_isa();
+  if (x.scalar_type() == at::kFloat && N <= cpu::kSmallNMax && isa >= cpu::Isa::kAvx512)
+    return ternary_matmul_small_n(x, wc, K, nn, isa);
   const SgemmFn f = find_sgemm();
   if (f && x.scalar_type() == at::kFloat && M <= kBlockedMaxM &&
       (!nn || N >= kBlockedMinInner || (M <= kSmallM && N * K <= kTileRows * kTileCols))) {

@@ -132,6 +132,27 @@ def test_ternary_matmul_close_to_float64(backend, M, N, K, nn):
     assert bool(((got.double() - want).abs() <= bound).all())
 
 
+def assert_close_to_float64(got, x, w, K, nn):
+    wd = ref.unpack_ternary(w, K, torch.float64)
+    want = x.double() @ (wd if nn else wd.T)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    inner = w.shape[0] if nn else K
+    bound = 4 * inner * torch.finfo(torch.float32).eps * x.abs().sum(1, keepdim=True).double() + 1e-6
+    assert bool(((got.double() - want).abs() <= bound).all())
+
+
+# The C++ short-weight kernels (N <= 16 rows, AVX-512): every N (NT: N accumulator columns per
+# row, 8 down to 1 rows per block plus the row tail; NN: ceil(N / 3) lookup groups, the last one
+# partial), K tails of 1, 15 and 17 lanes, and an NN output over 1 MiB (non-temporal stores).
+@pytest.mark.parametrize("N", range(1, 17))
+@pytest.mark.parametrize("nn", [False, True])
+def test_ternary_matmul_short_weight_every_cpu_isa(cpu_isa, N, nn):
+    for M, K in [(1, 1), (13, 17), (9, 31), (37, 512), (300, 1024)]:
+        w = packed(N, K)
+        x = torch.randn(M, N if nn else K)
+        assert_close_to_float64(F.ternary_matmul(x, w, K, nn, backend="cpp"), x, w, K, nn)
+
+
 @pytest.mark.parametrize("backend", backend_params(include_cuda=False))
 def test_ternary_matmul_noncontiguous_and_bf16(backend):
     K, N = 130, 20
