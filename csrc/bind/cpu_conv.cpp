@@ -26,24 +26,22 @@ constexpr int64_t kPackScratchBytes = int64_t(2) << 20;  // xnor_conv2d_pack flo
 // The group weights unpacked once into VNNI tiles for the AMX path: group gi, 32-column block jb
 // at (gi * Np + 32 jb) * Kp bytes.
 struct AmxWeights {
-  std::vector<int8_t> bv;
+  std::optional<CallBuffer<int8_t>> bv;
   int64_t Np = 0;
 };
 
-AmxWeights amx_weights(const int32_t* wrows, const ConvShape& s) {
+void amx_weights(const int32_t* wrows, const ConvShape& s, AmxWeights& wt) {
   using namespace cpu::amx;
   const int64_t Kw = s.words(), Kp = 32 * Kw, og = s.og();
-  AmxWeights wt;
   wt.Np = (og + kBlock - 1) / kBlock * kBlock;
-  wt.bv.resize(s.g * wt.Np * Kp);
+  wt.bv.emplace(s.g * wt.Np * Kp);
   const int64_t nb16 = wt.Np / 16;
   at::parallel_for(0, s.g * nb16, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t gi = t / nb16, r = (t % nb16) * 16;
-      unpack_vnni_i8(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, wt.bv.data() + gi * wt.Np * Kp);
+      unpack_vnni_i8(wrows + gi * og * 2 * Kw, Kw, og, r, r + 16, wt.bv->data() + gi * wt.Np * Kp);
     }
   });
-  return wt;
 }
 
 // AMX path for output rows [mb, me) (o addresses row mb as its row 0), fused per super-strip of
@@ -69,7 +67,7 @@ void conv_amx(const int32_t* x, const ConvShape& s, const AmxWeights& wt, int64_
       const int64_t gi = t % s.g, m0 = (t / s.g) * S * kBlock, nr = std::min(S * kBlock, M - m0);
       const int64_t ns = (nr + kBlock - 1) / kBlock;
       cpu::im2col_unpack_i8(x, s, gi, mb + m0, nr, ns * kBlock, a);
-      const int8_t* bg = wt.bv.data() + gi * wt.Np * Kp;
+      const int8_t* bg = wt.bv->data() + gi * wt.Np * Kp;
       for (int64_t jb = 0; jb < nblk; ++jb) {
         const int8_t* b0 = bg + 2 * jb * KB * kVnniBytes;
         const int64_t j0 = jb * kBlock;
@@ -104,7 +102,7 @@ void conv_rows(const int32_t* x, const ConvShape& s, const int32_t* wrows, const
 // Contiguous operands and the weights as GEMM rows (plus AMX tiles when that path runs).
 struct ConvOperands {
   at::Tensor x, w, sc, bi;
-  std::vector<int32_t> wrows;
+  CallBuffer<int32_t> wrows;
   AmxWeights amx;
   bool amx_on = false;
 
@@ -115,7 +113,7 @@ struct ConvOperands {
     if (bias) bi = bias->contiguous();
     cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows.data());
     amx_on = use_amx(s.rows(), s.o, s.words());
-    if (amx_on) amx = amx_weights(wrows.data(), s);
+    if (amx_on) amx_weights(wrows.data(), s, amx);
   }
 
   void run(const ConvShape& s, int64_t mb, int64_t me, const cpu::GemmOut& o) const {
