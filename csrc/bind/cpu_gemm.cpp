@@ -118,17 +118,21 @@ at::Tensor ternary_matmul_small_n(const at::Tensor& x, const at::Tensor& w, int6
 #if GXNOR_X86
   const at::Tensor xc = x.contiguous();
   const int64_t M = xc.size(0), N = w.size(0), ldw = (K + 15) / 16 * 16;
-  const CallBuffer<float> wfb(N * ldw);
+  // NT: the weight as zero-padded float32 rows; NN: its pattern indices, read from the packed bits.
+  const CallBuffer<float> wfb(nn ? 0 : N * ldw);
   float* wf = wfb.data();
-  for (int64_t n = 0; n < N; ++n) std::fill(wf + n * ldw + K, wf + (n + 1) * ldw, 0.f);
-  cpu::unpack_tile(w.const_data_ptr<int32_t>(), K, 0, N, 0, K, wf, ldw, isa);
+  const CallBuffer<int32_t> idx(nn ? ldw * ((N + 2) / 3) : 0);
+  if (nn) {
+    cpu::small_n::nn_lut_indices(w.const_data_ptr<int32_t>(), w.size(2), N, K, idx.data());
+  } else {
+    for (int64_t n = 0; n < N; ++n) std::fill(wf + n * ldw + K, wf + (n + 1) * ldw, 0.f);
+    cpu::unpack_tile(w.const_data_ptr<int32_t>(), K, 0, N, 0, K, wf, ldw, isa);
+  }
   at::Tensor out = empty_out({M, nn ? K : N}, x.options());
   const float* xp = xc.const_data_ptr<float>();
   float* op = out.data_ptr<float>();
   const bool stream =
       nn && M * K * 4 >= kSmallNStreamBytes && K % 16 == 0 && reinterpret_cast<uintptr_t>(op) % 64 == 0;
-  const CallBuffer<int32_t> idx(nn ? ldw * ((N + 2) / 3) : 0);
-  if (nn) cpu::small_n::nn_lut_indices(wf, ldw, N, K, idx.data());
   const int64_t grain = std::max<int64_t>(8, (nn ? kSmallNnTaskMacs : kSmallNtTaskMacs) / (N * K));
   at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) {
     if (nn)

@@ -79,24 +79,30 @@ GXNOR_TARGET_AVX512 inline void nt_rows(const float* x, int64_t ldx, const float
 // out[m, k] = sum_j T_j[p_j(k)] is G two-register permutes (vpermt2ps) and G - 1 adds per 16
 // outputs instead of N FMAs (N = 10: 4 + 3 instead of 10).
 
-// Pattern indices: idx[(c * G + j) * 16 + l] = p_j(16 c + l), from the unpacked rows wf (zero
-// past K, so the padded lanes hold valid indices).
-GXNOR_TARGET_AVX512 inline void nn_lut_indices(const float* wf, int64_t ldw, int64_t N, int64_t K,
+// Pattern indices: idx[(c * G + j) * 16 + l] = p_j(16 c + l), straight from the packed rows p
+// (N rows of 2 W words, format v1: 32 elements per word, gate and sign planes). A lane past K
+// holds some valid index (its output is never stored).
+GXNOR_TARGET_AVX512 inline void nn_lut_indices(const int32_t* p, int64_t W, int64_t N, int64_t K,
                                                int32_t* idx) {
   const int64_t G = (N + 2) / 3, chunks = (K + 15) / 16;
-  const __m512i one = _mm512_set1_epi32(1);
-  for (int64_t c = 0; c < chunks; ++c)
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t wd = c / 2, sh = 16 * (c % 2);
     for (int64_t j = 0; j < G; ++j) {
-      __m512i v = _mm512_setzero_si512();
-      for (int64_t i = 2; i >= 0; --i) {  // Horner: ((d2) 3 + d1) 3 + d0
+      __m512i v = zero;
+      for (int64_t i = 2; i >= 0; --i) {  // Horner: ((d2) 3 + d1) 3 + d0, d = weight + 1
         const int64_t n = 3 * j + i;
-        const __m512i d =
-            n < N ? _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_loadu_ps(wf + n * ldw + 16 * c)), one)
-                  : one;  // a missing row: weight 0
-        v = _mm512_add_epi32(_mm512_mullo_epi32(v, _mm512_set1_epi32(3)), d);
+        __m512i d = one;  // a missing row: weight 0
+        if (n < N) {
+          const auto g = static_cast<__mmask16>(static_cast<uint32_t>(p[n * 2 * W + wd]) >> sh);
+          const auto sg = static_cast<__mmask16>(static_cast<uint32_t>(p[n * 2 * W + W + wd]) >> sh);
+          d = _mm512_mask_blend_epi32(g, one, _mm512_mask_blend_epi32(sg, two, zero));
+        }
+        v = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(v, 1), v), d);  // 3 v + d
       }
       _mm512_storeu_si512(idx + (c * G + j) * 16, v);
     }
+  }
 }
 
 // Digit i of the pattern in each lane p (lanes 0-15 and 16-31), minus 1, as float; 0 past 26.
