@@ -115,6 +115,17 @@ def mm_impls():
     return [pytest.param("reference", id="reference"), *backend_params()]
 
 
+def assert_close_to_float64(got, x, w, K, nn):
+    """got == x @ w_dense.T (NT) or x @ w_dense (NN) within float32 rounding of the float64 result."""
+    wd = ref.unpack_ternary(w, K, torch.float64)
+    want = x.double() @ (wd if nn else wd.T)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    inner = w.shape[0] if nn else K
+    # float32 accumulation of `inner` terms: error bound ~ inner * eps * sum|x|
+    bound = 4 * inner * torch.finfo(torch.float32).eps * x.abs().sum(1, keepdim=True).double() + 1e-6
+    assert bool(((got.double() - want).abs() <= bound).all())
+
+
 @pytest.mark.parametrize("backend", mm_impls())
 @pytest.mark.parametrize("M,N,K", TM_SHAPES)
 @pytest.mark.parametrize("nn", [False, True])
@@ -122,23 +133,8 @@ def test_ternary_matmul_close_to_float64(backend, M, N, K, nn):
     dev = device_for(backend) if backend != "reference" else torch.device("cpu")
     w = packed(N, K)
     x = torch.randn(M, N if nn else K)
-    wd = ref.unpack_ternary(w, K, torch.float64)
-    want = x.double() @ (wd if nn else wd.T)
     got = F.ternary_matmul(x.to(dev), w.to(dev), K, nn, backend=backend).cpu()
-    assert got.dtype == torch.float32 and got.shape == want.shape
-    inner = N if nn else K
-    # float32 accumulation of `inner` terms: error bound ~ inner * eps * sum|x|
-    bound = 4 * inner * torch.finfo(torch.float32).eps * x.abs().sum(1, keepdim=True).double() + 1e-6
-    assert bool(((got.double() - want).abs() <= bound).all())
-
-
-def assert_close_to_float64(got, x, w, K, nn):
-    wd = ref.unpack_ternary(w, K, torch.float64)
-    want = x.double() @ (wd if nn else wd.T)
-    assert got.dtype == torch.float32 and got.shape == want.shape
-    inner = w.shape[0] if nn else K
-    bound = 4 * inner * torch.finfo(torch.float32).eps * x.abs().sum(1, keepdim=True).double() + 1e-6
-    assert bool(((got.double() - want).abs() <= bound).all())
+    assert_close_to_float64(got, x, w, K, nn)
 
 
 # The C++ short-weight kernels (N <= 16 rows, AVX-512): every N (NT: N accumulator columns per

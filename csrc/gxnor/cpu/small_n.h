@@ -26,6 +26,18 @@ constexpr int nt_rows() {
   return 31 / (N + 1) < 8 ? 31 / (N + 1) : 8;
 }
 
+// acc[r][n] += xv[r] * wf[n, k .. k + 16) for one 16-wide k step.
+template <int N, int R>
+GXNOR_TARGET_AVX512 inline void nt_step(const __m512 (&xv)[R], const float* wfk, int64_t ldw,
+                                        __m512 (&acc)[R][N]) {
+#pragma GCC unroll 16
+  for (int n = 0; n < N; ++n) {
+    const __m512 w = _mm512_loadu_ps(wfk + n * ldw);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(xv[r], w, acc[r][n]);
+  }
+}
+
 template <int N, int R>
 GXNOR_TARGET_AVX512 inline void nt_block(const float* x, int64_t ldx, const float* wf, int64_t ldw, int64_t K,
                                          float* out) {
@@ -35,28 +47,17 @@ GXNOR_TARGET_AVX512 inline void nt_block(const float* x, int64_t ldx, const floa
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) acc[r][n] = _mm512_setzero_ps();
   const int64_t kfull = K / 16 * 16;
+  __m512 xv[R];
   for (int64_t k = 0; k < kfull; k += 16) {
-    __m512 xv[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) xv[r] = _mm512_loadu_ps(x + r * ldx + k);
-#pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const __m512 w = _mm512_loadu_ps(wf + n * ldw + k);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(xv[r], w, acc[r][n]);
-    }
+    nt_step<N, R>(xv, wf + k, ldw, acc);
   }
   if (kfull < K) {  // the weight is zero-padded to ldw >= roundup(K, 16); x is read masked
     const __mmask16 tail = static_cast<__mmask16>((1u << (K - kfull)) - 1);
-    __m512 xv[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) xv[r] = _mm512_maskz_loadu_ps(tail, x + r * ldx + kfull);
-#pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const __m512 w = _mm512_loadu_ps(wf + n * ldw + kfull);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(xv[r], w, acc[r][n]);
-    }
+    nt_step<N, R>(xv, wf + kfull, ldw, acc);
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -116,6 +117,17 @@ GXNOR_TARGET_AVX512 inline void nn_lut_digits(__m512 (&lo)[3], __m512 (&hi)[3]) 
   }
 }
 
+// 16 outputs: sum_j T_j[p_j] for the G index vectors at ic.
+template <int G>
+GXNOR_TARGET_AVX512 inline __m512 nn_lut_lookup(const int32_t* ic, const __m512 (&tlo)[G],
+                                                const __m512 (&thi)[G]) {
+  __m512 v = _mm512_permutex2var_ps(tlo[0], _mm512_loadu_si512(ic), thi[0]);
+#pragma GCC unroll 6
+  for (int j = 1; j < G; ++j)
+    v = _mm512_add_ps(v, _mm512_permutex2var_ps(tlo[j], _mm512_loadu_si512(ic + 16 * j), thi[j]));
+  return v;
+}
+
 template <int G, bool kStream>
 GXNOR_TARGET_AVX512 inline void nn_lut_row(const float* g, int64_t N, const int32_t* idx, int64_t K,
                                            const __m512 (&dlo)[3], const __m512 (&dhi)[3], float* out) {
@@ -135,24 +147,15 @@ GXNOR_TARGET_AVX512 inline void nn_lut_row(const float* g, int64_t N, const int3
   }
   const int64_t full = K / 16;
   for (int64_t c = 0; c < full; ++c) {
-    const int32_t* ic = idx + c * G * 16;
-    __m512 v = _mm512_permutex2var_ps(tlo[0], _mm512_loadu_si512(ic), thi[0]);
-#pragma GCC unroll 6
-    for (int j = 1; j < G; ++j)
-      v = _mm512_add_ps(v, _mm512_permutex2var_ps(tlo[j], _mm512_loadu_si512(ic + 16 * j), thi[j]));
+    const __m512 v = nn_lut_lookup<G>(idx + c * G * 16, tlo, thi);
     if constexpr (kStream)
       _mm512_stream_ps(out + 16 * c, v);
     else
       _mm512_storeu_ps(out + 16 * c, v);
   }
-  if (full * 16 < K) {
-    const int32_t* ic = idx + full * G * 16;
-    __m512 v = _mm512_permutex2var_ps(tlo[0], _mm512_loadu_si512(ic), thi[0]);
-#pragma GCC unroll 6
-    for (int j = 1; j < G; ++j)
-      v = _mm512_add_ps(v, _mm512_permutex2var_ps(tlo[j], _mm512_loadu_si512(ic + 16 * j), thi[j]));
-    _mm512_mask_storeu_ps(out + 16 * full, static_cast<__mmask16>((1u << (K - 16 * full)) - 1), v);
-  }
+  if (full * 16 < K)
+    _mm512_mask_storeu_ps(out + 16 * full, static_cast<__mmask16>((1u << (K - 16 * full)) - 1),
+                          nn_lut_lookup<G>(idx + full * G * 16, tlo, thi));
 }
 
 template <int G>
