@@ -12,11 +12,11 @@
 
 #include "../gxnor/cpu/conv.h"
 #include "../gxnor/cpu/conv_amx.h"
-#include "../gxnor/cpu/conv_lanes.h"
 #include "../gxnor/cpu/pack.h"
 #include "checks.h"
 #include "conv_checks.h"
 #include "gemm_driver.h"
+#include "lanes_driver.h"
 
 namespace gxnor::bind {
 namespace {
@@ -100,34 +100,12 @@ void conv_rows(const int32_t* x, const ConvShape& s, const int32_t* wrows, const
   }
 }
 
-// AVX-512 without AMX: output channels in the vector lanes (conv_lanes.h), tasks of kStripRows
-// output rows x one group, each with its own tap-pointer table; the input is read in place.
-void conv_lanes(const int32_t* x, const ConvShape& s, const uint64_t* wi, const uint64_t* zero, int64_t mb,
-                int64_t me, const cpu::GemmOut& o) {
-#if GXNOR_X86
-  using cpu::lanes::kStripRows;
-  const int64_t taps = s.kh * s.kw, strips = (me - mb + kStripRows - 1) / kStripRows;
-  at::parallel_for(0, strips * s.g, 1, [&](int64_t t0, int64_t t1) {
-    const uint64_t** ptr = thread_scratch<const uint64_t*>(kStripRows * taps);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t gi = t % s.g, m0 = mb + (t / s.g) * kStripRows, m1 = std::min(me, m0 + kStripRows);
-      cpu::lanes::tap_pointers(x, s, gi, m0, m1, zero, ptr);
-      cpu::lanes::strip(ptr, s, gi, m0, m1, wi, o, mb);
-    }
-  });
-#else
-  (void)x, (void)s, (void)wi, (void)zero, (void)mb, (void)me, (void)o;
-  TORCH_CHECK(false, "xnor_conv2d: the lanes path needs x86 AVX-512");
-#endif
-}
-
 // Contiguous operands and the weights in the layout of the path that runs: AMX tiles, interleaved
 // 8-channel lanes (AVX-512 without AMX), or GEMM rows (AVX2 / scalar).
 struct ConvOperands {
   at::Tensor x, w, sc, bi;
   std::optional<CallBuffer<int32_t>> wrows;
-  std::optional<CallBuffer<uint64_t>> wlanes;
-  std::vector<uint64_t> zero;
+  std::optional<LaneWeights> lanes;
   AmxWeights amx;
   bool amx_on = false;
 
@@ -136,13 +114,8 @@ struct ConvOperands {
       : x(x_in.contiguous()), w(w_in.contiguous()) {
     if (scale) sc = scale->contiguous();
     if (bias) bi = bias->contiguous();
-    if (cpu::current_isa() == cpu::Isa::kAvx512) {
-      const int64_t nb = s.g * cpu::lanes::channel_blocks(s);
-      wlanes.emplace(cpu::lanes::weight_elems(s));
-      at::parallel_for(0, nb, 8, [&](int64_t b0, int64_t b1) {
-        cpu::lanes::interleave_weights(w.const_data_ptr<int32_t>(), s, b0, b1, wlanes->data());
-      });
-      zero.assign(s.wg, 0);  // gate and sign words of one group's pixel
+    if (use_lanes()) {
+      lanes.emplace(w.const_data_ptr<int32_t>(), s);
       return;
     }
     wrows.emplace(s.o * 2 * s.words());
@@ -152,7 +125,7 @@ struct ConvOperands {
   }
 
   void run(const ConvShape& s, int64_t mb, int64_t me, const cpu::GemmOut& o) const {
-    if (wlanes) return conv_lanes(x.const_data_ptr<int32_t>(), s, wlanes->data(), zero.data(), mb, me, o);
+    if (lanes) return lanes->run(x.const_data_ptr<int32_t>(), s, mb, me, o);
     conv_rows(x.const_data_ptr<int32_t>(), s, wrows->data(), amx_on ? &amx : nullptr, mb, me, o);
   }
 };
