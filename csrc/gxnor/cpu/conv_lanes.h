@@ -67,7 +67,7 @@ inline void tap_pointers(const int32_t* x, const ConvShape& s, int64_t gi, int64
 // [j, j + n), n <= 8.
 GXNOR_TARGET_AVX512 inline void store8(const GemmOut& o, int64_t row, int64_t j, int n, __m512i accg,
                                        __m512i accx) {
-  const __m256i v = _mm512_cvtepi64_epi32(_mm512_sub_epi64(accg, _mm512_slli_epi64(accx, 1)));
+  const __m256i v = _mm512_maskz_cvtepi64_epi32(0xff, _mm512_sub_epi64(accg, _mm512_add_epi64(accx, accx)));
   const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
   if (o.c_int) {
     _mm256_mask_storeu_epi32(o.c_int + row * o.ldc + j, m, v);
