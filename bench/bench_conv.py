@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import emit, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
+from gxnor_cuda.autograd_conv import conv_backward  # noqa: E402
 
 # (name, C_in, C_out, kernel, H = W of the input, padding)
 LAYERS = [
@@ -51,12 +52,17 @@ def layer_row(name, c, o, k, h, p, bs, t):
     zo = torch.zeros(o)
     spec = dict(stride=[1, 1], padding=[p, p], dilation=[1, 1], transposed=False, output_padding=[0, 0], groups=1)
     cb = torch.ops.aten.convolution_backward
+    lib_spec = ((1, 1), (p, p), (1, 1), 1)
     # the GXNOR side as TernaryInputConv.backward runs it: operands unpacked from the packed
     # activations / weights (channels-last views), grad_out channels-last like xnor_conv2d's output
     gyc = gy.contiguous(memory_format=torch.channels_last)
 
     def xd():
         return F.unpack_ternary(xp, c, torch.float32).permute(0, 3, 1, 2)
+
+    # A one-channel layer is a first layer (TernaryWeightConv): its backward takes the float input
+    # and the NCHW grad_out of its NCHW forward; the others run as TernaryInputConv.backward.
+    gy_lib, x_lib = (gy, lambda: xr) if c == 1 else (gyc, xd)
 
     ms = t({
         "fp32 conv": lambda: TF.conv2d(x, w, None, 1, p),
@@ -71,11 +77,9 @@ def layer_row(name, c, o, k, h, p, bs, t):
             TF.unfold(xr, k, 1, p).transpose(1, 2).reshape(-1, c * k * k), F.pack_ternary(w.reshape(o, -1)),
             c * k * k),
         "fp32 grad-input": lambda: cb(gy, xr, w, None, **spec, output_mask=[True, False, False]),
-        "grad-input": lambda: cb(gyc, xd(), F.unpack_conv_weight(wp, c), None, **spec,
-                                 output_mask=[True, False, False]),
+        "grad-input": lambda: conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, True, False),
         "fp32 grad-weight": lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]),
-        "grad-weight": lambda: cb(gyc, xd(), F.unpack_conv_weight(wp, c), None, **spec,
-                                  output_mask=[False, True, False]),
+        "grad-weight": lambda: conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, False, True),
     })
     ms = {kk: v * 1e3 for kk, v in ms.items()}
     macs = bs * o * y.shape[2] * y.shape[3] * c * k * k

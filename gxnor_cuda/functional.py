@@ -193,6 +193,15 @@ def unpack_conv_weight(w: torch.Tensor, c_per_group: int, dtype: torch.dtype = t
     return unpack_ternary(w, c_per_group, dtype, backend=backend).permute(0, 3, 1, 2)
 
 
+def nchw(t: torch.Tensor) -> torch.Tensor:
+    """t (N, C, H, W) with NCHW strides. With one channel a channels-last view passes as contiguous
+    while its strides still read as channels-last to torch's conv format choice: re-stride it."""
+    t = t.contiguous()
+    n, c, h, w = t.shape
+    strides = (c * h * w, h * w, w, 1)
+    return t if t.stride() == strides else t.as_strided(t.shape, strides, t.storage_offset())
+
+
 def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Dense conv weight in x's memory format: NCHW (contiguous) x gets a contiguous weight.
 
@@ -201,7 +210,7 @@ def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     with 512 channels (paired runs, 2 threads). Matching x makes the float-side conv the same
     computation torch runs for nn.Conv2d on that input, plus the (small) weight unpack.
     """
-    return wd.contiguous() if x.is_contiguous() else wd
+    return nchw(wd) if x.is_contiguous() else wd
 
 
 def xnor_conv2d(
