@@ -175,10 +175,11 @@ def pack_conv_input(x: torch.Tensor, groups: int = 1, threshold: float | None = 
     torch._check(x.dim() == 4, lambda: f"x: expected (N, C, H, W), got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
     torch._check(c % groups == 0, lambda: f"groups: expected a divisor of C = {c}, got {groups}")
-    xl = x.permute(0, 2, 3, 1).reshape(n, h, w, groups, c // groups)
-    p = pack_ternary(xl, threshold, backend=backend) if threshold is None else quantize_pack(xl, threshold,
-                                                                                              backend=backend)
-    return p.squeeze(3) if groups == 1 else p
+    # A channels-last view, no copy: the C++ CPU kernels pack an NCHW tensor through it in one pass.
+    xl = x.permute(0, 2, 3, 1)
+    if groups > 1:
+        xl = xl.unflatten(-1, (groups, c // groups))
+    return pack_ternary(xl, backend=backend) if threshold is None else quantize_pack(xl, threshold, backend=backend)
 
 
 def pack_conv_weight(w: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../gxnor/cpu/pack.h"
+#include "../gxnor/cpu/pack_nchw.h"
 #include "alloc.h"
 #include "checks.h"
 
@@ -16,7 +17,35 @@ namespace {
 
 constexpr int64_t kGrainWords = 4096;
 
+// x is a channels-last view of an NCHW float32 tensor: (N, H, W, C) with strides (ldn, W, 1, HW), or
+// (N, H, W, G, cg) with strides (ldn, W, 1, cg HW, HW) (what pack_conv_input passes). Sets HW.
+bool nchw_view(const at::Tensor& x, int64_t& hw) {
+  if (x.scalar_type() != at::kFloat || (x.dim() != 4 && x.dim() != 5) || x.numel() == 0) return false;
+  const int64_t h = x.size(1), w = x.size(2), k = x.size(-1);
+  hw = h * w;
+  if (x.stride(-1) != hw || (w > 1 && x.stride(2) != 1) || (h > 1 && x.stride(1) != w) || x.is_contiguous())
+    return false;
+  return x.dim() == 4 || x.size(3) == 1 || x.stride(3) == k * hw;
+}
+
+// pack_impl for nchw_view inputs: the fused transpose-pack of pack_nchw.h.
+at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double thr) {
+  const int64_t n = x.size(0), G = x.dim() == 5 ? x.size(3) : 1, cg = x.size(-1);
+  at::Tensor out = at::empty(packed_shape(x), x.options().dtype(at::kInt));
+  std::atomic<int64_t> bad{0};
+  const int64_t blocks = (hw + cpu::kNchwPixels - 1) / cpu::kNchwPixels;
+  at::parallel_for(0, n * blocks, 16, [&](int64_t t0, int64_t t1) {
+    bad += cpu::pack_nchw_range(x.const_data_ptr<float>(), x.stride(0), hw, G, cg, out.data_ptr<int32_t>(),
+                                t0, t1, mode, static_cast<float>(thr));
+  });
+  TORCH_CHECK(bad.load() == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", bad.load(),
+              " element(s) outside that set");
+  return out;
+}
+
 at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
+  int64_t hw = 0;
+  if (cpu::current_isa() >= cpu::Isa::kAvx512 && nchw_view(x_in, hw)) return pack_nchw(x_in, hw, mode, thr);
   at::Tensor x = x_in;
   const auto dt = x.scalar_type();
   if (dt != at::kFloat && dt != at::kChar) x = x.to(at::kFloat);

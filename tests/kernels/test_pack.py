@@ -163,3 +163,25 @@ def test_bad_values_leave_nothing_half_written():
 ])
 def test_opcheck(op, args):
     torch.library.opcheck(getattr(torch.ops.gxnor, op), args())
+
+
+@pytest.mark.parametrize("backend", backend_params())
+@pytest.mark.parametrize("n,c,h,w,groups", [(2, 70, 5, 7, 1), (1, 6, 4, 4, 3), (3, 128, 6, 6, 2), (1, 1, 1, 1, 1),
+                                            (2, 33, 3, 11, 1), (1, 64, 4, 5, 64)])
+def test_pack_conv_input_nchw(backend, n, c, h, w, groups):
+    # An NCHW tensor goes to the pack ops as a channels-last view (the C++ CPU kernels pack it in one
+    # pass, pack_nchw.h): pixel counts that leave 16-pixel tails, channel words with tails, groups.
+    torch.manual_seed(6)
+    dev = device_for(backend)
+    x = rand_ternary(n, c, h, w)
+    want = ref.pack_ternary(x.permute(0, 2, 3, 1).contiguous().unflatten(-1, (groups, c // groups)))
+    want = want.squeeze(3) if groups == 1 else want
+    assert torch.equal(F.pack_conv_input(x.to(dev), groups, backend=backend).cpu(), want)
+    xr = torch.randn(n, c, h, w)
+    xr[0, 0, 0, 0] = float("nan")
+    want = ref.quantize_pack(xr.permute(0, 2, 3, 1).contiguous().unflatten(-1, (groups, c // groups)), 0.6)
+    want = want.squeeze(3) if groups == 1 else want
+    assert torch.equal(F.pack_conv_input(xr.to(dev), groups, threshold=0.6, backend=backend).cpu(), want)
+    x[-1, -1, -1, -1] = 0.5
+    with pytest.raises(RuntimeError, match="1 element"):
+        F.pack_conv_input(x.to(dev), groups, backend=backend)
