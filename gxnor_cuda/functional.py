@@ -203,15 +203,34 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride() == strides else t.as_strided(t.shape, strides, t.storage_offset())
 
 
-def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Dense conv weight in x's memory format: NCHW (contiguous) x gets a contiguous weight.
+def _cpu_conv_prefers_channels_last() -> bool:
+    """Whether the float-side CPU conv runs faster on its channels-last path for an NCHW input.
 
-    The unpacked weight is a channels-last view; torch's conv picks its channels-last path when
-    either operand is channels-last, which measured up to 1.2x slower than NCHW on CIFAR 8x8 layers
-    with 512 channels (paired runs, 2 threads). Matching x makes the float-side conv the same
-    computation torch runs for nn.Conv2d on that input, plus the (small) weight unpack.
+    Measured (paired runs, 2 threads, batch 100, torch 2.14.1 oneDNN): on an AMD EPYC (Zen 5 class,
+    AVX-512, no AMX) channels-last, input conversion included, was 1-15 % faster on every
+    multi-channel GXNOR layer (512->512 3x3 @ 8: 56.8 vs 63.4 ms); on a Sapphire Rapids Xeon (AMX) it
+    was up to 1.2x slower on the 512-channel 8x8 layers. So: channels-last where the C++ kernels
+    run without AMX, NCHW on AMX CPUs and where the native library (the ISA probe) is missing.
     """
-    return nchw(wd) if x.is_contiguous() else wd
+    if not _backend.available("cpp"):
+        return False
+    return not torch.ops.gxnor_native.cpu_isa().startswith("amx")
+
+
+def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Dense conv weight (O, C/groups, kh, kw) in the memory format the float-side conv should run in.
+
+    The unpacked weight is a channels-last view; torch's conv takes its channels-last path when
+    either operand is channels-last. For an NCHW (contiguous) x the weight goes NCHW, the same
+    computation torch runs for nn.Conv2d on that input, unless the CPU's channels-last path measured
+    faster (``_cpu_conv_prefers_channels_last``) and there is more than one channel per group (one
+    channel: NCHW, see ``autograd_conv.conv_backward``).
+    """
+    if not x.is_contiguous():
+        return wd
+    if x.device.type == "cpu" and wd.shape[1] > 1 and _cpu_conv_prefers_channels_last():
+        return wd.contiguous(memory_format=torch.channels_last)
+    return nchw(wd)
 
 
 def xnor_conv2d(

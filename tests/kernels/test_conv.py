@@ -219,14 +219,20 @@ def test_pack_conv_helpers_round_trip():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_ternary_conv2d_follows_the_input_layout(channels_last):
+@pytest.mark.parametrize("prefers_cl", [True, False])
+@pytest.mark.parametrize("c", [9, 1])
+def test_ternary_conv2d_follows_the_input_layout(channels_last, prefers_cl, c, monkeypatch):
     # torch's conv runs channels-last when either operand is; the unpacked weight is a channels-last
-    # view, so an NCHW input must get a contiguous weight (same path as nn.Conv2d on that input)
-    w = rand_ternary(12, 9, 3, 3)
-    x = torch.randn(2, 9, 7, 7)
+    # view. A channels-last input keeps it; an NCHW input gets an NCHW weight (nn.Conv2d's path),
+    # or, where the CPU's channels-last conv measured faster and C > 1, a channels-last one. With one
+    # channel a channels-last input is also contiguous: NCHW.
+    monkeypatch.setattr(F, "_cpu_conv_prefers_channels_last", lambda: prefers_cl)
+    w = rand_ternary(12, c, 3, 3)
+    x = torch.randn(2, c, 7, 7)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = F.ternary_conv2d(x, F.pack_conv_weight(w), 9, 1, 1)
+    y = F.ternary_conv2d(x, F.pack_conv_weight(w), c, 1, 1)
     torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, None, 1, 1))
-    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert y.is_contiguous() != channels_last
+    want_cl = c > 1 and (channels_last or prefers_cl)  # one channel: the two layouts coincide
+    assert y.is_contiguous(memory_format=torch.channels_last) == want_cl
+    assert y.is_contiguous() != want_cl
