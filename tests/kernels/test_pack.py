@@ -157,6 +157,7 @@ def test_bad_values_leave_nothing_half_written():
     ("pack_ternary", lambda: (rand_ternary(3, 70), None)),
     ("pack_ternary", lambda: (torch.randn(3, 70), 0.5)),
     ("quantize_pack", lambda: (torch.randn(2, 5, 33), 0.7)),
+    ("quantize_pack", lambda: (torch.randn(2, 70, 3, 5).permute(0, 2, 3, 1), 0.7)),  # NCHW view (pack_nchw.h)
     ("unpack_ternary", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100, torch.float32)),
     ("unpack_ternary", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100, None)),
     ("validate_packed", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100)),
