@@ -36,8 +36,9 @@ def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):
     dilation, groups). Returns (gx or None, gw (O, kh, kw, C/groups) or None), gw in the stored layout.
     The operands keep their memory format (channels-last from xnor_conv2d and the unpacked
     activations), except with one input channel per group, where every operand goes NCHW: there
-    oneDNN's channels-last kernels measured 1.2x (grad-input) and 2.8x (grad-weight) slower than
-    NCHW on MNIST conv1 (1 -> 32, 5x5, 28x28, batch 100, 2 threads), including the copy of gy.
+    oneDNN's channels-last kernels measured 1.2x (grad-input, 4.84 vs 4.00 ms) and 2.8x (grad-weight,
+    1.20 vs 0.43 ms) slower than NCHW on MNIST conv1 (1 -> 32, 5x5, 28x28, batch 100, 2 threads, AMD
+    EPYC), with every operand already in the layout timed.
     """
     s, p, d, groups = spec
     if x.shape[1] == groups:

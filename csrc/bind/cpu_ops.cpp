@@ -17,6 +17,12 @@ namespace {
 
 constexpr int64_t kGrainWords = 4096;
 
+// Strict packing saw `bad` elements outside {-1, 0, +1}: refuse (the output is fresh, nothing else written).
+void check_pack_values(int64_t bad) {
+  TORCH_CHECK(bad == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", bad,
+              " element(s) outside that set");
+}
+
 // x is a channels-last view of an NCHW float32 tensor: (N, H, W, C) with strides (ldn, W, 1, HW), or
 // (N, H, W, G, cg) with strides (ldn, W, 1, cg HW, HW) (what pack_conv_input passes). Sets HW.
 bool nchw_view(const at::Tensor& x, int64_t& hw) {
@@ -38,8 +44,7 @@ at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double
     bad += cpu::pack_nchw_range(x.const_data_ptr<float>(), x.stride(0), hw, G, cg, out.data_ptr<int32_t>(),
                                 t0, t1, mode, static_cast<float>(thr));
   });
-  TORCH_CHECK(bad.load() == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", bad.load(),
-              " element(s) outside that set");
+  check_pack_values(bad.load());
   return out;
 }
 
@@ -65,8 +70,7 @@ at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
       b = cpu::pack_range(x.const_data_ptr<int8_t>(), K, o, t0, t1, mode, static_cast<float>(thr), isa);
     bad += b;
   });
-  TORCH_CHECK(bad.load() == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", bad.load(),
-              " element(s) outside that set");
+  check_pack_values(bad.load());
   return out;
 }
 

@@ -20,6 +20,7 @@ constexpr int kLanes = 8;           // output channels per zmm
 constexpr int kNR = 2;              // zmm channel blocks per micro-kernel (16 channels)
 constexpr int kMR = 4;              // output rows per micro-kernel
 constexpr int64_t kStripRows = 64;  // output rows per tap-pointer table
+static_assert(kNR == 2, "micro() is written for two 8-channel blocks (w0, w1)");
 
 // 8-channel blocks of one group, rounded up to a whole micro-kernel (zero channels beyond og).
 inline int64_t channel_blocks(const ConvShape& s) {
