@@ -1,6 +1,7 @@
 // CPU bindings of xnor_conv2d and xnor_conv2d_pack: implicit GEMM. AMX: fused super-strips of
 // output rows (gather packed im2col rows, unpack to int8 tiles, multiply every weight block);
-// otherwise packed im2col chunks into the popcount GEMM drivers. Results go through the shared
+// AVX-512 without AMX: lanes_driver.h; AVX2: lut_driver.h (pair-code table lookups); scalar:
+// packed im2col chunks into the popcount GEMM drivers. Results go through the shared
 // epilogue (int32, or float32 with per-channel scale and bias), or, for xnor_conv2d_pack, into an
 // L2-sized float scratch per row chunk that is thresholded and packed for the next layer.
 #include <ATen/ATen.h>
@@ -17,6 +18,7 @@
 #include "conv_checks.h"
 #include "gemm_driver.h"
 #include "lanes_driver.h"
+#include "lut_driver.h"
 
 namespace gxnor::bind {
 namespace {
@@ -101,21 +103,27 @@ void conv_rows(const int32_t* x, const ConvShape& s, const int32_t* wrows, const
 }
 
 // Contiguous operands and the weights in the layout of the path that runs: AMX tiles, interleaved
-// 8-channel lanes (AVX-512 without AMX), or GEMM rows (AVX2 / scalar).
+// 8-channel lanes (AVX-512 without AMX), pair codes (AVX2 table lookups), or GEMM rows (scalar).
 struct ConvOperands {
   at::Tensor x, w, sc, bi;
   std::optional<CallBuffer<int32_t>> wrows;
   std::optional<LaneWeights> lanes;
+  std::optional<LutConv> lut;
   AmxWeights amx;
   bool amx_on = false;
 
-  ConvOperands(const at::Tensor& x_in, const at::Tensor& w_in, const ConvShape& s,
+  // C: input channels (all groups).
+  ConvOperands(const at::Tensor& x_in, const at::Tensor& w_in, const ConvShape& s, int64_t C,
                const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias)
       : x(x_in.contiguous()), w(w_in.contiguous()) {
     if (scale) sc = scale->contiguous();
     if (bias) bi = bias->contiguous();
     if (use_lanes()) {
       lanes.emplace(w.const_data_ptr<int32_t>(), s);
+      return;
+    }
+    if (use_lut()) {
+      lut.emplace(x.const_data_ptr<int32_t>(), w.const_data_ptr<int32_t>(), s, C / s.g);
       return;
     }
     wrows.emplace(s.o * 2 * s.words());
@@ -126,6 +134,7 @@ struct ConvOperands {
 
   void run(const ConvShape& s, int64_t mb, int64_t me, const cpu::GemmOut& o) const {
     if (lanes) return lanes->run(x.const_data_ptr<int32_t>(), s, mb, me, o);
+    if (lut) return lut->run(mb, me, o);
     conv_rows(x.const_data_ptr<int32_t>(), s, wrows->data(), amx_on ? &amx : nullptr, mb, me, o);
   }
 };
@@ -139,7 +148,7 @@ at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = conv_out_empty(x_in, s, fl);  // (N, O, Ho, Wo), memory (N, Ho, Wo, O)
   if (s.rows() == 0 || s.o == 0) return out;
-  const ConvOperands ops(x_in, w_in, s, scale, bias);
+  const ConvOperands ops(x_in, w_in, s, C, scale, bias);
   ops.run(s, 0, s.rows(), make_gemm_out(out, ops.sc, ops.bi, s.o));
   return out;
 }
@@ -159,7 +168,7 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
   at::Tensor out = at::empty({s.n, s.ho, s.wo, 2, Wo}, x_in.options().dtype(at::kInt));
   if (M == 0) return out;
   if (s.o == 0) return out.zero_();
-  const ConvOperands ops(x_in, w_in, s, scale, bias);
+  const ConvOperands ops(x_in, w_in, s, C, scale, bias);
   const int64_t chunk = std::min(M, std::max<int64_t>(256, kPackScratchBytes / (4 * s.o) / 256 * 256));
   at::Tensor scratch = at::empty({chunk, s.o}, x_in.options().dtype(at::kFloat));
   const cpu::GemmOut o = make_gemm_out(scratch, ops.sc, ops.bi, s.o);

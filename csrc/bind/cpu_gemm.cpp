@@ -14,6 +14,7 @@
 #include "checks.h"
 #include "gemm_driver.h"
 #include "lanes_driver.h"
+#include "lut_driver.h"
 
 namespace gxnor::bind {
 namespace {
@@ -33,6 +34,10 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   if (use_lanes()) {  // AVX-512 without AMX: the lane-parallel kernels, as a 1x1 convolution
     const ConvShape s = gemm_as_conv(M, N, W);
     LaneWeights(b.const_data_ptr<int32_t>(), s).run(a.const_data_ptr<int32_t>(), s, 0, M, o);
+    return out;
+  }
+  if (use_lut()) {  // AVX2: the table-lookup kernels, as a 1x1 convolution over the K real values
+    LutConv(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), gemm_as_conv(M, N, W), K).run(0, M, o);
     return out;
   }
   gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);

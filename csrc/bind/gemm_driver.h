@@ -34,15 +34,14 @@ inline T* thread_scratch(int64_t n) {
 // A per-call operand buffer (unpacked weights) of n uninitialized elements: up to kKeepBytes the
 // calling thread's kept scratch (no page faults, no zero fill: on xnor_conv2d at batch 1, memset
 // was 8 % of perf samples on CIFAR 512->512 and the best 256->512 call went 0.7 -> 0.5 ms), above
-// it owned by this object. At most one live CallBuffer
-// per element type and thread.
-template <class T>
+// it owned by this object. At most one live CallBuffer per element type, tag (>= 1) and thread.
+template <class T, int kTag = 1>
 class CallBuffer {
  public:
   static constexpr int64_t kKeepBytes = int64_t(32) << 20;
   explicit CallBuffer(int64_t n) {
     if (n * static_cast<int64_t>(sizeof(T)) <= kKeepBytes) {
-      p_ = thread_scratch<T, 1>(n);
+      p_ = thread_scratch<T, kTag>(n);
     } else {
       own_.reset(new T[n]);
       p_ = own_.get();

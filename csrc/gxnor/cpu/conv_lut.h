@@ -1,0 +1,272 @@
+// AVX2 implicit-GEMM xnor_conv2d by 16-entry table lookups (CPUs without AVX-512 VPOPCNTDQ, e.g.
+// AMD Zen 2/3, Intel Haswell..Alder Lake): K is taken two channels (one "pair") at a time. A pair
+// of ternary values is a 4-bit code (g0 | g1 << 1 | s0 << 2 | s1 << 3). For each input pair the
+// 16-byte table T[ca][cw] = a . w + 2 (all weight pairs, biased into [0, 4]), in both halves of a
+// ymm, is loaded and `vpshufb` looks up 32 output channels' weight codes at once: one vpshufb + one vpaddb per
+// 64 MACs, u8 accumulators widened to u16 every 63 steps, result = sum - 2 * steps.
+// Layout: input codes (code * 4, for [tbl + idx * 8] addressing) per (pixel, group, pair), made
+// once per call (encode_input); weight codes [group][32-channel block][tap][pair][32 lanes] u8
+// (encode_weights; a run of kNC blocks interleaved per pair). Micro-kernel: MR output rows x NC 32-channel blocks; rows read the input codes
+// in place through a per-strip table of tap pointers (zero-code row for padding taps). Torch-free.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "../conv_shape.h"
+#include "gemm.h"
+#include "isa.h"
+
+namespace gxnor::cpu::lut {
+
+constexpr int kLanes = 32;          // output channels per ymm (one byte each)
+// 5 x 2: 10 accumulators, 2 weight, 1 table and 1 product register of the 16 ymm; measured
+// (1 core, pinned, best of 30) 236-240 / 252-254 G MAC/s on CIFAR 128->128@32 / 256->512@8, against
+// 151-194 / 236-242 for 6 x 2 and 215-219 / 237-240 for 3 x 3 (4 x 3 spills an accumulator).
+constexpr int kMR = 5;  // output rows per micro-kernel
+constexpr int kNC = 2;  // 32-channel blocks per micro-kernel
+constexpr int kFlush = 63;          // u8 accumulator steps before widening (63 * 4 <= 255)
+constexpr int kFlush16 = 260 * 63;  // u16 accumulator steps before widening (16380 * 4 <= 65535)
+constexpr int64_t kStripRows = 64;  // output rows per tap-pointer table
+
+// Value of one ternary element (gate, sign): 0, +1 or -1 (a set sign without a gate counts 0).
+constexpr int tern_value(int g, int s) { return g ? (s ? -1 : 1) : 0; }
+
+// The table T[ca][cw] = a . w + 2 over pair codes (g0 | g1 << 1 | s0 << 2 | s1 << 3), each row
+// twice (both 128-bit lanes of a ymm, so a row is one plain load).
+struct PairTable {
+  alignas(64) uint8_t t[16][32];
+  constexpr PairTable() : t{} {
+    for (int a = 0; a < 16; ++a)
+      for (int w = 0; w < 16; ++w) {
+        const int v = tern_value(a & 1, (a >> 2) & 1) * tern_value(w & 1, (w >> 2) & 1) +
+                      tern_value((a >> 1) & 1, (a >> 3) & 1) * tern_value((w >> 1) & 1, (w >> 3) & 1);
+        t[a][w] = t[a][w + 16] = static_cast<uint8_t>(v + 2);
+      }
+  }
+};
+inline constexpr PairTable kTable{};
+
+// Pairs of K per tap for cg channels of a group.
+inline int64_t pairs(int64_t cg) { return (cg + 1) / 2; }
+
+// Pair codes of 64 channels: gate word g, sign word s -> 32 bytes (code * mul) at dst[0, n).
+inline void encode_word(uint64_t g, uint64_t s, int mul, uint8_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const unsigned c = static_cast<unsigned>(((g >> (2 * i)) & 3) | (((s >> (2 * i)) & 3) << 2));
+    dst[i] = static_cast<uint8_t>(c * mul);
+  }
+}
+
+// Byte-spread tables: kSpread[b] puts the four 2-bit fields of byte b into the low bits of four bytes.
+struct SpreadTable {
+  uint32_t t[256];
+  constexpr SpreadTable() : t{} {
+    for (unsigned b = 0; b < 256; ++b)
+      t[b] = (b & 3) | ((b >> 2) & 3) << 8 | ((b >> 4) & 3) << 16 | ((b >> 6) & 3) << 24;
+  }
+};
+inline constexpr SpreadTable kSpread{};
+
+// Input codes of pixels [p0, p1): x (pixels, g, 2, wg) int32 -> dst (pixels, g, P) bytes holding
+// code * 4, the table row's offset in 8-byte units (P = pairs(cg)).
+inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, int64_t p0, int64_t p1,
+                         uint8_t* dst) {
+  const int64_t P = pairs(cg), wq = wg / 2;
+  for (int64_t px = p0; px < p1; ++px)
+    for (int64_t gi = 0; gi < g; ++gi) {
+      const auto* w64 = reinterpret_cast<const uint64_t*>(x + (px * g + gi) * 2 * wg);
+      uint8_t* d = dst + (px * g + gi) * P;
+      for (int64_t q = 0; q < wq && q * 32 < P; ++q) {
+        uint64_t gw = w64[q], sw = w64[wq + q];
+        const int64_t n = std::min<int64_t>(32, P - q * 32);
+        if (n < 32) {
+          encode_word(gw, sw, 4, d + q * 32, n);
+          continue;
+        }
+        for (int b = 0; b < 8; ++b, gw >>= 8, sw >>= 8) {
+          // code * 4 = (g pair << 2) | (s pair << 4), four pairs per byte of g and s
+          const uint32_t v = kSpread.t[gw & 0xff] << 2 | kSpread.t[sw & 0xff] << 4;
+          std::memcpy(d + q * 32 + 4 * b, &v, 4);
+        }
+      }
+    }
+}
+
+// 32-channel blocks of one group.
+inline int64_t channel_blocks(const ConvShape& s) { return (s.og() + kLanes - 1) / kLanes; }
+
+// Bytes of the encoded weights of all groups.
+inline int64_t weight_bytes(const ConvShape& s, int64_t cg) {
+  return s.g * channel_blocks(s) * s.kh * s.kw * pairs(cg) * kLanes;
+}
+
+// w: (o, kh, kw, 2, wg) int32 -> dst pair codes (channels beyond og: 0), [g][run of kNC blocks][tap]
+// [pair][nb][32] (nb: the run's blocks, kNC but in a group's last run), so that a micro-kernel's
+// weights for one step are contiguous; blocks [b0, b1) of the flattened (group, block) index.
+inline void encode_weights(const int32_t* w, const ConvShape& s, int64_t cg, int64_t b0, int64_t b1,
+                           uint8_t* dst) {
+  const int64_t taps = s.kh * s.kw, wq = s.wg / 2, P = pairs(cg), ncb = channel_blocks(s), og = s.og();
+  const auto* w64 = reinterpret_cast<const uint64_t*>(w);
+  for (int64_t t = b0; t < b1; ++t) {
+    const int64_t gi = t / ncb, cb = t % ncb, c = cb % kNC, nb = std::min<int64_t>(kNC, ncb - cb / kNC * kNC);
+    uint8_t* d = dst + (gi * ncb + cb - c) * taps * P * kLanes + c * kLanes;  // the run's base, block c
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      for (int64_t q = 0; q * 32 < P; ++q) {  // 32 pairs x 32 lanes at a time
+        const int64_t np = std::min<int64_t>(32, P - q * 32);
+        uint8_t* dq = d + (tap * P + q * 32) * nb * kLanes;  // pair p of lane l: dq[p * nb * kLanes + l]
+        const int64_t ps = nb * kLanes;
+        for (int64_t l = 0; l < kLanes; ++l) {
+          const int64_t oc = cb * kLanes + l;
+          if (oc >= og) {
+            for (int64_t p = 0; p < np; ++p) dq[p * ps + l] = 0;
+            continue;
+          }
+          const uint64_t* src = w64 + ((gi * og + oc) * taps + tap) * 2 * wq;
+          uint64_t g = src[q], sg = src[wq + q];
+          for (int64_t p = 0; p < np; p += 4, g >>= 8, sg >>= 8) {  // four pairs per byte
+            const uint32_t v = kSpread.t[g & 0xff] | kSpread.t[sg & 0xff] << 2;
+            for (int64_t k = 0; k < 4 && p + k < np; ++k) dq[(p + k) * ps + l] = static_cast<uint8_t>(v >> (8 * k));
+          }
+        }
+      }
+    }
+  }
+}
+
+// Pointers to the input codes of group gi for output rows [m0, m1) and every tap (row-major
+// [row][tap]); taps in the zero padding point at `zero` (at least P zero bytes).
+inline void tap_pointers(const uint8_t* codes, const ConvShape& s, int64_t cg, int64_t gi, int64_t m0,
+                         int64_t m1, const uint8_t* zero, const uint8_t** dst) {
+  const int64_t taps = s.kh * s.kw, P = pairs(cg), ps = s.pixel_stride();
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t ky = 0; ky < s.kh; ++ky)
+      for (int64_t kx = 0; kx < s.kw; ++kx) {
+        const int64_t off = s.src(m, ky, kx, gi);  // int32 offset of the packed pixel's group
+        dst[(m - m0) * taps + ky * s.kw + kx] = off < 0 ? zero : codes + (off / ps * s.g + gi) * P;
+      }
+}
+
+#if GXNOR_X86
+// Adds the u8 accumulators (32 channels) to u16 sums d[0, 32) in channel order.
+GXNOR_TARGET_AVX2 inline void widen_add(__m256i a, uint16_t* d) {
+  const __m256i lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a));
+  const __m256i hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(a, 1));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(d),
+                     _mm256_add_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)), lo));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(d + 16),
+                     _mm256_add_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(d + 16)), hi));
+}
+
+// Widens the u8 accumulators into the u16 sums (and those into the int32 sums before they could
+// overflow); cnt: steps in the u8 accumulators, cnt16: steps in the u16 sums.
+template <int MR, int NC>
+GXNOR_TARGET_AVX2 inline void flush(__m256i (&acc)[MR][NC], uint16_t (&s16)[MR][NC][kLanes],
+                                    int32_t (&s32)[MR][NC * kLanes], int& cnt, int& cnt16) {
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c) {
+      widen_add(acc[r][c], s16[r][c]);
+      acc[r][c] = _mm256_setzero_si256();
+    }
+  cnt16 += cnt;
+  cnt = 0;
+  if (cnt16 + kFlush > kFlush16) {
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NC; ++c)
+        for (int l = 0; l < kLanes; ++l) s32[r][c * kLanes + l] += s16[r][c][l], s16[r][c][l] = 0;
+    cnt16 = 0;
+  }
+}
+
+// MR output rows (tap pointer rows ptr[r * taps ..]) x the NC 32-channel blocks of one run (encoded
+// weights w), into rows [row0, row0 + MR) and channels [j0, j0 + nc) of o.
+template <int MR, int NC>
+GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int64_t P, const uint8_t* w,
+                                    const GemmOut& o, int64_t row0, int64_t j0, int64_t nc) {
+  const auto* tbl = reinterpret_cast<const uint8_t*>(kTable.t);
+  alignas(32) uint16_t s16[MR][NC][kLanes] = {};
+  alignas(32) int32_t s32[MR][NC * kLanes] = {};
+  __m256i acc[MR][NC];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c) acc[r][c] = _mm256_setzero_si256();
+  int cnt = 0, cnt16 = 0;
+  for (int64_t t = 0; t < taps; ++t) {
+    const uint8_t* p[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) p[r] = ptr[r * taps + t];
+    const uint8_t* wt = w + t * P * NC * kLanes;
+    for (int64_t q = 0; q < P;) {
+      const int64_t n = std::min<int64_t>(P - q, kFlush - cnt);
+#pragma GCC unroll 2
+      for (int64_t i = q; i < q + n; ++i) {
+        __m256i wv[NC];
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; ++c)
+          wv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + (i * NC + c) * kLanes));
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + 8 * static_cast<int64_t>(p[r][i])));
+#pragma GCC unroll 4
+          for (int c = 0; c < NC; ++c) acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[c]));
+        }
+      }
+      q += n;
+      cnt += static_cast<int>(n);
+      if (cnt == kFlush) flush<MR, NC>(acc, s16, s32, cnt, cnt16);
+    }
+  }
+  flush<MR, NC>(acc, s16, s32, cnt, cnt16);
+  const int32_t bias = static_cast<int32_t>(2 * taps * P);
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c)
+      for (int l = 0; l < kLanes; ++l) s32[r][c * kLanes + l] += static_cast<int32_t>(s16[r][c][l]) - bias;
+  o.store_block(row0, j0, MR, std::min<int64_t>(nc, NC * kLanes), &s32[0][0], NC * kLanes);
+}
+
+// micro<mr, NC> for mr <= MR rows.
+template <int MR, int NC>
+GXNOR_TARGET_AVX2 inline void micro_rows(int mr, const uint8_t* const* ptr, int64_t taps, int64_t P,
+                                         const uint8_t* w, const GemmOut& o, int64_t row0,
+                                         int64_t j0, int64_t nc) {
+  if constexpr (MR > 1) {
+    if (mr < MR) return micro_rows<MR - 1, NC>(mr, ptr, taps, P, w, o, row0, j0, nc);
+  }
+  micro<MR, NC>(ptr, taps, P, w, o, row0, j0, nc);
+}
+
+// micro_rows<kMR, nb> for nb <= NC channel blocks.
+template <int NC>
+GXNOR_TARGET_AVX2 inline void micro_cols(int nb, int mr, const uint8_t* const* ptr, int64_t taps, int64_t P,
+                                         const uint8_t* w, const GemmOut& o, int64_t row0,
+                                         int64_t j0, int64_t nc) {
+  if constexpr (NC > 1) {
+    if (nb < NC) return micro_cols<NC - 1>(nb, mr, ptr, taps, P, w, o, row0, j0, nc);
+  }
+  micro_rows<kMR, NC>(mr, ptr, taps, P, w, o, row0, j0, nc);
+}
+
+// Output rows [m0, m1) (o's row 0 is row `base`) of group gi, 32-channel blocks [cb0, cb1): for every
+// run of up to kNC blocks, every MR-row block of the strip. ptr holds the strip's tap pointers
+// ([m - m0][tap]); wc the encoded weights of all groups.
+GXNOR_TARGET_AVX2 inline void strip(const uint8_t* const* ptr, const ConvShape& s, int64_t cg, int64_t gi,
+                                    int64_t m0, int64_t m1, int64_t cb0, int64_t cb1, const uint8_t* wc,
+                                    const GemmOut& o, int64_t base) {
+  const int64_t taps = s.kh * s.kw, P = pairs(cg), ncb = channel_blocks(s), og = s.og();
+  const int64_t bstride = taps * P * kLanes;  // bytes of one block's weights
+  for (int64_t cb = cb0; cb < cb1;) {
+    const int64_t nb = std::min<int64_t>(kNC, cb1 - cb);
+    const uint8_t* w = wc + (gi * ncb + cb) * bstride;
+    const int64_t j = cb * kLanes, nc = std::min<int64_t>(nb * kLanes, og - j);
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMR, m1 - m));
+      micro_cols<kNC>(static_cast<int>(nb), mr, ptr + (m - m0) * taps, taps, P, w, o, m - base,
+                      gi * og + j, nc);
+    }
+    cb += nb;
+  }
+}
+#endif
+
+}  // namespace gxnor::cpu::lut
