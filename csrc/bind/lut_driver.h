@@ -2,12 +2,13 @@
 // and no AVX-512 VPOPCNTDQ), shared by xnor_conv2d and xnor_gemm (a GEMM is the 1x1 convolution of
 // M one-pixel images). Per call: the input and the weights are encoded into pair codes once (in
 // parallel, into kept per-thread buffers); tasks are kStripRows output rows x one group x a run of
-// 32-channel blocks, each with its own tap-pointer table.
+// 32-channel blocks, each with its own tap-pointer table, taken by the threads one at a time.
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "../gxnor/cpu/conv_lut.h"
@@ -52,9 +53,13 @@ struct LutConv {
     while (runs < nk && strips * s.g * runs < 4 * at::get_num_threads()) runs *= 2;
     runs = std::min(runs, nk);
     const int64_t per = (nk + runs - 1) / runs * cpu::lut::kNC;
-    at::parallel_for(0, strips * s.g * runs, 1, [&](int64_t t0, int64_t t1) {
+    // Tasks are handed out one at a time (an atomic counter), not in static halves: on a shared
+    // VM one thread can run slower for a while, and a static split then leaves the other idle.
+    const int64_t tasks = strips * s.g * runs;
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, std::min<int64_t>(tasks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
       const uint8_t** ptr = thread_scratch<const uint8_t*>(kStripRows * taps);
-      for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t t = next++; t < tasks; t = next++) {
         const int64_t ri = t % runs, gi = (t / runs) % s.g, m0 = mb + (t / runs / s.g) * kStripRows;
         const int64_t m1 = std::min(me, m0 + kStripRows), cb0 = ri * per, cb1 = std::min(ncb, cb0 + per);
         if (cb0 >= cb1) continue;
