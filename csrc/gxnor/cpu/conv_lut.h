@@ -138,13 +138,24 @@ inline void encode_weights(const int32_t* w, const ConvShape& s, int64_t cg, int
 // [row][tap]); taps in the zero padding point at `zero` (at least P zero bytes).
 inline void tap_pointers(const uint8_t* codes, const ConvShape& s, int64_t cg, int64_t gi, int64_t m0,
                          int64_t m1, const uint8_t* zero, const uint8_t** dst) {
-  const int64_t taps = s.kh * s.kw, P = pairs(cg), ps = s.pixel_stride();
-  for (int64_t m = m0; m < m1; ++m)
-    for (int64_t ky = 0; ky < s.kh; ++ky)
+  const int64_t taps = s.kh * s.kw, P = pairs(cg), pix = s.g * P;  // code bytes per pixel
+  const uint8_t* base = codes + gi * P;
+  int64_t ox = m0 % s.wo, oy = (m0 / s.wo) % s.ho, b = m0 / (s.wo * s.ho);  // one division per strip
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t** d = dst + (m - m0) * taps;
+    for (int64_t ky = 0; ky < s.kh; ++ky) {
+      const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
       for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t off = s.src(m, ky, kx, gi);  // int32 offset of the packed pixel's group
-        dst[(m - m0) * taps + ky * s.kw + kx] = off < 0 ? zero : codes + (off / ps * s.g + gi) * P;
+        const int64_t ix = ox * s.sw - s.pw + kx * s.dw;
+        const bool in = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+        d[ky * s.kw + kx] = in ? base + ((b * s.h + iy) * s.w + ix) * pix : zero;
       }
+    }
+    if (++ox == s.wo) {
+      ox = 0;
+      if (++oy == s.ho) oy = 0, ++b;
+    }
+  }
 }
 
 #if GXNOR_X86
@@ -218,11 +229,25 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
     }
   }
   flush<MR, NC>(acc, s16, s32, cnt, cnt16);
-  const int32_t bias = static_cast<int32_t>(2 * taps * P);
+  // Epilogue: sum = s32 + s16 - 2 * steps. An int32 output with whole 8-channel groups is written
+  // straight from the registers; a float output or a channel tail goes through store_block.
+  const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(2 * taps * P));
+  const int64_t ncols = std::min<int64_t>(nc, NC * kLanes);
+  const bool direct = o.c_int && ncols % 8 == 0;
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
     for (int c = 0; c < NC; ++c)
-      for (int l = 0; l < kLanes; ++l) s32[r][c * kLanes + l] += static_cast<int32_t>(s16[r][c][l]) - bias;
-  o.store_block(row0, j0, MR, std::min<int64_t>(nc, NC * kLanes), &s32[0][0], NC * kLanes);
+      for (int e = 0; e < kLanes / 8; ++e) {
+        const int64_t col = c * kLanes + e * 8;
+        if (col >= ncols) break;
+        int32_t* s = &s32[r][col];
+        const __m256i v = _mm256_sub_epi32(
+            _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(s)),
+                             _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(&s16[r][c][e * 8])))),
+            bias);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(direct ? o.c_int + (row0 + r) * o.ldc + j0 + col : s), v);
+      }
+  if (!direct) o.store_block(row0, j0, MR, ncols, &s32[0][0], NC * kLanes);
 }
 
 // micro<mr, NC> for mr <= MR rows.
