@@ -39,10 +39,12 @@ at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double
   const int64_t n = x.size(0), G = x.dim() == 5 ? x.size(3) : 1, cg = x.size(-1);
   at::Tensor out = at::empty(packed_shape(x), x.options().dtype(at::kInt));
   std::atomic<int64_t> bad{0};
-  const int64_t blocks = (hw + cpu::kNchwPixels - 1) / cpu::kNchwPixels;
+  const bool avx512 = cpu::current_isa() >= cpu::Isa::kAvx512;
+  const int64_t px = avx512 ? cpu::kNchwPixels : cpu::kNchwPixelsAvx2, blocks = (hw + px - 1) / px;
   at::parallel_for(0, n * blocks, 16, [&](int64_t t0, int64_t t1) {
-    bad += cpu::pack_nchw_range(x.const_data_ptr<float>(), x.stride(0), hw, G, cg, out.data_ptr<int32_t>(),
-                                t0, t1, mode, static_cast<float>(thr));
+    const auto f = avx512 ? cpu::pack_nchw_range : cpu::pack_nchw_range_avx2;
+    bad += f(x.const_data_ptr<float>(), x.stride(0), hw, G, cg, out.data_ptr<int32_t>(), t0, t1, mode,
+             static_cast<float>(thr));
   });
   check_pack_values(bad.load());
   return out;
@@ -50,7 +52,7 @@ at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double
 
 at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
   int64_t hw = 0;
-  if (cpu::current_isa() >= cpu::Isa::kAvx512 && nchw_view(x_in, hw)) return pack_nchw(x_in, hw, mode, thr);
+  if (cpu::current_isa() >= cpu::Isa::kAvx2 && nchw_view(x_in, hw)) return pack_nchw(x_in, hw, mode, thr);
   at::Tensor x = x_in;
   const auto dt = x.scalar_type();
   if (dt != at::kFloat && dt != at::kChar) x = x.to(at::kFloat);

@@ -166,12 +166,21 @@ def test_opcheck(op, args):
     torch.library.opcheck(getattr(torch.ops.gxnor, op), args())
 
 
+NCHW_SHAPES = [(2, 70, 5, 7, 1), (1, 6, 4, 4, 3), (3, 128, 6, 6, 2), (1, 1, 1, 1, 1), (2, 33, 3, 11, 1),
+               (1, 64, 4, 5, 64)]
+
+
+@pytest.mark.parametrize("n,c,h,w,groups", NCHW_SHAPES)
+def test_pack_conv_input_nchw_every_cpu_isa(cpu_isa, n, c, h, w, groups):
+    # pack_nchw.h has an AVX-512 (16-pixel) and an AVX2 (8-pixel) kernel; scalar takes the transpose copy.
+    test_pack_conv_input_nchw("cpp", n, c, h, w, groups)
+
+
 @pytest.mark.parametrize("backend", backend_params())
-@pytest.mark.parametrize("n,c,h,w,groups", [(2, 70, 5, 7, 1), (1, 6, 4, 4, 3), (3, 128, 6, 6, 2), (1, 1, 1, 1, 1),
-                                            (2, 33, 3, 11, 1), (1, 64, 4, 5, 64)])
+@pytest.mark.parametrize("n,c,h,w,groups", NCHW_SHAPES)
 def test_pack_conv_input_nchw(backend, n, c, h, w, groups):
     # An NCHW tensor goes to the pack ops as a channels-last view (the C++ CPU kernels pack it in one
-    # pass, pack_nchw.h): pixel counts that leave 16-pixel tails, channel words with tails, groups.
+    # pass, pack_nchw.h): pixel counts that leave 8- and 16-pixel tails, channel words with tails, groups.
     torch.manual_seed(6)
     dev = device_for(backend)
     x = rand_ternary(n, c, h, w)
