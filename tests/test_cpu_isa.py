@@ -20,6 +20,7 @@ def test_pack_paths_agree(cpu_isa, K):
     assert torch.equal(F.quantize_pack(y, 0.6, backend="cpp"), ref.quantize_pack(y, 0.6))
     p = ref.pack_ternary(x)
     assert torch.equal(F.unpack_ternary(p, K, torch.float32, backend="cpp"), x)
+    assert torch.equal(F.unpack_ternary(p, K, torch.int8, backend="cpp"), x.to(torch.int8))
     with pytest.raises(RuntimeError, match="x: expected values"):
         F.pack_ternary(x + 0.5, backend="cpp")
 

@@ -122,6 +122,44 @@ GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n
       _mm256_maskz_mov_epi8(g, _mm256_mask_blend_epi8(s, _mm256_set1_epi8(1), _mm256_set1_epi8(-1)));
   _mm256_mask_storeu_epi8(o, m, v);
 }
+
+// AVX2: bit i of (g, s) -> lane i; gate lanes are all-ones where bit i is set (AND with a per-lane
+// bit, compare). float: +-1.0f is 0x3f800000 with the sign bit taken from s. int8: 1 | sign mask.
+GXNOR_TARGET_AVX2 inline void unpack_word_avx2(uint32_t g, uint32_t s, int n, float* o) {
+  const __m256i bits = _mm256_set_epi32(128, 64, 32, 16, 8, 4, 2, 1);
+  const __m256i one = _mm256_set1_epi32(0x3f800000), sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  alignas(32) float tail[32];
+  float* d = n >= 32 ? o : tail;
+  for (int j = 0; j < 4; ++j) {
+    const __m256i gb = _mm256_set1_epi32(static_cast<int>((g >> (8 * j)) & 0xff));
+    const __m256i sb = _mm256_set1_epi32(static_cast<int>((s >> (8 * j)) & 0xff));
+    const __m256i gm = _mm256_cmpeq_epi32(_mm256_and_si256(gb, bits), bits);
+    const __m256i sm = _mm256_cmpeq_epi32(_mm256_and_si256(sb, bits), bits);
+    const __m256i v = _mm256_and_si256(gm, _mm256_or_si256(one, _mm256_and_si256(sm, sign)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 8 * j), v);
+  }
+  if (n < 32)
+    for (int i = 0; i < n; ++i) o[i] = tail[i];
+}
+
+GXNOR_TARGET_AVX2 inline void unpack_word_avx2(uint32_t g, uint32_t s, int n, int8_t* o) {
+  // byte i of the spread word holds byte i / 8 of g (or s); the per-byte bit picks bit i % 8
+  const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                       3, 3, 3, 3, 3, 3, 3);
+  const __m256i bits = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  const __m256i gb = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(g)), idx);
+  const __m256i sb = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(s)), idx);
+  const __m256i gm = _mm256_cmpeq_epi8(_mm256_and_si256(gb, bits), bits);
+  const __m256i sm = _mm256_cmpeq_epi8(_mm256_and_si256(sb, bits), bits);
+  const __m256i v = _mm256_and_si256(gm, _mm256_or_si256(_mm256_set1_epi8(1), sm));
+  if (n >= 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+    return;
+  }
+  alignas(32) int8_t tail[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(tail), v);
+  for (int i = 0; i < n; ++i) o[i] = tail[i];
+}
 #endif
 
 // Pack plane words [t0, t1) of rows of length K (row stride K) into out (row stride 2W).
@@ -172,6 +210,12 @@ inline void unpack_word(uint32_t g, uint32_t s, int n, T* o, Isa isa) {
   if (isa >= Isa::kAvx512) {
     unpack_word_avx512(g, s, n, o);
     return;
+  }
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, int8_t>) {
+    if (isa == Isa::kAvx2) {
+      unpack_word_avx2(g, s, n, o);
+      return;
+    }
   }
 #endif
   (void)isa;
