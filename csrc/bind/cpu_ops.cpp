@@ -41,8 +41,8 @@ at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double
   std::atomic<int64_t> bad{0};
   const bool avx512 = cpu::current_isa() >= cpu::Isa::kAvx512;
   const int64_t px = avx512 ? cpu::kNchwPixels : cpu::kNchwPixelsAvx2, blocks = (hw + px - 1) / px;
+  const auto f = avx512 ? cpu::pack_nchw_range : cpu::pack_nchw_range_avx2;
   at::parallel_for(0, n * blocks, 16, [&](int64_t t0, int64_t t1) {
-    const auto f = avx512 ? cpu::pack_nchw_range : cpu::pack_nchw_range_avx2;
     bad += f(x.const_data_ptr<float>(), x.stride(0), hw, G, cg, out.data_ptr<int32_t>(), t0, t1, mode,
              static_cast<float>(thr));
   });

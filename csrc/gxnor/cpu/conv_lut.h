@@ -5,9 +5,10 @@
 // ymm, is loaded and `vpshufb` looks up 32 output channels' weight codes at once: one vpshufb + one vpaddb per
 // 64 MACs, u8 accumulators widened to u16 every 63 steps, result = sum - 2 * steps.
 // Layout: input codes (code * 4, for [tbl + idx * 8] addressing) per (pixel, group, pair), made
-// once per call (encode_input); weight codes [group][32-channel block][tap][pair][32 lanes] u8
-// (encode_weights; a run of kNC blocks interleaved per pair). Micro-kernel: MR output rows x NC 32-channel blocks; rows read the input codes
-// in place through a per-strip table of tap pointers (zero-code row for padding taps). Torch-free.
+// once per call (encode_input); weight codes [group][run of kNC 32-channel blocks][tap][pair][block]
+// [32 lanes] u8 (encode_weights). Micro-kernel: MR output rows x NC 32-channel blocks; rows read
+// the input codes in place through a per-strip table of tap pointers (zero-code row for padding
+// taps). Torch-free.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -50,14 +51,6 @@ inline constexpr PairTable kTable{};
 // Pairs of K per tap for cg channels of a group.
 inline int64_t pairs(int64_t cg) { return (cg + 1) / 2; }
 
-// Pair codes of 64 channels: gate word g, sign word s -> 32 bytes (code * mul) at dst[0, n).
-inline void encode_word(uint64_t g, uint64_t s, int mul, uint8_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const unsigned c = static_cast<unsigned>(((g >> (2 * i)) & 3) | (((s >> (2 * i)) & 3) << 2));
-    dst[i] = static_cast<uint8_t>(c * mul);
-  }
-}
-
 // Byte-spread tables: kSpread[b] puts the four 2-bit fields of byte b into the low bits of four bytes.
 struct SpreadTable {
   uint32_t t[256];
@@ -68,6 +61,11 @@ struct SpreadTable {
 };
 inline constexpr SpreadTable kSpread{};
 
+// The codes of pairs [4 b, 4 b + 4) of a gate word g and sign word s (64 channels), one per byte.
+inline uint32_t pair_codes4(uint64_t g, uint64_t s, int b) {
+  return kSpread.t[(g >> (8 * b)) & 0xff] | kSpread.t[(s >> (8 * b)) & 0xff] << 2;
+}
+
 // Input codes of pixels [p0, p1): x (pixels, g, 2, wg) int32 -> dst (pixels, g, P) bytes holding
 // code * 4, the table row's offset in 8-byte units (P = pairs(cg)).
 inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, int64_t p0, int64_t p1,
@@ -77,18 +75,9 @@ inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, in
     for (int64_t gi = 0; gi < g; ++gi) {
       const auto* w64 = reinterpret_cast<const uint64_t*>(x + (px * g + gi) * 2 * wg);
       uint8_t* d = dst + (px * g + gi) * P;
-      for (int64_t q = 0; q < wq && q * 32 < P; ++q) {
-        uint64_t gw = w64[q], sw = w64[wq + q];
-        const int64_t n = std::min<int64_t>(32, P - q * 32);
-        if (n < 32) {
-          encode_word(gw, sw, 4, d + q * 32, n);
-          continue;
-        }
-        for (int b = 0; b < 8; ++b, gw >>= 8, sw >>= 8) {
-          // code * 4 = (g pair << 2) | (s pair << 4), four pairs per byte of g and s
-          const uint32_t v = kSpread.t[gw & 0xff] << 2 | kSpread.t[sw & 0xff] << 4;
-          std::memcpy(d + q * 32 + 4 * b, &v, 4);
-        }
+      for (int64_t p = 0; p < P; p += 4) {
+        const uint32_t v = pair_codes4(w64[p / 32], w64[wq + p / 32], static_cast<int>(p % 32 / 4)) << 2;
+        std::memcpy(d + p, &v, static_cast<size_t>(std::min<int64_t>(4, P - p)));
       }
     }
 }
@@ -123,9 +112,8 @@ inline void encode_weights(const int32_t* w, const ConvShape& s, int64_t cg, int
             continue;
           }
           const uint64_t* src = w64 + ((gi * og + oc) * taps + tap) * 2 * wq;
-          uint64_t g = src[q], sg = src[wq + q];
-          for (int64_t p = 0; p < np; p += 4, g >>= 8, sg >>= 8) {  // four pairs per byte
-            const uint32_t v = kSpread.t[g & 0xff] | kSpread.t[sg & 0xff] << 2;
+          for (int64_t p = 0; p < np; p += 4) {
+            const uint32_t v = pair_codes4(src[q], src[wq + q], static_cast<int>(p / 4));
             for (int64_t k = 0; k < 4 && p + k < np; ++k) dq[(p + k) * ps + l] = static_cast<uint8_t>(v >> (8 * k));
           }
         }
