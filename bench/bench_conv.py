@@ -5,8 +5,9 @@ Ternary x ternary: torch fp32 / bf16 conv2d vs gxnor xnor_conv2d on packed opera
 input quantize+pack included; next-layer output: xnor_conv2d_pack (threshold + pack fused per row
 chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a training step runs): the first-layer forward
 (ternary_conv2d: unpack the weight + platform conv in the input's layout) and the im2col +
-ternary_matmul alternative, grad-input and grad-weight (aten.convolution_backward on the unpacked
-operands, channels-last as TernaryInputConv.backward runs it) vs fp32 NCHW.
+ternary_matmul alternative, grad-input (aten.convolution_backward on the unpacked operands,
+channels-last as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
+packed activations; the one-channel first layer: aten on its float input) vs fp32 NCHW.
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
 """
@@ -64,6 +65,11 @@ def layer_row(name, c, o, k, h, p, bs, t):
     # and the NCHW grad_out of its NCHW forward; the others run as TernaryInputConv.backward.
     gy_lib, x_lib = (gy, lambda: xr) if c == 1 else (gyc, xd)
 
+    def grad_weight():
+        if c == 1:  # first layer: float input (TernaryWeightConv.backward)
+            return conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, False, True)
+        return F.xnor_conv2d_weight_grad(gyc, xp, wp, c, 1, p)  # TernaryInputConv.backward
+
     ms = t({
         "fp32 conv": lambda: TF.conv2d(x, w, None, 1, p),
         "bf16 conv": lambda: TF.conv2d(xb, wb, None, 1, p),
@@ -79,7 +85,7 @@ def layer_row(name, c, o, k, h, p, bs, t):
         "fp32 grad-input": lambda: cb(gy, xr, w, None, **spec, output_mask=[True, False, False]),
         "grad-input": lambda: conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, True, False),
         "fp32 grad-weight": lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]),
-        "grad-weight": lambda: conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, False, True),
+        "grad-weight": grad_weight,
     })
     ms = {kk: v * 1e3 for kk, v in ms.items()}
     macs = bs * o * y.shape[2] * y.shape[3] * c * k * k

@@ -110,6 +110,10 @@ def _register_fallbacks() -> None:
             torch.library.impl(f"gxnor::{op}", "CUDA", lib=_FALLBACK_LIB)(tri.get(op, fn))
         STATUS["dispatch_cuda"] = (True, "triton" if tri else "reference (no CUDA build)")
     else:
+        # ops the CUDA library leaves to the platform (the float-side weight gradient: cuDNN)
+        for op, fn in ref.items():
+            if not torch._C._dispatch_has_kernel_for_dispatch_key(f"gxnor::{op}", "CUDA"):
+                torch.library.impl(f"gxnor::{op}", "CUDA", lib=_FALLBACK_LIB)(fn)
         STATUS["dispatch_cuda"] = (True, "cuda")
 
 

@@ -1,4 +1,4 @@
-"""Argument checks of xnor_conv2d, shared by the reference, Triton and fake implementations.
+"""Argument checks of xnor_conv2d (and its weight gradient), shared by the reference, Triton and fake implementations.
 
 The C++ and CUDA bindings carry the same checks in csrc/bind/conv_checks.h.
 """
@@ -66,6 +66,16 @@ def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None
                      lambda n=name, v=v: f"{n}: expected shape (O,) = ({O},), got {tuple(v.shape)}")
         check_same_device("x", x, name, v)
     return N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo
+
+
+def check_conv_grad_out(grad_out, x, N, O, Ho, Wo) -> None:
+    """grad_out of xnor_conv2d_weight_grad: (N, O, Ho, Wo) float32 on the device of x."""
+    torch._check(grad_out.dtype == torch.float32,
+                 lambda: f"grad_out: expected dtype torch.float32, got {grad_out.dtype}")
+    torch._check(tuple(grad_out.shape) == (N, O, Ho, Wo),
+                 lambda: f"grad_out: expected shape (N, O, Ho, Wo) = ({N}, {O}, {Ho}, {Wo}) (the conv's output), "
+                 f"got {tuple(grad_out.shape)}")
+    check_same_device("x", x, "grad_out", grad_out)
 
 
 def conv_out_empty(x, O, N, Ho, Wo, float_out: bool) -> torch.Tensor:

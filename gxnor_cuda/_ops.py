@@ -18,7 +18,7 @@ from ._checks import (
     check_ternary_matmul,
     check_threshold,
 )
-from ._conv_checks import check_conv, conv_out_empty
+from ._conv_checks import check_conv, check_conv_grad_out, conv_out_empty
 
 LIB = torch.library.Library("gxnor", "DEF")  # noqa: TOR901
 
@@ -33,6 +33,8 @@ SCHEMAS = {
     "int groups=1, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "xnor_conv2d_pack": "xnor_conv2d_pack(Tensor x, Tensor w, int C, float threshold, int[2] stride=1, "
     "int[2] padding=0, int[2] dilation=1, int groups=1, Tensor? scale=None, Tensor? bias=None) -> Tensor",
+    "xnor_conv2d_weight_grad": "xnor_conv2d_weight_grad(Tensor grad_out, Tensor x, Tensor w, int C, "
+    "int[2] stride=1, int[2] padding=0, int[2] dilation=1, int groups=1) -> Tensor",
     "dst_update_": "dst_update_(Tensor(a!) w, Tensor grad, float lr, float m, int seed, int offset, "
     "bool increment=False) -> Tensor",
     "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
@@ -95,6 +97,13 @@ def _xnor_conv2d_pack_fake(x, w, C, threshold, stride=1, padding=0, dilation=1, 
     check_threshold(threshold)
     N, _, _, _, _, O, _, _, _, _, _, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
     return x.new_empty((N, Ho, Wo, 2, fmt.packed_words(O)), dtype=torch.int32)
+
+
+@torch.library.register_fake("gxnor::xnor_conv2d_weight_grad")
+def _xnor_conv2d_weight_grad_fake(grad_out, x, w, C, stride=1, padding=0, dilation=1, groups=1):
+    N, _, _, _, _, O, kh, kw, _, _, _, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
+    check_conv_grad_out(grad_out, x, N, O, Ho, Wo)
+    return grad_out.new_empty((O, kh, kw, C // groups))
 
 
 @torch.library.register_fake("gxnor::dst_update_")

@@ -19,6 +19,8 @@ def _kernel(op: str, backend: str | None, device: torch.device):
     if backend == "triton":
         from . import _triton
 
+        if not hasattr(_triton, op):
+            raise _backend.BackendUnavailable(f"backend 'triton' has no {op} kernel (CUDA runs the reference)")
         return getattr(_triton, op)
     want = "cpu" if backend == "cpp" else "cuda"
     torch._check(
@@ -265,6 +267,23 @@ def xnor_conv2d_pack(
     """
     return _kernel("xnor_conv2d_pack", backend, x.device)(x, w, C, float(threshold), _pair(stride), _pair(padding),
                                                            _pair(dilation), groups, scale, bias)
+
+
+def xnor_conv2d_weight_grad(
+    grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1,
+    groups: int = 1, *, backend: str | None = None,
+) -> torch.Tensor:
+    """Weight gradient of ``xnor_conv2d(x, w, C, ...)``: sum over pixels of grad_out x the ternary
+    activations, float32, without unpacking x.
+
+    grad_out: (N, O, Ho, Wo) float32 (any memory format; channels-last, as xnor_conv2d writes, is read
+    in place); x: packed activations as ``xnor_conv2d``; w: (O, kh, kw, 2, Wg) int32 (its shape only).
+    returns: (O, kh, kw, C/groups) float32, the stored weight layout. The CPU kernel sums pixel
+    pairs through lookup tables, in another order than a dense conv (float rounding differs only);
+    CUDA runs the reference (cuDNN on the unpacked activations).
+    """
+    return _kernel("xnor_conv2d_weight_grad", backend, x.device)(grad_out, x, w, C, _pair(stride),
+                                                                  _pair(padding), _pair(dilation), groups)
 
 
 def _pair(v) -> list[int]:

@@ -172,6 +172,25 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
 
 
 
+def xnor_conv2d_weight_grad(grad_out, x, w, C, stride=1, padding=0, dilation=1, groups=1):
+    """Weight gradient of ``xnor_conv2d(x, w)`` for float grad_out (float64 convolution_backward on
+    the dense activations).
+
+    grad_out: (N, O, Ho, Wo) float32, x: packed activations as xnor_conv2d, w: (O, kh, kw, 2, Wg)
+    int32 (its shape only). returns: (O, kh, kw, C/groups) float32 (the stored weight layout).
+    """
+    from ._conv_checks import check_conv, check_conv_grad_out
+
+    N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
+    check_conv_grad_out(grad_out, x, N, O, Ho, Wo)
+    Cg = C // groups
+    xd = unpack_ternary(x.reshape(N, H, Wd, G, 2, Wg), Cg, torch.float64).reshape(N, H, Wd, C).permute(0, 3, 1, 2)
+    wd = xd.new_zeros((O, Cg, kh, kw))
+    gw = torch.ops.aten.convolution_backward(grad_out.double(), xd, wd, None, s, p, d, False, [0, 0], groups,
+                                             [False, True, False])[1]
+    return gw.permute(0, 2, 3, 1).float().contiguous()
+
+
 def conv2d_then_pack(conv, qpack):
     """``xnor_conv2d_pack`` from a ``xnor_conv2d`` and a ``quantize_pack`` implementation: the conv's
     float32 result (acc * scale + bias), channels-last, thresholded and packed. The reference twin;

@@ -71,4 +71,14 @@ inline at::Tensor conv_out_empty(const at::Tensor& x, const ConvShape& s, bool f
       .permute({0, 3, 1, 2});
 }
 
+// grad_out of xnor_conv2d_weight_grad: (N, O, Ho, Wo) float32 of the conv of shape s (any strides).
+inline void check_conv_grad_out(const at::Tensor& gy, const ConvShape& s) {
+  TORCH_CHECK(gy.scalar_type() == at::kFloat, "grad_out: expected dtype torch.float32, got ",
+              gy.scalar_type());
+  TORCH_CHECK(
+      gy.dim() == 4 && gy.size(0) == s.n && gy.size(1) == s.o && gy.size(2) == s.ho && gy.size(3) == s.wo,
+      "grad_out: expected shape (N, O, Ho, Wo) = (", s.n, ", ", s.o, ", ", s.ho, ", ", s.wo,
+      ") (the conv's output), got ", gy.sizes());
+}
+
 }  // namespace gxnor::bind
