@@ -7,7 +7,7 @@ chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a traini
 (ternary_conv2d: unpack the weight + platform conv in the input's layout) and the im2col +
 ternary_matmul alternative, grad-input (aten.convolution_backward on the unpacked operands,
 channels-last as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
-packed activations; the one-channel first layer: aten on its float input) vs fp32 NCHW.
+packed activations; the one-channel first layer: unfold + GEMM on its float input) vs fp32 NCHW.
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
 """
@@ -66,8 +66,8 @@ def layer_row(name, c, o, k, h, p, bs, t):
     gy_lib, x_lib = (gy, lambda: xr) if c == 1 else (gyc, xd)
 
     def grad_weight():
-        if c == 1:  # first layer: float input (TernaryWeightConv.backward)
-            return conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, False, True)
+        if c == 1:  # first layer: float input (TernaryWeightConv.backward: unfold + GEMM)
+            return F.float_conv2d_weight_grad(gy, xr, (k, k), 1, p, 1)
         return F.xnor_conv2d_weight_grad(gyc, xp, wp, c, 1, p)  # TernaryInputConv.backward
 
     ms = t({

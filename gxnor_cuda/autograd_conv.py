@@ -96,15 +96,19 @@ class TernaryWeightConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, anchor, C, spec, n_states):
         s, p, d, groups = spec
-        wd = F.weight_like_input(dense_conv_weight(w, C // groups, n_states, x.dtype), x)
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
-        return torch.nn.functional.conv2d(x, wd, None, s, p, d, groups)
+        return F.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
-        wd = F.weight_like_input(dense_conv_weight(w, ctx.C // ctx.spec[3], ctx.n_states, gy.dtype), x)
-        gx, gw = conv_backward(gy, x, wd, ctx.spec, ctx.needs_input_grad[0])
+        s, p, d, groups = ctx.spec
+        wd = dense_conv_weight(w, ctx.C // groups, ctx.n_states, gy.dtype)
+        if F._im2col_path(x, wd, groups):  # one input channel: unfold + batched GEMM
+            gw = F.float_conv2d_weight_grad(gy, x, wd.shape[2:], s, p, d)
+            gx = conv_backward(gy, x, wd, ctx.spec, True, False)[0] if ctx.needs_input_grad[0] else None
+        else:
+            gx, gw = conv_backward(gy, x, F.weight_like_input(wd, x), ctx.spec, ctx.needs_input_grad[0])
         _accumulate(w, gw.contiguous())
         return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None

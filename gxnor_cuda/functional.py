@@ -298,5 +298,29 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
     (O*C*kh*kw/groups values: small) and the platform conv runs (oneDNN on CPU, cuDNN on GPU):
     measured faster than im2col + ternary_matmul (bench/bench_conv.py).
     """
-    wd = weight_like_input(unpack_conv_weight(w, C // groups, x.dtype, backend=backend), x)
-    return torch.nn.functional.conv2d(x, wd, None, stride, padding, dilation, groups)
+    return float_conv2d(x, unpack_conv_weight(w, C // groups, x.dtype, backend=backend), stride, padding, dilation,
+                        groups)
+
+
+def _im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
+    """Whether a float32 CPU conv's weight gradient runs as unfold + batched GEMM over K = kh * kw:
+    one input channel (the MNIST first layer), where oneDNN's backward-weight conv measured 5.5 ms
+    against 2.7 ms (MNIST conv1 1 -> 32, 5x5, 28x28, batch 100, 2 threads, AMD EPYC Zen 3). Its
+    forward stays on oneDNN: 1.0-1.3 ms once warm against 2.2 ms for unfold + GEMM (but 7-9 ms in a
+    process that has not yet run a batched matmul: the bench tables show both)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and groups == 1 and wd.shape[1] == 1
+
+
+def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+    """conv2d(x, wd) for the float side: x (N, C, H, W), wd (O, C/groups, kh, kw) dense (unpacked);
+    the platform conv in the layout ``weight_like_input`` picks. returns (N, O, Ho, Wo) x.dtype."""
+    return torch.nn.functional.conv2d(x, weight_like_input(wd, x), None, stride, padding, dilation, groups)
+
+
+def float_conv2d_weight_grad(gy: torch.Tensor, x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
+    """Weight gradient of a one-channel conv by unfold + batched GEMM: gy (N, O, Ho, Wo),
+    x (N, 1, H, W) float32. returns (O, kh, kw, 1) float32, the stored weight layout."""
+    n, o = gy.shape[:2]
+    kh, kw = kernel_size
+    cols = torch.nn.functional.unfold(x, (kh, kw), _pair(dilation), _pair(padding), _pair(stride))
+    return torch.bmm(gy.reshape(n, o, -1), cols.transpose(1, 2)).sum(0).view(o, kh, kw, 1)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from gxnor_cuda import functional as F
 from gxnor_cuda import reference as ref
 from gxnor_cuda.nn import GXNORConv2d, GXNORLinear, TernaryActivation, convert, window_grad
 from gxnor_cuda.optim import DST
@@ -216,4 +217,24 @@ def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quan
     y2.backward(g)
     torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(h.grad, h2.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.weight_q.gxnor_grad.permute(0, 3, 1, 2), w2.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))])
+def test_one_channel_conv_unfold_path_matches_dense_conv(stride, padding, dilation):
+    # A one-channel float input (the MNIST first layer) gets its weight gradient by unfold + batched
+    # GEMM on CPU; forward and gradients equal F.conv2d's.
+    torch.manual_seed(4)
+    m = GXNORConv2d(1, 5, (5, 3), stride, padding, dilation)
+    x = torch.randn(3, 1, 13, 12, requires_grad=True)
+    assert F._im2col_path(x, m.weight, 1)
+    y = m(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    x2 = x.detach().clone().requires_grad_()
+    w2 = m.weight.clone().requires_grad_()
+    y2 = torch.nn.functional.conv2d(x2, w2, m.bias, stride, padding, dilation)
+    y2.backward(g)
+    torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(m.weight_q.gxnor_grad.permute(0, 3, 1, 2), w2.grad, rtol=1e-5, atol=1e-5)
