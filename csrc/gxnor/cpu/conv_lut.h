@@ -66,16 +66,44 @@ inline uint32_t pair_codes4(uint64_t g, uint64_t s, int b) {
   return kSpread.t[(g >> (8 * b)) & 0xff] | kSpread.t[(s >> (8 * b)) & 0xff] << 2;
 }
 
+// Pair order: a full 64-channel word (both planes' 64 bits real channels) puts pair 4 j + k of the
+// word in slot 8 k + j, the order its AVX2 encoder makes (qword k of a ymm holds the word shifted by
+// 2 k, so byte j holds pair 4 j + k in its low 2 bits); a partial last word keeps pair order. The
+// weights use the same order, and the sum over slots is the same.
+inline bool full_word(int64_t q, int64_t cg) { return (q + 1) * 64 <= cg; }
+inline int64_t slot(int64_t p) { return 8 * (p % 4) + p / 4; }  // slot of pair p of a full word
+
+#if GXNOR_X86
+// The 32 codes (code * 4) of one full word in slot order: g, s the gate and sign planes' 64 bits.
+GXNOR_TARGET_AVX2 inline void encode_word_avx2(uint64_t g, uint64_t s, uint8_t* dst) {
+  const __m256i sh = _mm256_setr_epi64x(0, 2, 4, 6), m = _mm256_set1_epi8(3);
+  const __m256i gv = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<int64_t>(g)), sh), m);
+  const __m256i sv = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<int64_t>(s)), sh), m);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                      _mm256_or_si256(_mm256_slli_epi64(gv, 2), _mm256_slli_epi64(sv, 4)));
+}
+#endif
+
 // Input codes of pixels [p0, p1): x (pixels, g, 2, wg) int32 -> dst (pixels, g, P) bytes holding
-// code * 4, the table row's offset in 8-byte units (P = pairs(cg)).
-inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, int64_t p0, int64_t p1,
-                         uint8_t* dst) {
-  const int64_t P = pairs(cg), wq = wg / 2;
+// code * 4, the table row's offset in 8-byte units (P = pairs(cg)), full words in slot order.
+GXNOR_TARGET_AVX2 inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, int64_t p0,
+                                           int64_t p1, uint8_t* dst) {
+  const int64_t P = pairs(cg), wq = wg / 2, nfull = cg / 64;
   for (int64_t px = p0; px < p1; ++px)
     for (int64_t gi = 0; gi < g; ++gi) {
       const auto* w64 = reinterpret_cast<const uint64_t*>(x + (px * g + gi) * 2 * wg);
       uint8_t* d = dst + (px * g + gi) * P;
-      for (int64_t p = 0; p < P; p += 4) {
+      for (int64_t q = 0; q < nfull; ++q) {
+#if GXNOR_X86
+        encode_word_avx2(w64[q], w64[wq + q], d + 32 * q);
+#else
+        for (int b = 0; b < 8; ++b) {
+          const uint32_t v = pair_codes4(w64[q], w64[wq + q], b) << 2;
+          for (int k = 0; k < 4; ++k) d[32 * q + slot(4 * b + k)] = static_cast<uint8_t>(v >> (8 * k));
+        }
+#endif
+      }
+      for (int64_t p = 32 * nfull; p < P; p += 4) {
         const uint32_t v = pair_codes4(w64[p / 32], w64[wq + p / 32], static_cast<int>(p % 32 / 4)) << 2;
         std::memcpy(d + p, &v, static_cast<size_t>(std::min<int64_t>(4, P - p)));
       }
@@ -112,9 +140,11 @@ inline void encode_weights(const int32_t* w, const ConvShape& s, int64_t cg, int
             continue;
           }
           const uint64_t* src = w64 + ((gi * og + oc) * taps + tap) * 2 * wq;
+          const bool full = full_word(q, cg);
           for (int64_t p = 0; p < np; p += 4) {
             const uint32_t v = pair_codes4(src[q], src[wq + q], static_cast<int>(p / 4));
-            for (int64_t k = 0; k < 4 && p + k < np; ++k) dq[(p + k) * ps + l] = static_cast<uint8_t>(v >> (8 * k));
+            for (int64_t k = 0; k < 4 && p + k < np; ++k)
+              dq[(full ? slot(p + k) : p + k) * ps + l] = static_cast<uint8_t>(v >> (8 * k));
           }
         }
       }
