@@ -2,13 +2,12 @@
 // AMD Zen 2/3, Intel Haswell..Alder Lake): K is taken two channels (one "pair") at a time. A pair
 // of ternary values is a 4-bit code (g0 | g1 << 1 | s0 << 2 | s1 << 3). For each input pair the
 // 16-byte table T[ca][cw] = a . w + 2 (all weight pairs, biased into [0, 4]), in both halves of a
-// ymm, is loaded and `vpshufb` looks up 32 output channels' weight codes at once: one vpshufb + one vpaddb per
-// 64 MACs, u8 accumulators widened to u16 every 63 steps, result = sum - 2 * steps.
-// Layout: input codes (code * 4, for [tbl + idx * 8] addressing) per (pixel, group, pair), made
-// once per call (encode_input); weight codes [group][run of kNC 32-channel blocks][tap][pair][block]
-// [32 lanes] u8 (encode_weights). Micro-kernel: MR output rows x NC 32-channel blocks; rows read
-// the input codes in place through a per-strip table of tap pointers (zero-code row for padding
-// taps). Torch-free.
+// ymm, is loaded and `vpshufb` looks up 32 output channels' weight codes at once: one vpshufb + one vpaddb
+// per 64 MACs, u8 accumulators widened to u16 every 63 steps, result = sum - 2 * steps. Layout: input codes
+// (code * 4, for [tbl + idx * 8] addressing) per (pixel, group, pair), made once per call (encode_input);
+// weight codes [group][run of kNC 32-channel blocks][tap][pair][block] [32 lanes] u8 (encode_weights).
+// Micro-kernel: MR output rows x NC 32-channel blocks; rows read the input codes in place through a per-strip
+// table of tap pointers (zero-code row for padding taps). Torch-free.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -20,12 +19,12 @@
 
 namespace gxnor::cpu::lut {
 
-constexpr int kLanes = 32;          // output channels per ymm (one byte each)
+constexpr int kLanes = 32;  // output channels per ymm (one byte each)
 // 5 x 2: 10 accumulators, 2 weight, 1 table and 1 product register of the 16 ymm; measured
 // (1 core, pinned, best of 30) 236-240 / 252-254 G MAC/s on CIFAR 128->128@32 / 256->512@8, against
 // 151-194 / 236-242 for 6 x 2 and 215-219 / 237-240 for 3 x 3 (4 x 3 spills an accumulator).
-constexpr int kMR = 5;  // output rows per micro-kernel
-constexpr int kNC = 2;  // 32-channel blocks per micro-kernel
+constexpr int kMR = 5;              // output rows per micro-kernel
+constexpr int kNC = 2;              // 32-channel blocks per micro-kernel
 constexpr int kFlush = 63;          // u8 accumulator steps before widening (63 * 4 <= 255)
 constexpr int kFlush16 = 260 * 63;  // u16 accumulator steps before widening (16380 * 4 <= 65535)
 constexpr int64_t kStripRows = 64;  // output rows per tap-pointer table
@@ -236,7 +235,8 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
           wv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + (i * NC + c) * kLanes));
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-          const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + 8 * static_cast<int64_t>(p[r][i])));
+          const __m256i tb =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + 8 * static_cast<int64_t>(p[r][i])));
 #pragma GCC unroll 4
           for (int c = 0; c < NC; ++c) acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[c]));
         }
@@ -260,10 +260,12 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
         if (col >= ncols) break;
         int32_t* s = &s32[r][col];
         const __m256i v = _mm256_sub_epi32(
-            _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(s)),
-                             _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(&s16[r][c][e * 8])))),
+            _mm256_add_epi32(
+                _mm256_load_si256(reinterpret_cast<const __m256i*>(s)),
+                _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(&s16[r][c][e * 8])))),
             bias);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(direct ? o.c_int + (row0 + r) * o.ldc + j0 + col : s), v);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(direct ? o.c_int + (row0 + r) * o.ldc + j0 + col : s),
+                            v);
       }
   if (!direct) o.store_block(row0, j0, MR, ncols, &s32[0][0], NC * kLanes);
 }
@@ -271,8 +273,8 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
 // micro<mr, NC> for mr <= MR rows.
 template <int MR, int NC>
 GXNOR_TARGET_AVX2 inline void micro_rows(int mr, const uint8_t* const* ptr, int64_t taps, int64_t P,
-                                         const uint8_t* w, const GemmOut& o, int64_t row0,
-                                         int64_t j0, int64_t nc) {
+                                         const uint8_t* w, const GemmOut& o, int64_t row0, int64_t j0,
+                                         int64_t nc) {
   if constexpr (MR > 1) {
     if (mr < MR) return micro_rows<MR - 1, NC>(mr, ptr, taps, P, w, o, row0, j0, nc);
   }
@@ -282,8 +284,8 @@ GXNOR_TARGET_AVX2 inline void micro_rows(int mr, const uint8_t* const* ptr, int6
 // micro_rows<kMR, nb> for nb <= NC channel blocks.
 template <int NC>
 GXNOR_TARGET_AVX2 inline void micro_cols(int nb, int mr, const uint8_t* const* ptr, int64_t taps, int64_t P,
-                                         const uint8_t* w, const GemmOut& o, int64_t row0,
-                                         int64_t j0, int64_t nc) {
+                                         const uint8_t* w, const GemmOut& o, int64_t row0, int64_t j0,
+                                         int64_t nc) {
   if constexpr (NC > 1) {
     if (nb < NC) return micro_cols<NC - 1>(nb, mr, ptr, taps, P, w, o, row0, j0, nc);
   }
@@ -304,8 +306,8 @@ GXNOR_TARGET_AVX2 inline void strip(const uint8_t* const* ptr, const ConvShape& 
     const int64_t j = cb * kLanes, nc = std::min<int64_t>(nb * kLanes, og - j);
     for (int64_t m = m0; m < m1; m += kMR) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, m1 - m));
-      micro_cols<kNC>(static_cast<int>(nb), mr, ptr + (m - m0) * taps, taps, P, w, o, m - base,
-                      gi * og + j, nc);
+      micro_cols<kNC>(static_cast<int>(nb), mr, ptr + (m - m0) * taps, taps, P, w, o, m - base, gi * og + j,
+                      nc);
     }
     cb += nb;
   }
