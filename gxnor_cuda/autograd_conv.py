@@ -10,8 +10,9 @@ gradient, shape (O, kh, kw, C/groups), is accumulated into ``w.gxnor_grad`` for 
   fp32 grad-weight on the CIFAR layers), grad-input by aten.convolution_backward on the dense
   (unpacked) operands (oneDNN on CPU).
 - float input (first layer, or another quantizer): forward is the platform conv on the unpacked
-  weight (small); saves the float input.
-The float-side convs run on the platform conv because it measured faster than im2col +
+  weight (small); saves the float input. Backward: the platform conv, except a one-channel CPU
+  input's grad-weight (the MNIST first layer), which is unfold + batched GEMM.
+The other float-side convs run on the platform conv because it measured faster than im2col +
 ternary_matmul here (bench/bench_conv.py); the weight unpack is O*C*kh*kw/groups values.
 """
 
