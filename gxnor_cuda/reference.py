@@ -145,6 +145,12 @@ def ternary_matmul(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False) -
     return out.to(x.dtype)
 
 
+def _dense_conv_input(x, N, H, Wd, G, Wg, C):
+    """Packed conv activations (N, H, W[, G], 2, Wg) -> dense float64 (N, C, H, W)."""
+    xd = unpack_ternary(x.reshape(N, H, Wd, G, 2, Wg), C // G, torch.float64)  # (N, H, W, G, C/G)
+    return xd.reshape(N, H, Wd, C).permute(0, 3, 1, 2)
+
+
 def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):
     """Exact ternary conv2d on packed channels-last operands (float64 F.conv2d on dense values).
 
@@ -156,8 +162,7 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups,
                                                              scale, bias)
     Cg = C // groups
-    xd = unpack_ternary(x.reshape(N, H, Wd, G, 2, Wg), Cg, torch.float64)  # (N, H, W, G, Cg)
-    xd = xd.reshape(N, H, Wd, C).permute(0, 3, 1, 2)
+    xd = _dense_conv_input(x, N, H, Wd, G, Wg, C)
     wd = unpack_ternary(w, Cg, torch.float64).permute(0, 3, 1, 2)  # (O, Cg, kh, kw)
     y = torch.nn.functional.conv2d(xd, wd, None, s, p, d, groups)
     fl = scale is not None or bias is not None
@@ -183,9 +188,8 @@ def xnor_conv2d_weight_grad(grad_out, x, w, C, stride=1, padding=0, dilation=1, 
 
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
     check_conv_grad_out(grad_out, x, N, O, Ho, Wo)
-    Cg = C // groups
-    xd = unpack_ternary(x.reshape(N, H, Wd, G, 2, Wg), Cg, torch.float64).reshape(N, H, Wd, C).permute(0, 3, 1, 2)
-    wd = xd.new_zeros((O, Cg, kh, kw))
+    xd = _dense_conv_input(x, N, H, Wd, G, Wg, C)
+    wd = xd.new_zeros((O, C // groups, kh, kw))
     gw = torch.ops.aten.convolution_backward(grad_out.double(), xd, wd, None, s, p, d, False, [0, 0], groups,
                                              [False, True, False])[1]
     return gw.permute(0, 2, 3, 1).float().contiguous()

@@ -44,7 +44,7 @@ at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Ten
   at::parallel_for(0, s.n * g.rows, 1, [&](int64_t t0, int64_t t1) {
     int8_t* u = thread_scratch<int8_t, 3>(g.u_cols() * g.C);
     for (int64_t t = t0; t < t1; ++t)
-      cpu::wgrad::grid_row(xp, g, t / g.rows, t % g.rows, u, grid.data() + t * s.sw * g.sp * g.C, isa);
+      cpu::wgrad::grid_row(xp, g, t / g.rows, t % g.rows, u, grid.data() + t * g.row_stride, isa);
   });
 
   // Tasks: column blocks of kMinCols..kMaxCols, then slices of chunks while too few for the threads.
@@ -80,11 +80,13 @@ at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Ten
   at::parallel_for(0, (s.o + 15) / 16, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t oc0 = b0 * 16; oc0 < std::min(s.o, b1 * 16); oc0 += 16) {
       const int64_t oc1 = std::min(s.o, oc0 + 16);
+      int64_t src[16];  // G offset of channel oc's column 0 (its group's rows, lane o)
+      for (int64_t oc = oc0; oc < oc1; ++oc) src[oc - oc0] = oc / og * g.cols * g.opad + oc % og;
       for (int64_t j = 0; j < g.cols; ++j)
         for (int64_t oc = oc0; oc < oc1; ++oc) {
-          const int64_t gi = oc / og, o = oc % og;
+          const float* e = gbuf + src[oc - oc0] + j * g.opad;
           float v = 0.f;
-          for (int64_t sl = 0; sl < nsl; ++sl) v += gbuf[sl * gsize + (gi * g.cols + j) * g.opad + o];
+          for (int64_t sl = 0; sl < nsl; ++sl) v += e[sl * gsize];
           dst[oc * g.cols + j] = v;
         }
     }
