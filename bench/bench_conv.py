@@ -5,8 +5,8 @@ Ternary x ternary: torch fp32 / bf16 conv2d vs gxnor xnor_conv2d on packed opera
 input quantize+pack included; next-layer output: xnor_conv2d_pack (threshold + pack fused per row
 chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a training step runs): the first-layer forward
 (ternary_conv2d: unpack the weight + platform conv in the input's layout) and the im2col +
-ternary_matmul alternative, grad-input (aten.convolution_backward on the unpacked operands,
-channels-last as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
+ternary_matmul alternative, grad-input (aten.convolution_backward with the unpacked weight and a
+shape-only channels-last input, as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
 packed activations; the one-channel first layer: unfold + GEMM on its float input) vs fp32 NCHW.
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import emit, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
-from gxnor_cuda.autograd_conv import conv_backward  # noqa: E402
+from gxnor_cuda.autograd_conv import conv_backward, conv_input_like  # noqa: E402
 
 # (name, C_in, C_out, kernel, H = W of the input, padding)
 LAYERS = [
@@ -58,8 +58,8 @@ def layer_row(name, c, o, k, h, p, bs, t):
     # activations / weights (channels-last views), grad_out channels-last like xnor_conv2d's output
     gyc = gy.contiguous(memory_format=torch.channels_last)
 
-    def xd():
-        return F.unpack_ternary(xp, c, torch.float32).permute(0, 3, 1, 2)
+    def xd():  # grad-input reads only the shape and layout of the input (conv_input_like)
+        return conv_input_like(xp, (bs, c, h, h))
 
     # A one-channel layer is a first layer (TernaryWeightConv): its backward takes the float input
     # and the NCHW grad_out of its NCHW forward; the others run as TernaryInputConv.backward.

@@ -51,6 +51,13 @@ def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):
     return gx, gw.permute(0, 2, 3, 1) if need_weight else None  # (O, kh, kw, C/groups), the stored layout
 
 
+def conv_input_like(hq: torch.Tensor, shape) -> torch.Tensor:
+    """An uninitialised float32 (N, C, H, W) tensor in the layout of the unpacked activations of hq
+    (channels-last): what grad-input needs of the conv's input, which is its shape and memory format."""
+    n, c, h, w = shape
+    return torch.empty((n, h, w, c), device=hq.device).permute(0, 3, 1, 2)
+
+
 def ternary_input_conv(h, w, C, spec, r, bias=None):
     """Inference / forward: phi_r(h) packed channels-last, then xnor_conv2d to float32 (N, O, Ho, Wo)."""
     s, p, d, groups = spec
@@ -78,14 +85,16 @@ class TernaryInputConv(torch.autograd.Function):
         groups = ctx.spec[3]
         cg = c // groups
         s, p, d, _ = ctx.spec
-        xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
         wd = F.unpack_conv_weight(w, cg)
         # CPU: grad-weight straight from the packed activations (table lookups), grad-input on the
-        # platform conv; CUDA: both in one cuDNN call on the unpacked operands
-        cpu = hq.device.type == "cpu"
-        gx, gw = conv_backward(gy, xd, wd, ctx.spec, True, not cpu)
-        if cpu:
+        # platform conv, which reads its input argument for shape and layout only; CUDA: both in one
+        # cuDNN call on the unpacked operands
+        if hq.device.type == "cpu":
+            gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd, ctx.spec, True, False)
             gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups)
+        else:
+            xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+            gx, gw = conv_backward(gy, xd, wd, ctx.spec, True)
         _accumulate(w, gw.contiguous())
         gx = gx * F.unpack_ternary(win, ww, torch.float32) * (1.0 / (2 * ctx.a))
         return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None, None

@@ -199,7 +199,8 @@ def test_dst_bad_arguments():
 
 
 @pytest.mark.parametrize("stride,padding,dilation,groups,quant", [(1, 0, 1, 1, False), (2, 1, 1, 1, True),
-                                                                  (1, 2, 2, 2, True), (1, 1, 1, 4, False)])
+                                                                  (1, 2, 2, 2, True), (1, 1, 1, 4, False),
+                                                                  (1, 1, 1, 4, True)])
 def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quant):
     # Input and weight gradients of GXNORConv2d equal those of F.conv2d on the dense values (with
     # the rectangular window on the input when the ternary quantizer is fused).
