@@ -3,11 +3,12 @@
 // of ternary values is a 4-bit code (g0 | g1 << 1 | s0 << 2 | s1 << 3). For each input pair the
 // 16-byte table T[ca][cw] = a . w + 2 (all weight pairs, biased into [0, 4]), in both halves of a
 // ymm, is loaded and `vpshufb` looks up 32 output channels' weight codes at once: one vpshufb + one vpaddb
-// per 64 MACs, u8 accumulators widened to u16 every 63 steps, result = sum - 2 * steps. Layout: input codes
-// (code * 4, for [tbl + idx * 8] addressing) per (pixel, group, pair), made once per call (encode_input);
-// weight codes [group][run of kNC 32-channel blocks][tap][pair][block] [32 lanes] u8 (encode_weights).
-// Micro-kernel: MR output rows x NC 32-channel blocks; rows read the input codes in place through a per-strip
-// table of tap pointers (zero-code row for padding taps). Torch-free.
+// per 64 MACs, u8 accumulators widened to u16 every 62 steps, result = sum - 2 * steps. Layout: input codes
+// per (pixel, group, pair), two pairs per 16-bit offset into kTable2 (the rows of both pairs), made once
+// per call (encode_input); weight codes [group][run of kNC 32-channel blocks][tap][pair][block] [32 lanes]
+// u8 (encode_weights); pairs padded to an even count. Micro-kernel: MR output rows x NC 32-channel blocks;
+// rows read the input codes in place through a per-strip table of tap pointers (zero-code row for padding
+// taps); the hot 5 x 2 step pair is inline asm (step2_5x2). Torch-free.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -20,20 +21,23 @@
 namespace gxnor::cpu::lut {
 
 constexpr int kLanes = 32;  // output channels per ymm (one byte each)
-// 5 x 2: 10 accumulators, 2 weight, 1 table and 1 product register of the 16 ymm; measured
-// (1 core, pinned, best of 30) 236-240 / 252-254 G MAC/s on CIFAR 128->128@32 / 256->512@8, against
-// 151-194 / 236-242 for 6 x 2 and 215-219 / 237-240 for 3 x 3 (4 x 3 spills an accumulator).
+// 5 x 2: 10 accumulators, 4 weight (two steps), 1 table and 1 product register of the 16 ymm;
+// measured before the two-step codes (1 core, pinned, best of 30) 236-240 / 252-254 G MAC/s on CIFAR
+// 128->128@32 / 256->512@8, against 151-194 / 236-242 for 6 x 2 and 215-219 / 237-240 for 3 x 3
+// (4 x 3 spills an accumulator). See docs/cpu_lut.md for the two-step codes.
 constexpr int kMR = 5;              // output rows per micro-kernel
 constexpr int kNC = 2;              // 32-channel blocks per micro-kernel
-constexpr int kFlush = 63;          // u8 accumulator steps before widening (63 * 4 <= 255)
-constexpr int kFlush16 = 260 * 63;  // u16 accumulator steps before widening (16380 * 4 <= 65535)
-constexpr int64_t kStripRows = 64;  // output rows per tap-pointer table
+constexpr int kFlush = 62;          // u8 accumulator steps before widening (62 * 4 <= 255; even)
+constexpr int kFlush16 = 264 * 62;  // u16 accumulator steps before widening (16368 * 4 <= 65535)
+constexpr int64_t kStripRows = 65;  // output rows per tap-pointer table (13 micro-kernels of kMR rows)
 
 // Value of one ternary element (gate, sign): 0, +1 or -1 (a set sign without a gate counts 0).
 constexpr int tern_value(int g, int s) { return g ? (s ? -1 : 1) : 0; }
 
 // The table T[ca][cw] = a . w + 2 over pair codes (g0 | g1 << 1 | s0 << 2 | s1 << 3), each row
-// twice (both 128-bit lanes of a ymm, so a row is one plain load).
+// twice (both 128-bit lanes of a ymm, so a row is one plain load); kTable2 holds the rows of two
+// consecutive input pairs side by side, T2[ca0 | ca1 << 4] = (T[ca0], T[ca1]), so that one 16-bit
+// code load addresses the tables of two steps.
 struct PairTable {
   alignas(64) uint8_t t[16][32];
   constexpr PairTable() : t{} {
@@ -47,8 +51,18 @@ struct PairTable {
 };
 inline constexpr PairTable kTable{};
 
-// Pairs of K per tap for cg channels of a group.
-inline int64_t pairs(int64_t cg) { return (cg + 1) / 2; }
+struct PairTable2 {
+  alignas(64) uint8_t t[256][64];
+  constexpr PairTable2() : t{} {
+    for (int c = 0; c < 256; ++c)
+      for (int l = 0; l < 32; ++l) t[c][l] = kTable.t[c & 15][l], t[c][32 + l] = kTable.t[c >> 4][l];
+  }
+};
+inline constexpr PairTable2 kTable2{};
+
+// Pairs of K per tap for cg channels of a group, rounded up to even (the micro-kernel takes two
+// pairs per code load; a padding pair has code 0, whose products are the bias 2 like any zero).
+inline int64_t pairs(int64_t cg) { return (cg + 3) / 4 * 2; }
 
 // Byte-spread tables: kSpread[b] puts the four 2-bit fields of byte b into the low bits of four bytes.
 struct SpreadTable {
@@ -83,8 +97,27 @@ GXNOR_TARGET_AVX2 inline void encode_word_avx2(uint64_t g, uint64_t s, uint8_t* 
 }
 #endif
 
-// Input codes of pixels [p0, p1): x (pixels, g, 2, wg) int32 -> dst (pixels, g, P) bytes holding
-// code * 4, the table row's offset in 8-byte units (P = pairs(cg)), full words in slot order.
+// Turns P bytes of codes * 4 (P even) into P / 2 16-bit table offsets in place: the two codes of
+// steps 2 k and 2 k + 1 become (c0 | c1 << 4) * 8, the offset of their kTable2 entry in 8-byte units.
+GXNOR_TARGET_AVX2 inline void combine_pairs(uint8_t* d, int64_t P) {
+  int64_t k = 0;
+#if GXNOR_X86
+  const __m256i m0 = _mm256_set1_epi16(0x3c), m1 = _mm256_set1_epi16(0x780);
+  for (; k + 32 <= P; k += 32) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k),
+                        _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(x, m0), 1),
+                                        _mm256_and_si256(_mm256_srli_epi16(x, 3), m1)));
+  }
+#endif
+  for (; k < P; k += 2) {
+    const uint16_t v = static_cast<uint16_t>((d[k] >> 2 | (d[k + 1] >> 2) << 4) * 8);
+    std::memcpy(d + k, &v, 2);
+  }
+}
+
+// Input codes of pixels [p0, p1): x (pixels, g, 2, wg) int32 -> dst (pixels, g, P) bytes, read as
+// P / 2 16-bit kTable2 offsets (combine_pairs; P = pairs(cg), even), full words in slot order.
 GXNOR_TARGET_AVX2 inline void encode_input(const int32_t* x, int64_t g, int64_t wg, int64_t cg, int64_t p0,
                                            int64_t p1, uint8_t* dst) {
   const int64_t P = pairs(cg), wq = wg / 2, nfull = cg / 64;
@@ -102,10 +135,12 @@ GXNOR_TARGET_AVX2 inline void encode_input(const int32_t* x, int64_t g, int64_t 
         }
 #endif
       }
+      // a partial last word in pair order; its padding channels (and a padding pair) are zero codes
       for (int64_t p = 32 * nfull; p < P; p += 4) {
         const uint32_t v = pair_codes4(w64[p / 32], w64[wq + p / 32], static_cast<int>(p % 32 / 4)) << 2;
         std::memcpy(d + p, &v, static_cast<size_t>(std::min<int64_t>(4, P - p)));
       }
+      combine_pairs(d, P);
     }
 }
 
@@ -207,12 +242,47 @@ GXNOR_TARGET_AVX2 inline void flush(__m256i (&acc)[MR][NC], uint16_t (&s16)[MR][
   }
 }
 
+// Steps i and i + 1 of the 5 x 2 micro-kernel: per row one 16-bit code load, two table-row loads,
+// four vpshufb and four vpaddb (w: the steps' four 32-lane weight vectors). Written in asm because GCC
+// reorders the intrinsics into a schedule that holds all ten table rows live and spills accumulators.
+GXNOR_TARGET_AVX2 inline void step2_5x2(__m256i (&a)[5][2], const uint8_t* const (&p)[5], int64_t i,
+                                        const uint8_t* w, const uint8_t* tbl) {
+  // clang-format off
+#define GXNOR_LUT_ROW(R)                           \
+  "movzwl (%[p" #R "],%[i]), %k[t]\n\t"            \
+  "vmovdqa (%[tbl],%[t],8), %%ymm14\n\t"          \
+  "vpshufb %%ymm10, %%ymm14, %%ymm15\n\t"         \
+  "vpaddb %%ymm15, %[a" #R "0], %[a" #R "0]\n\t"  \
+  "vpshufb %%ymm11, %%ymm14, %%ymm14\n\t"         \
+  "vpaddb %%ymm14, %[a" #R "1], %[a" #R "1]\n\t"  \
+  "vmovdqa 32(%[tbl],%[t],8), %%ymm14\n\t"        \
+  "vpshufb %%ymm12, %%ymm14, %%ymm15\n\t"         \
+  "vpaddb %%ymm15, %[a" #R "0], %[a" #R "0]\n\t"  \
+  "vpshufb %%ymm13, %%ymm14, %%ymm14\n\t"         \
+  "vpaddb %%ymm14, %[a" #R "1], %[a" #R "1]\n\t"
+  // clang-format on
+  int64_t t;
+  __asm__(
+      "vmovdqu (%[w]), %%ymm10\n\t"
+      "vmovdqu 32(%[w]), %%ymm11\n\t"
+      "vmovdqu 64(%[w]), %%ymm12\n\t"
+      "vmovdqu 96(%[w]), %%ymm13\n\t" GXNOR_LUT_ROW(0) GXNOR_LUT_ROW(1) GXNOR_LUT_ROW(2) GXNOR_LUT_ROW(3)
+          GXNOR_LUT_ROW(4)
+      : [t] "=&r"(t), [a00] "+x"(a[0][0]), [a01] "+x"(a[0][1]), [a10] "+x"(a[1][0]), [a11] "+x"(a[1][1]),
+        [a20] "+x"(a[2][0]), [a21] "+x"(a[2][1]), [a30] "+x"(a[3][0]), [a31] "+x"(a[3][1]),
+        [a40] "+x"(a[4][0]), [a41] "+x"(a[4][1])
+      : [p0] "r"(p[0]), [p1] "r"(p[1]), [p2] "r"(p[2]), [p3] "r"(p[3]), [p4] "r"(p[4]), [i] "r"(i),
+        [w] "r"(w), [tbl] "r"(tbl)
+      : "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory");
+#undef GXNOR_LUT_ROW
+}
+
 // MR output rows (tap pointer rows ptr[r * taps ..]) x the NC 32-channel blocks of one run (encoded
 // weights w), into rows [row0, row0 + MR) and channels [j0, j0 + nc) of o.
 template <int MR, int NC>
 GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int64_t P, const uint8_t* w,
                                     const GemmOut& o, int64_t row0, int64_t j0, int64_t nc) {
-  const auto* tbl = reinterpret_cast<const uint8_t*>(kTable.t);
+  const auto* tbl = reinterpret_cast<const uint8_t*>(kTable2.t);
   alignas(32) uint16_t s16[MR][NC][kLanes] = {};
   alignas(32) int32_t s32[MR][NC * kLanes] = {};
   __m256i acc[MR][NC];
@@ -226,19 +296,41 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
     for (int r = 0; r < MR; ++r) p[r] = ptr[r * taps + t];
     const uint8_t* wt = w + t * P * NC * kLanes;
     for (int64_t q = 0; q < P;) {
-      const int64_t n = std::min<int64_t>(P - q, kFlush - cnt);
+      const int64_t n = std::min<int64_t>(P - q, kFlush - cnt);  // even: P, kFlush and cnt are
+      if constexpr (MR == 5 && NC == 2) {
+        for (int64_t i = q; i < q + n; i += 2) step2_5x2(acc, p, i, wt + i * NC * kLanes, tbl);
+        q += n;
+        cnt += static_cast<int>(n);
+        if (cnt == kFlush) flush<MR, NC>(acc, s16, s32, cnt, cnt16);
+        continue;
+      }
 #pragma GCC unroll 2
-      for (int64_t i = q; i < q + n; ++i) {
-        __m256i wv[NC];
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; ++c)
-          wv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + (i * NC + c) * kLanes));
+      for (int64_t i = q; i < q + n; i += 2) {
+        // one 16-bit code load per row gives the table rows of steps i and i + 1
+        int64_t off[MR];
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-          const __m256i tb =
-              _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + 8 * static_cast<int64_t>(p[r][i])));
+          uint16_t v;
+          std::memcpy(&v, p[r] + i, 2);
+          off[r] = 8 * static_cast<int64_t>(v);
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          __m256i wv[NC];
 #pragma GCC unroll 4
-          for (int c = 0; c < NC; ++c) acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[c]));
+          for (int c = 0; c < NC; ++c)
+            wv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + ((i + h) * NC + c) * kLanes));
+#pragma GCC unroll 8
+          for (int r = 0; r < MR; ++r) {
+            const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + off[r] + 32 * h));
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; ++c) {
+              acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[c]));
+              // keeps each product's add into its accumulator: without it GCC sums the two steps'
+              // products first, which holds all ten table rows live and spills accumulators
+              __asm__("" : "+x"(acc[r][c]));
+            }
+          }
         }
       }
       q += n;
