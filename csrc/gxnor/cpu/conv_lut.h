@@ -245,8 +245,10 @@ GXNOR_TARGET_AVX2 inline void flush(__m256i (&acc)[MR][NC], uint16_t (&s16)[MR][
 // Steps i and i + 1 of the 5 x 2 micro-kernel: per row one 16-bit code load, two table-row loads,
 // four vpshufb and four vpaddb (w: the steps' four 32-lane weight vectors). Written in asm because GCC
 // reorders the intrinsics into a schedule that holds all ten table rows live and spills accumulators.
-GXNOR_TARGET_AVX2 inline void step2_5x2(__m256i (&a)[5][2], const uint8_t* const (&p)[5], int64_t i,
-                                        const uint8_t* w, const uint8_t* tbl) {
+__attribute__((always_inline)) GXNOR_TARGET_AVX2 inline void step2_5x2(__m256i (&a)[5][2],
+                                                                       const uint8_t* const (&p)[5],
+                                                                       int64_t i, const uint8_t* w,
+                                                                       const uint8_t* tbl) {
   // clang-format off
 #define GXNOR_LUT_ROW(R)                           \
   "movzwl (%[p" #R "],%[i]), %k[t]\n\t"            \
