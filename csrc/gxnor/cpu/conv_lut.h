@@ -306,32 +306,28 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
         if (cnt == kFlush) flush<MR, NC>(acc, s16, s32, cnt, cnt16);
         continue;
       }
+      // the other shapes (row and block tails): the same two steps from intrinsics
 #pragma GCC unroll 2
       for (int64_t i = q; i < q + n; i += 2) {
-        // one 16-bit code load per row gives the table rows of steps i and i + 1
-        int64_t off[MR];
+        __m256i wv[2][NC];
+#pragma GCC unroll 8
+        for (int h = 0; h < 2; ++h)
+          for (int c = 0; c < NC; ++c)
+            wv[h][c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + ((i + h) * NC + c) * kLanes));
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
+          // one row at a time: without the barrier GCC hoists every row's table loads and spills
+          // accumulators
+          __asm__ volatile("" ::: "memory");
           uint16_t v;
           std::memcpy(&v, p[r] + i, 2);
-          off[r] = 8 * static_cast<int64_t>(v);
-        }
+          const uint8_t* row = tbl + 8 * static_cast<int64_t>(v);
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) {
-          __m256i wv[NC];
+          for (int h = 0; h < 2; ++h) {
+            const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(row + 32 * h));
 #pragma GCC unroll 4
-          for (int c = 0; c < NC; ++c)
-            wv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + ((i + h) * NC + c) * kLanes));
-#pragma GCC unroll 8
-          for (int r = 0; r < MR; ++r) {
-            const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(tbl + off[r] + 32 * h));
-#pragma GCC unroll 4
-            for (int c = 0; c < NC; ++c) {
-              acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[c]));
-              // keeps each product's add into its accumulator: without it GCC sums the two steps'
-              // products first, which holds all ten table rows live and spills accumulators
-              __asm__("" : "+x"(acc[r][c]));
-            }
+            for (int c = 0; c < NC; ++c)
+              acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[h][c]));
           }
         }
       }
