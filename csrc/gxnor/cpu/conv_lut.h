@@ -307,33 +307,30 @@ GXNOR_TARGET_AVX2 inline void micro(const uint8_t* const* ptr, int64_t taps, int
       const int64_t n = std::min<int64_t>(P - q, kFlush - cnt);  // even: P, kFlush and cnt are
       if constexpr (MR == 5 && NC == 2) {
         for (int64_t i = q; i < q + n; i += 2) step2_5x2(acc, p, i, wt + i * NC * kLanes, tbl);
-        q += n;
-        cnt += static_cast<int>(n);
-        if (cnt == kFlush) flush<MR, NC>(acc, s16, s32, cnt, cnt16, has32);
-        continue;
-      }
-      // the other shapes (row and block tails): the same two steps from intrinsics
+      } else {  // the other shapes (row and block tails): the same two steps from intrinsics
 #pragma GCC unroll 2
-      for (int64_t i = q; i < q + n; i += 2) {
-        __m256i wv[2][NC];
+        for (int64_t i = q; i < q + n; i += 2) {
+          __m256i wv[2][NC];
 #pragma GCC unroll 8
-        for (int h = 0; h < 2; ++h)
-          for (int c = 0; c < NC; ++c)
-            wv[h][c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + ((i + h) * NC + c) * kLanes));
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; ++r) {
-          // one row at a time: without the barrier GCC hoists every row's table loads and spills
-          // accumulators
-          __asm__ volatile("" ::: "memory");
-          uint16_t v;
-          std::memcpy(&v, p[r] + i, 2);
-          const uint8_t* row = tbl + 8 * static_cast<int64_t>(v);
-#pragma GCC unroll 2
-          for (int h = 0; h < 2; ++h) {
-            const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(row + 32 * h));
-#pragma GCC unroll 4
+          for (int h = 0; h < 2; ++h)
             for (int c = 0; c < NC; ++c)
-              acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[h][c]));
+              wv[h][c] =
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + ((i + h) * NC + c) * kLanes));
+#pragma GCC unroll 8
+          for (int r = 0; r < MR; ++r) {
+            // one row at a time: without the barrier GCC hoists every row's table loads and spills
+            // accumulators
+            __asm__ volatile("" ::: "memory");
+            uint16_t v;
+            std::memcpy(&v, p[r] + i, 2);
+            const uint8_t* row = tbl + 8 * static_cast<int64_t>(v);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {
+              const __m256i tb = _mm256_load_si256(reinterpret_cast<const __m256i*>(row + 32 * h));
+#pragma GCC unroll 4
+              for (int c = 0; c < NC; ++c)
+                acc[r][c] = _mm256_add_epi8(acc[r][c], _mm256_shuffle_epi8(tb, wv[h][c]));
+            }
           }
         }
       }
