@@ -57,7 +57,7 @@ def native_extensions():
     use_cuda = not why
     if use_cuda:
         os.environ["CUDA_HOME"] = cuda_home
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")  # PTX: loads on newer GPUs
     from torch.utils import cpp_extension as ce
 
     cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=off"]
@@ -77,7 +77,8 @@ def native_extensions():
                 inc += glob.glob(os.path.join(base, "cu*", "include"))
         except ImportError:
             pass
-        nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo",
+        # --fmad=false: float epilogues and DST round like the C++ and Triton kernels (no FMA contraction)
+        nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo", "--fmad=false",
                 f'-DGXNOR_CUDA_ARCHS="{arch_tag}"']
         ext = ce.CUDAExtension(
             "gxnor_cuda._C", sources, include_dirs=inc,

@@ -117,8 +117,12 @@ def check_ternary_matmul(x, w, K, nn) -> None:
     )
 
 
-def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1) -> None:
+RNG_VERSIONS = (1, 2)
+
+
+def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1, rng=2) -> None:
     name = "w" if packed else "s"
+    torch._check(rng in RNG_VERSIONS, lambda: f"rng: expected a random-number contract in {RNG_VERSIONS}, got {rng}")
     check_same_device(name, w, "grad", grad)
     torch._check(
         grad.dtype in (torch.float32, torch.bfloat16, torch.float16),

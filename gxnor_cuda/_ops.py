@@ -36,9 +36,9 @@ SCHEMAS = {
     "xnor_conv2d_weight_grad": "xnor_conv2d_weight_grad(Tensor grad_out, Tensor x, Tensor w, int C, "
     "int[2] stride=1, int[2] padding=0, int[2] dilation=1, int groups=1) -> Tensor",
     "dst_update_": "dst_update_(Tensor(a!) w, Tensor grad, float lr, float m, int seed, int offset, "
-    "bool increment=False) -> Tensor",
+    "bool increment=False, int rng=2, bool check=True) -> Tensor",
     "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
-    "int seed, int offset, bool increment=False) -> Tensor",
+    "int seed, int offset, bool increment=False, int rng=2, bool check=True) -> Tensor",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -107,12 +107,12 @@ def _xnor_conv2d_weight_grad_fake(grad_out, x, w, C, stride=1, padding=0, dilati
 
 
 @torch.library.register_fake("gxnor::dst_update_")
-def _dst_update_fake(w, grad, lr, m, seed, offset, increment=False):
-    check_dst(w, grad, lr, m, seed, offset, increment, packed=True)
+def _dst_update_fake(w, grad, lr, m, seed, offset, increment=False, rng=2, check=True):
+    check_dst(w, grad, lr, m, seed, offset, increment, packed=True, rng=rng)
     return w.new_empty((), dtype=torch.int64)
 
 
 @torch.library.register_fake("gxnor::dst_update_states_")
-def _dst_update_states_fake(s, grad, lr, m, n_states, seed, offset, increment=False):
-    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
+def _dst_update_states_fake(s, grad, lr, m, n_states, seed, offset, increment=False, rng=2, check=True):
+    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states, rng=rng)
     return s.new_empty((), dtype=torch.int64)

@@ -145,26 +145,32 @@ def ternary_matmul(
 
 def dst_update_(
     w: torch.Tensor, grad: torch.Tensor, lr: float, m: float = 3.0, seed: int = 0, offset: int = 0,
-    increment: bool = False, *, backend: str | None = None,
+    increment: bool = False, rng: int = 2, check: bool = True, *, backend: str | None = None,
 ) -> torch.Tensor:
-    """In-place DST on packed ternary weights (GXNOR.md section 3).
+    """In-place DST on packed ternary weights (docs/design.md, "DST").
 
     w: (..., 2, W) int32 packed (updated in place); grad: (..., K) float — or D itself with
-    ``increment=True``. Element i (flat logical index) draws tl.rand(seed, offset + i).
-    returns: () int64 count of non-finite gradient entries (those weights do not move).
+    ``increment=True``. Random numbers by contract ``rng`` (2: one Philox call per four elements
+    of a row, counters offset + row * ceil(K / 4) + k // 4; 1: one call per element, counter
+    offset + flat index); ``reference_dst.counters_used`` says how far to advance ``offset``.
+    ``check``: refuse non-canonical words first (one host sync on a GPU); the DST optimizer skips
+    it for weights only it has written. returns: () int64 count of non-finite gradient entries
+    (those weights do not move).
     """
-    return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment)
+    return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment, rng, check)
 
 
 def dst_update_states_(
     s: torch.Tensor, grad: torch.Tensor, lr: float, m: float, n_states: int, seed: int = 0, offset: int = 0,
-    increment: bool = False, *, backend: str | None = None,
+    increment: bool = False, rng: int = 2, check: bool = True, *, backend: str | None = None,
 ) -> torch.Tensor:
     """In-place DST on int8 state indices of Z_N (value s / 2^(N-1); N = 0 binary {-1, +1}).
 
-    s: (...) int8, grad: (...) float. returns: () int64 non-finite count.
+    s: (...) int8, grad: (...) float; rows of K = s.shape[-1] for ``rng`` = 2, as in dst_update_.
+    returns: () int64 non-finite count.
     """
-    return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment)
+    return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment, rng,
+                                                           check)
 
 
 def pack_conv_input(x: torch.Tensor, groups: int = 1, threshold: float | None = None, *,

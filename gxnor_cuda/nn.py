@@ -17,6 +17,7 @@ from . import format as fmt
 from . import functional as F
 from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense, ternary_input_matmul
 from .autograd_conv import TernaryInputConv, TernaryWeightConv, dense_conv_weight, ternary_input_conv
+from .optim import stamp_of
 
 
 class TernaryActivation(nn.Module):
@@ -96,11 +97,19 @@ class _GXNORBase(nn.Module):
         self.weight_q.gxnor_states = n_states
         self.anchor = nn.Parameter(torch.zeros((), device=device))
         self.register_buffer("format_version", torch.tensor(fmt.FORMAT_VERSION), persistent=True)
+        self._stamp()
+
+    def _stamp(self) -> None:
+        """Record that the stored weight holds canonical values written here (optim.stamp_of)."""
+        self.weight_q.gxnor_stamp = stamp_of(self.weight_q)
 
     def _apply(self, fn, recurse=True):
+        trusted = getattr(self.weight_q, "gxnor_stamp", None) == stamp_of(self.weight_q)
         out = super()._apply(fn, recurse)
         self.weight_q.gxnor_K = self.K
         self.weight_q.gxnor_states = self.n_states
+        if trusted:  # a move or copy of canonical words is canonical
+            self._stamp()
         return out
 
     @property
@@ -120,6 +129,7 @@ class _GXNORBase(nn.Module):
             h = 2 ** (self.n_states - 1)
             s = torch.round(w.clamp(-1, 1) * h).to(torch.int8)
         self.weight_q.data = F.pack_ternary(s) if self.n_states == 1 else s
+        self._stamp()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
         wkey = prefix + "weight"

@@ -9,7 +9,15 @@ Bases: "sgd" D = -lr * grad (no per-weight float state: 2 bits per ternary weigh
 output row's gradient (dim 0: one output neuron or channel, whose scale the following BatchNorm
 removes) by that row's RMS (one transient float per row, still no per-weight state); "adam" is the
 original code's rule (D = Adam step; two float moments per weight: 8 extra bytes per weight).
-state_dict carries (seed, offset, step): a resumed run is bit-identical to an uninterrupted one.
+state_dict carries (seed, offset, step, rng): a resumed run is bit-identical to an uninterrupted
+one, and keeps the random-number contract it started with (``rng``: 2 for new runs, 1 for runs
+saved before contract 2 existed).
+
+No host sync inside ``step``: the non-finite gradient count stays on the device
+(``nonfinite_total`` reads it); stored weights are validated (one sync) only the first time the
+optimizer sees them and whenever something other than the optimizer or the modules wrote them
+(``stamp_of``). Under torch.distributed the discrete gradients are averaged over the ranks before
+the update and the DST seed is rank 0's, so every rank's discrete weights stay bit-identical.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import warnings
 import torch
 
 from . import functional as F
+from .reference_dst import counters_used
 
 BASES = ("sgd", "normalized", "rownorm", "adam")
 
@@ -36,7 +45,7 @@ class DST(torch.optim.Optimizer):
     """Discrete State Transition optimizer (see module docstring)."""
 
     def __init__(self, params, lr: float = 0.1, m: float = 3.0, base: str = "sgd", seed: int | None = None,
-                 betas=(0.9, 0.999), eps: float = 1e-8):
+                 betas=(0.9, 0.999), eps: float = 1e-8, rng: int = 2):
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr: expected a finite float > 0, got {lr!r}")
         if not (math.isfinite(m) and m > 0):
@@ -47,12 +56,19 @@ class DST(torch.optim.Optimizer):
             seed = int(torch.randint(0, 2**62, ()).item())
         if not 0 <= seed < 2**63:
             raise ValueError(f"seed: expected an int in [0, 2^63), got {seed}")
+        if rng not in (1, 2):
+            raise ValueError(f"rng: expected a random-number contract in (1, 2), got {rng!r}")
         super().__init__(params, dict(lr=lr, m=m, base=base, betas=betas, eps=eps))
-        self.dst_seed = int(seed)
+        self.dst_seed = _rank0(int(seed))
         self.dst_offset = 0
         self.dst_step = 0
-        self.nonfinite_total = 0
-        self._warned = False
+        self.dst_rng = rng
+        self._nonfinite = None  # () int64 on the weights' device, summed without a sync
+
+    @property
+    def nonfinite_total(self) -> int:
+        """Non-finite gradient entries seen so far (their weights did not move). Reading it syncs."""
+        return 0 if self._nonfinite is None else int(self._nonfinite)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -63,7 +79,7 @@ class DST(torch.optim.Optimizer):
 
     def state_dict(self):
         sd = super().state_dict()
-        sd["dst"] = {"seed": self.dst_seed, "offset": self.dst_offset, "step": self.dst_step}
+        sd["dst"] = {"seed": self.dst_seed, "offset": self.dst_offset, "step": self.dst_step, "rng": self.dst_rng}
         return sd
 
     def load_state_dict(self, state_dict):
@@ -73,6 +89,7 @@ class DST(torch.optim.Optimizer):
             raise ValueError("state_dict: expected a DST optimizer state with a 'dst' entry (seed, offset, step)")
         super().load_state_dict(sd)
         self.dst_seed, self.dst_offset, self.dst_step = int(dst["seed"]), int(dst["offset"]), int(dst["step"])
+        self.dst_rng = int(dst.get("rng", 1))  # states saved before contract 2 resume under contract 1
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -81,7 +98,7 @@ class DST(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.dst_step += 1
-        counts = []  # per-parameter () int64 tensors: one host sync per step, not one per parameter
+        _all_reduce_discrete_grads(self.param_groups)
         for group in self.param_groups:
             lr, m, base = group["lr"], group["m"], group["base"]
             for p in group["params"]:
@@ -89,17 +106,20 @@ class DST(torch.optim.Optimizer):
                 if g is None:
                     continue
                 if is_discrete(p):
-                    counts.append(self._discrete_step(p, g, lr, m, base, group))
+                    bad = self._discrete_step(p, g, lr, m, base, group)
                 else:
-                    counts.append(self._float_step(p, g, lr, base, group))
-        nonfinite = int(torch.stack(counts).sum()) if counts else 0
-        if nonfinite:
-            self.nonfinite_total += nonfinite
-            if not self._warned:
-                warnings.warn(f"DST: {nonfinite} non-finite gradient entries this step; those weights did not "
-                              "move (further occurrences are counted in .nonfinite_total)", stacklevel=2)
-                self._warned = True
+                    bad = self._float_step(p, g, lr, base, group)
+                self._nonfinite = bad if self._nonfinite is None else self._nonfinite + bad.to(self._nonfinite.device)
         return loss
+
+    def warn_nonfinite(self) -> int:
+        """Warn (once) if any gradient entry so far was not finite; returns the count (one sync).
+        The training loop calls it once per epoch instead of syncing every step."""
+        n = self.nonfinite_total
+        if n and not getattr(self, "_warned", False):
+            warnings.warn(f"DST: {n} non-finite gradient entries so far; those weights did not move", stacklevel=2)
+            self._warned = True
+        return n
 
     def _base_increment(self, p, g, lr, base, group):
         """Returns (tensor, is_increment): the gradient to feed with lr, or the increment D."""
@@ -127,12 +147,14 @@ class DST(torch.optim.Optimizer):
 
     def _discrete_step(self, p, g, lr, m, base, group) -> torch.Tensor:
         t, inc = self._base_increment(p, g, lr, base, group)
-        n = int(t.numel())
+        check = getattr(p, "gxnor_stamp", None) != stamp_of(p)
         if p.dtype == torch.int32:
-            bad = F.dst_update_(p.data, t, lr, m, self.dst_seed, self.dst_offset, inc)
+            bad = F.dst_update_(p.data, t, lr, m, self.dst_seed, self.dst_offset, inc, self.dst_rng, check)
         else:
-            bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc)
-        self.dst_offset += n
+            bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc,
+                                       self.dst_rng, check)
+        p.gxnor_stamp = stamp_of(p)
+        self.dst_offset += counters_used(tuple(t.shape), self.dst_rng)
         return bad.to(torch.int64)
 
     def _float_step(self, p, g, lr, base, group) -> torch.Tensor:
@@ -145,3 +167,41 @@ class DST(torch.optim.Optimizer):
         else:
             p.add_(t, alpha=-lr)
         return bad
+
+
+def stamp_of(p: torch.Tensor) -> tuple[int, int]:
+    """(storage, version) of a discrete weight. The optimizer and the modules record it after they
+    write canonical values; the optimizer validates the weight (one host sync) whenever it differs:
+    a new storage (``.data = ...``, ``.to()``, deepcopy) or a tracked in-place write (``copy_``,
+    ``load_state_dict``). Writes through ``p.data`` in place are not seen."""
+    return p.untyped_storage()._cdata, p._version
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and \
+        torch.distributed.get_world_size() > 1
+
+
+def _rank0(seed: int) -> int:
+    """Rank 0's seed on every rank (the DST draws must agree for the weights to stay identical)."""
+    if not _distributed():
+        return seed
+    t = torch.tensor([seed], dtype=torch.int64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.broadcast(t, src=0)
+    return int(t)
+
+
+def _all_reduce_discrete_grads(groups) -> None:
+    """Average the discrete weights' gradients over the ranks (DistributedDataParallel reduces only
+    ``.grad`` of float Parameters; the discrete gradients travel beside them)."""
+    if not _distributed():
+        return
+    ws = torch.distributed.get_world_size()
+    for group in groups:
+        for p in group["params"]:
+            g = getattr(p, "gxnor_grad", None) if is_discrete(p) else None
+            if g is not None:
+                torch.distributed.all_reduce(g)
+                g.div_(ws)

@@ -6,10 +6,12 @@ C++, CUDA and Triton kernels must match it bit for bit.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._checks import check_dst, check_state_values
-from .reference import pack_ternary, unpack_ternary, validate_packed
+from .reference import pack_ternary, validate_packed
 
 _M32 = 0xFFFFFFFF
 # float32 constants of the rational tanh (csrc/gxnor/dst.h), as float32 tensors
@@ -31,9 +33,9 @@ def _mulhi(a: int, b: torch.Tensor) -> torch.Tensor:
     return ah * bh + ((mid + ((al * bl) >> 16)) >> 16)
 
 
-def philox_first(seed: int, counter: torch.Tensor) -> torch.Tensor:
-    """First Philox4x32-10 output for counters (lo, hi, 0, 0) of int64 ``counter``, key = seed.
-    Returns uint32 values in int64 (equal to Triton's tl.randint(seed, counter))."""
+def philox4(seed: int, counter: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The four Philox4x32-10 outputs for counters (lo, hi, 0, 0) of int64 ``counter``, key = seed.
+    Returns uint32 values in int64 (equal to Triton's tl.randint4x(seed, counter))."""
     c0 = counter & _M32
     c1 = (counter >> 32) & _M32
     c2 = torch.zeros_like(c0)
@@ -47,7 +49,37 @@ def philox_first(seed: int, counter: torch.Tensor) -> torch.Tensor:
         c3 = (p0 * 0xD2511F53) & _M32
         k0 = (k0 + 0x9E3779B9) & _M32
         k1 = (k1 + 0xBB67AE85) & _M32
-    return c0
+    return c0, c1, c2, c3
+
+
+def philox_first(seed: int, counter: torch.Tensor) -> torch.Tensor:
+    """First Philox output (Triton's tl.randint(seed, counter))."""
+    return philox4(seed, counter)[0]
+
+
+def rng_words(seed: int, offset: int, shape: tuple[int, ...], rng: int, device=None) -> torch.Tensor:
+    """The uint32 draw (in int64) of every element of a tensor of ``shape`` (docs/design.md).
+
+    v1: element of flat index i takes the first output of counter offset + i.
+    v2: the tensor is read as rows of K = shape[-1]; element (r, k) takes output k % 4 of counter
+    offset + r * ceil(K / 4) + k // 4 (one Philox call per four elements of a row)."""
+    n = math.prod(shape)
+    if rng == 1:
+        return philox_first(seed, offset + torch.arange(n, dtype=torch.int64, device=device)).reshape(shape)
+    K = shape[-1] if len(shape) else 1
+    kq = (K + 3) // 4
+    q = offset + torch.arange(n // K * kq if K else 0, dtype=torch.int64, device=device)
+    words = torch.stack(philox4(seed, q), dim=-1).reshape(-1, kq * 4)[:, :K]
+    return words.reshape(shape)
+
+
+def counters_used(shape: tuple[int, ...], rng: int) -> int:
+    """How far one update of a tensor of ``shape`` advances the Philox counter."""
+    n = math.prod(shape)
+    if rng == 1 or n == 0:
+        return n
+    K = shape[-1] if len(shape) else 1
+    return n // K * ((K + 3) // 4)
 
 
 def uniform(u: torch.Tensor) -> torch.Tensor:
@@ -82,6 +114,14 @@ def moves(t: torch.Tensor, m: float, u: torch.Tensor) -> tuple[torch.Tensor, tor
     return k.to(torch.int64) + extra.to(torch.int64), fin
 
 
+def _unpack_lenient(w: torch.Tensor, K: int) -> torch.Tensor:
+    """Values of packed words as the kernels read them: gate bit -> +-1 by the sign bit, else 0;
+    bits past K ignored (equal to unpack_ternary on canonical words)."""
+    k = torch.arange(K, device=w.device)
+    bits = lambda plane: (w[..., plane, k // 32].to(torch.int64) >> (k % 32)) & 1  # noqa: E731
+    return bits(0) * (1 - 2 * bits(1))
+
+
 def _increment(grad: torch.Tensor, lr: float, increment: bool, inv_dz: float) -> torch.Tensor:
     g = grad.to(torch.float32)
     d = g if increment else g * _f32(-lr)
@@ -89,36 +129,37 @@ def _increment(grad: torch.Tensor, lr: float, increment: bool, inv_dz: float) ->
 
 
 def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr: float, m: float, seed: int, offset: int,
-                increment: bool = False) -> torch.Tensor:
+                increment: bool = False, rng: int = 2, check: bool = True) -> torch.Tensor:
     """In-place DST on packed ternary weights.
 
     w: (..., 2, W) int32 packed, updated in place; grad: (..., K) float (or the increment D when
-    ``increment``). Element with flat logical index i draws tl.rand(seed, offset + i).
+    ``increment``). Random numbers: ``rng_words`` (contract v1 or v2). ``check``: refuse
+    non-canonical words first (one host sync); without it they are read by their gate bits.
     returns: () int64, the number of non-finite gradient entries (those weights do not move).
     """
-    check_dst(w, grad, lr, m, seed, offset, increment, packed=True)
+    check_dst(w, grad, lr, m, seed, offset, increment, packed=True, rng=rng)
     K = grad.shape[-1]
-    nbad = int(validate_packed(w, K))
-    torch._check(nbad == 0, lambda: f"w: expected canonical packed weights, got {nbad} non-canonical word "
-                 "pair(s); w was not modified")
-    s = unpack_ternary(w, K).to(torch.int64)
-    idx = torch.arange(grad.numel(), dtype=torch.int64, device=grad.device).reshape(grad.shape)
-    u = uniform(philox_first(seed, offset + idx))
+    if check:
+        nbad = int(validate_packed(w, K))
+        torch._check(nbad == 0, lambda: f"w: expected canonical packed weights, got {nbad} non-canonical word "
+                     "pair(s); w was not modified")
+    s = _unpack_lenient(w, K)
+    u = uniform(rng_words(seed, offset, tuple(grad.shape), rng, grad.device))
     mv, fin = moves(_increment(grad, lr, increment, 1.0), m, u)
     w.copy_(pack_ternary((s + mv).clamp(-1, 1).to(torch.int8)))
     return (~fin).sum()
 
 
 def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr: float, m: float, n_states: int, seed: int,
-                       offset: int, increment: bool = False) -> torch.Tensor:
+                       offset: int, increment: bool = False, rng: int = 2, check: bool = True) -> torch.Tensor:
     """In-place DST on int8 state indices of Z_N: s in [-2^(N-1), 2^(N-1)], value s / 2^(N-1);
     N = 0 is binary, s in {-1, +1} (value s). returns: () int64 non-finite count."""
-    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states)
-    check_state_values(s, n_states)
+    check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states, rng=rng)
+    if check:
+        check_state_values(s, n_states)
     hi = 1 if n_states == 0 else 2 ** (n_states - 1)
     inv_dz, step = (0.5, 2) if n_states == 0 else (float(2 ** (n_states - 1)), 1)
-    idx = torch.arange(grad.numel(), dtype=torch.int64, device=grad.device).reshape(grad.shape)
-    u = uniform(philox_first(seed, offset + idx))
+    u = uniform(rng_words(seed, offset, tuple(grad.shape), rng, grad.device))
     mv, fin = moves(_increment(grad, lr, increment, inv_dz), m, u)
     s.copy_((s.to(torch.int64) + step * mv).clamp(-hi, hi).to(torch.int8))
     return (~fin).sum()

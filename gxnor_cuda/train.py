@@ -70,14 +70,31 @@ def make_optimizer(net, args, gx: bool):
                base=args.base, seed=args.seed)
 
 
+def device_of(net) -> torch.device:
+    return next(net.parameters()).device
+
+
+def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """A CPU batch to the training device: pinned, copied without blocking the host."""
+    if t.device == dev or dev.type == "cpu":
+        return t.to(dev)
+    return t.pin_memory().to(dev, non_blocking=True)
+
+
+def autocast(dev: torch.device):
+    """bf16 autocast for the float parts (the first conv, BatchNorm, pooling) on a GPU; off on the CPU."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+
 def evaluate(net, x, y, bs=1000):
     net.eval()
-    correct = 0
-    with torch.no_grad():
+    dev = device_of(net)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    with torch.no_grad(), autocast(dev):
         for i in range(0, len(y), bs):
-            correct += (net(x[i:i + bs]).argmax(1) == y[i:i + bs]).sum().item()
+            correct += (net(to_device(x[i:i + bs], dev)).argmax(1) == to_device(y[i:i + bs], dev)).sum()
     net.train()
-    return correct / len(y)
+    return int(correct) / len(y)
 
 
 @torch.no_grad()
@@ -93,10 +110,13 @@ def recalibrate_bn(net, x, n: int = 10000, bs: int = 1000) -> None:
     saved = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
-        m.momentum = None
     net.train()
-    for i in range(0, min(n, len(x)), bs):
-        net(x[i:i + bs])
+    dev = device_of(net)
+    with autocast(dev):
+        for k, i in enumerate(range(0, min(n, len(x)), bs)):
+            for m in bns:  # the cumulative average of momentum=None, without its read of num_batches_tracked
+                m.momentum = 1.0 / (k + 1)
+            net(to_device(x[i:i + bs], dev))
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
 
@@ -126,7 +146,7 @@ def layer_stats(net, x):
             hooks.append(m.register_forward_hook(hook))
     net.eval()
     with torch.no_grad():
-        net(x)
+        net(to_device(x, device_of(net)))
     net.train()
     for h in hooks:
         h.remove()
@@ -146,9 +166,11 @@ def save_atomic(obj, path: pathlib.Path) -> None:
 
 
 def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc, shift: int = 0):
+    """One epoch; the host never waits for the device inside it (the loss is summed on the device)."""
+    dev = device_of(net)
     perm = torch.randperm(len(y), generator=gen)
     t0 = time.perf_counter()
-    total = 0.0
+    total = torch.zeros((), device=dev)
     steps = math.ceil(len(y) / bs)
     for i in tqdm(range(steps), desc=desc, leave=False, file=sys.stderr, mininterval=2):
         if lr_at is not None:  # the DST group and the BatchNorm (float) group follow one cosine
@@ -158,11 +180,15 @@ def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc, shift: int = 0):
                 g["lr"] = g["initial_lr"] * f
         idx = perm[i * bs:(i + 1) * bs]
         opt.zero_grad()
-        loss = squared_hinge(net(random_shift(x[idx], shift, gen)), y[idx])
+        xb, yb = to_device(random_shift(x[idx], shift, gen), dev), to_device(y[idx], dev)
+        with autocast(dev):
+            loss = squared_hinge(net(xb).float(), yb)
         loss.backward()
         opt.step()
-        total += loss.item()
-    return total / steps, time.perf_counter() - t0
+        total += loss.detach()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return float(total) / steps, time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -193,6 +219,7 @@ def main(argv=None) -> int:
                     "otherwise 0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     ap.add_argument("--quick", action="store_true", help=f"MNIST: {QUICK_EPOCHS} epochs (about 10 minutes on 2 cores)")
     ap.add_argument("--no-float-twin", action="store_true")
     ap.add_argument("--out", default=None, help="output directory (default runs/<dataset>)")
@@ -237,6 +264,10 @@ def main(argv=None) -> int:
         args.epochs = min(args.epochs, QUICK_EPOCHS)
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        dev = resolve_device(args.device)
+    except ValueError as e:
+        ap.error(str(e))
     out = pathlib.Path(args.out or f"runs/{args.dataset}")
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -245,7 +276,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    net = build(args, gx=True)
+    net = build(args, gx=True).to(dev)
     opt = make_optimizer(net, args, gx=True)
     lf = args.lr_final
     lr_at = lambda ep: lf + (1 - lf) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
@@ -253,7 +284,7 @@ def main(argv=None) -> int:
     history, start = [], 0
     if args.resume:
         try:
-            ck = torch.load(args.resume, weights_only=False)
+            ck = torch.load(args.resume, weights_only=False, map_location=dev)
             if ck.get("args_key") != _args_key(args):
                 raise ValueError(f"checkpoint was made with {ck.get('args_key')}, this run is {_args_key(args)}")
             net.load_state_dict(ck["model"], strict=True)
@@ -269,6 +300,7 @@ def main(argv=None) -> int:
                                args.augment)
         recalibrate_bn(net, xs)
         acc = evaluate(net, xt, yt)
+        opt.warn_nonfinite()
         history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
                         "lr": opt.param_groups[0]["lr"]})
         print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
@@ -281,6 +313,21 @@ def main(argv=None) -> int:
                      "history": history, "epoch": ep + 1, "args_key": _args_key(args)}, out / "checkpoint.pt")
     report(args, net, history, xs, ys, xt, out)
     return 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """--device: auto picks CUDA when a GPU is visible."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name} requested, but no CUDA device is visible")
+    return dev
 
 
 def batch_at(args, ep: int) -> int:
@@ -307,7 +354,8 @@ def report(args, net, history, xs, ys, xt, out) -> None:
     shift = f", random shift {args.augment} px" if args.augment else ""
     ramp = f" growing to {args.batch_final}" if args.batch_final != args.batch_size else ""
     print(f"dataset {args.dataset}, arch {args.arch}, N = {args.n_states}, DST base {args.base}, "
-          f"{len(history)} epochs, batch {args.batch_size}{ramp}, threads {torch.get_num_threads()}, activation r = "
+          f"{len(history)} epochs, batch {args.batch_size}{ramp}, device {device_of(net)}, threads "
+          f"{torch.get_num_threads()}, activation r = "
           f"{args.act_r:g} (window {args.window}, a = {args.act_a:g}){shift}")
     print(f"test accuracy, final epoch ({final['epoch']}): {final['test_acc'] * 100:.2f} %")
     print(f"test accuracy, best epoch ({best['epoch']}, selected on the test set as the original code does): "
@@ -320,7 +368,7 @@ def report(args, net, history, xs, ys, xt, out) -> None:
     gx_epoch = sum(h["seconds"] for h in history) / len(history)
     if not args.no_float_twin:
         torch.manual_seed(args.seed)
-        twin = build(args, gx=False)
+        twin = build(args, gx=False).to(device_of(net))
         topt = make_optimizer(twin, args, gx=False)
         _, tsec = run_epoch(twin, topt, xs, ys, args.batch_size, None, 0, torch.Generator().manual_seed(1),
                             "float twin")

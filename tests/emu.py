@@ -121,26 +121,27 @@ def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -
     return out
 
 
-def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increment=False) -> torch.Tensor:
+def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increment=False, rng=2) -> torch.Tensor:
     K = grad.shape[-1]
     rows = w.numel() // w.shape[-1] // 2
     g = grad.to(torch.float32).contiguous()
     bad = torch.zeros((), dtype=torch.int64)
     _ok(lib().gxnor_cuda_dst_packed(_p(w), _p(g), ctypes.c_int64(rows), ctypes.c_int64(K), ctypes.c_float(lr),
-                                    ctypes.c_float(m), ctypes.c_int(int(increment)), ctypes.c_uint64(seed),
-                                    ctypes.c_uint64(offset), _p(bad), None), "dst_packed")
+                                    ctypes.c_float(m), ctypes.c_int(int(increment)), ctypes.c_int(rng),
+                                    ctypes.c_uint64(seed), ctypes.c_uint64(offset), _p(bad), None), "dst_packed")
     return bad
 
 
-def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr, m, n_states, seed, offset, increment=False):
+def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr, m, n_states, seed, offset, increment=False, rng=2):
     hi = 1 if n_states == 0 else 2 ** (n_states - 1)
     inv_dz, step = (0.5, 2) if n_states == 0 else (float(hi), 1)
     g = grad.to(torch.float32).contiguous()
     bad = torch.zeros((), dtype=torch.int64)
-    _ok(lib().gxnor_cuda_dst_states(_p(s), _p(g), ctypes.c_int64(s.numel()), ctypes.c_float(lr), ctypes.c_float(m),
-                                    ctypes.c_float(inv_dz), ctypes.c_int(hi), ctypes.c_int(step),
-                                    ctypes.c_int(int(increment)), ctypes.c_uint64(seed), ctypes.c_uint64(offset),
-                                    _p(bad), None), "dst_states")
+    K = s.shape[-1] if s.dim() else 1
+    _ok(lib().gxnor_cuda_dst_states(_p(s), _p(g), ctypes.c_int64(s.numel()), ctypes.c_int64(K), ctypes.c_float(lr),
+                                    ctypes.c_float(m), ctypes.c_float(inv_dz), ctypes.c_int(hi), ctypes.c_int(step),
+                                    ctypes.c_int(int(increment)), ctypes.c_int(rng), ctypes.c_uint64(seed),
+                                    ctypes.c_uint64(offset), _p(bad), None), "dst_states")
     return bad
 
 

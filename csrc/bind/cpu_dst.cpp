@@ -14,8 +14,10 @@
 namespace gxnor::bind {
 namespace {
 
-cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool increment, int64_t n_states) {
+cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool increment, int64_t n_states,
+                      int64_t rng) {
   cpu::DstParams p;
+  p.rng = static_cast<int>(rng);
   p.lr = static_cast<float>(lr);
   p.m = static_cast<float>(m);
   p.increment = increment;
@@ -34,20 +36,22 @@ cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool in
 }
 
 at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, double m, int64_t seed,
-                          int64_t offset, bool increment) {
+                          int64_t offset, bool increment, int64_t rng, bool check) {
   check_device(w, "w", c10::DeviceType::CPU);
-  check_dst_common(w, grad_in, lr, m, seed, offset, increment);
+  check_dst_common(w, grad_in, lr, m, seed, offset, increment, rng);
   check_dst_packed(w, grad_in);
   const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
-  std::atomic<int64_t> nc{0};
-  at::parallel_for(0, rows * W, 4096, [&](int64_t t0, int64_t t1) {
-    nc += cpu::count_noncanonical_range(w.const_data_ptr<int32_t>(), K, t0, t1);
-  });
-  TORCH_CHECK(nc.load() == 0,
-              "w: expected canonical packed weights (sign only with gate, zero padding), got ", nc.load(),
-              " non-canonical word pair(s); w was not modified");
+  if (check) {
+    std::atomic<int64_t> nc{0};
+    at::parallel_for(0, rows * W, 4096, [&](int64_t t0, int64_t t1) {
+      nc += cpu::count_noncanonical_range(w.const_data_ptr<int32_t>(), K, t0, t1);
+    });
+    TORCH_CHECK(nc.load() == 0,
+                "w: expected canonical packed weights (sign only with gate, zero padding), got ", nc.load(),
+                " non-canonical word pair(s); w was not modified");
+  }
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
-  const auto p = params(lr, m, seed, offset, increment, 1);
+  const auto p = params(lr, m, seed, offset, increment, 1, rng);
   const auto isa = cpu::current_isa();
   std::atomic<int64_t> bad{0};
   at::parallel_for(0, rows * W, 256, [&](int64_t t0, int64_t t1) {
@@ -57,16 +61,18 @@ at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, d
 }
 
 at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
-                                 int64_t n_states, int64_t seed, int64_t offset, bool increment) {
+                                 int64_t n_states, int64_t seed, int64_t offset, bool increment, int64_t rng,
+                                 bool check) {
   check_device(s, "s", c10::DeviceType::CPU);
-  check_dst_common(s, grad_in, lr, m, seed, offset, increment);
+  check_dst_common(s, grad_in, lr, m, seed, offset, increment, rng);
   check_dst_states(s, grad_in, n_states);
-  check_state_values(s, n_states);
+  if (check) check_state_values(s, n_states);
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
-  const auto p = params(lr, m, seed, offset, increment, n_states);
+  const auto p = params(lr, m, seed, offset, increment, n_states, rng);
+  const int64_t K = s.dim() ? s.size(-1) : 1, chunks = K ? s.numel() / K * ((K + 31) / 32) : 0;
   std::atomic<int64_t> bad{0};
-  at::parallel_for(0, s.numel(), 4096, [&](int64_t i0, int64_t i1) {
-    bad += cpu::dst_states_generic(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), i0, i1, p);
+  at::parallel_for(0, chunks, 128, [&](int64_t c0, int64_t c1) {
+    bad += cpu::dst_states_generic(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), K, c0, c1, p);
   });
   return at::scalar_tensor(bad.load(), s.options().dtype(at::kLong));
 }

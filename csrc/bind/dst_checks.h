@@ -9,7 +9,8 @@
 namespace gxnor::bind {
 
 inline void check_dst_common(const at::Tensor& w, const at::Tensor& grad, double lr, double m, int64_t seed,
-                             int64_t offset, bool increment) {
+                             int64_t offset, bool increment, int64_t rng) {
+  TORCH_CHECK(rng == 1 || rng == 2, "rng: expected a random-number contract in (1, 2), got ", rng);
   TORCH_CHECK(grad.device() == w.device(), "grad: expected device ", w.device(), " (the device of w), got ",
               grad.device());
   TORCH_CHECK(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kBFloat16 ||

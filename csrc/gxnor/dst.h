@@ -1,5 +1,5 @@
 // DST rule shared by the C++ CPU and CUDA kernels (and, through the emulation, the tests):
-// Philox4x32-10 as Triton's tl.rand(seed, offset) (DESIGN.md section 3), the uint32 -> [0, 1)
+// Philox4x32-10 as Triton's tl.randint4x (contracts v1 and v2, docs/design.md), the uint32 -> [0, 1)
 // conversion of Triton's uint_to_uniform_float, and a float32 rational tanh built from + * /
 // only, so every backend rounds identically (CUDA uses __fmul_rn/__fadd_rn against contraction).
 #pragma once
@@ -21,8 +21,9 @@ GXNOR_HD inline uint32_t mulhi32(uint32_t a, uint32_t b) {
   return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
 }
 
-// First output of Philox4x32-10 for counter (lo(offset), hi(offset), 0, 0), key (lo(seed), hi(seed)).
-GXNOR_HD inline uint32_t philox_first(uint64_t seed, uint64_t offset) {
+// The four outputs of Philox4x32-10 for counter (lo(offset), hi(offset), 0, 0), key (lo(seed),
+// hi(seed)): Triton's tl.randint4x(seed, offset).
+GXNOR_HD inline void philox4(uint64_t seed, uint64_t offset, uint32_t out[4]) {
   uint32_t c0 = static_cast<uint32_t>(offset), c1 = static_cast<uint32_t>(offset >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
   for (int r = 0; r < 10; ++r) {
@@ -34,7 +35,41 @@ GXNOR_HD inline uint32_t philox_first(uint64_t seed, uint64_t offset) {
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return c0;
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+// First output only (tl.randint): the draw of random-number contract v1.
+GXNOR_HD inline uint32_t philox_first(uint64_t seed, uint64_t offset) {
+  uint32_t out[4];
+  philox4(seed, offset, out);
+  return out[0];
+}
+
+// Contract v2: a tensor is read as rows of K elements; element (row, k) takes output k % 4 of
+// counter offset + row * ceil(K / 4) + k / 4, so one Philox call feeds four elements.
+GXNOR_HD inline uint64_t counters_per_row(int64_t K) { return static_cast<uint64_t>((K + 3) / 4); }
+
+// Draws of the four elements (row, k + i), i < 4, k a multiple of 4, under contract `rng`.
+GXNOR_HD inline void draw4(int rng, uint64_t seed, uint64_t offset, int64_t K, int64_t row, int64_t k,
+                           uint32_t out[4]) {
+  if (rng == 1) {
+    for (int i = 0; i < 4; ++i) out[i] = philox_first(seed, offset + static_cast<uint64_t>(row * K + k + i));
+    return;
+  }
+  philox4(seed, offset + static_cast<uint64_t>(row) * counters_per_row(K) + static_cast<uint64_t>(k / 4), out);
+}
+
+// Draws of the n <= 32 elements (row, k0 + j), k0 a multiple of 4.
+GXNOR_HD inline void draws(int rng, uint64_t seed, uint64_t offset, int64_t K, int64_t row, int64_t k0, int n,
+                           uint32_t* u) {
+  for (int j = 0; j < n; j += 4) {
+    uint32_t w[4];
+    draw4(rng, seed, offset, K, row, k0 + j, w);
+    for (int i = 0; i < 4 && j + i < n; ++i) u[j + i] = w[i];
+  }
 }
 
 // Triton's uint_to_uniform_float for 32-bit values: int32 bitcast, ~x if negative, * 2^-31.
@@ -64,10 +99,13 @@ GXNOR_HD inline float tanh_rational(float x) {
   return p / q;
 }
 
+// NaN and +-Inf fail both comparisons; no arithmetic a compiler could contract into an FMA.
+GXNOR_HD inline bool finite(float t) { return t >= -3.40282347e38f && t <= 3.40282347e38f; }
+
 // States to move for increment t = D / dz (in units of one state): trunc(t) whole states plus one
 // more toward sign(t) when u < tanh(m * |t - trunc(t)|). Non-finite t -> 0 (the caller counts it).
 GXNOR_HD inline int move(float t, float m, float u) {
-  if (!(t - t == 0.0f)) return 0;  // NaN or Inf
+  if (!finite(t)) return 0;  // NaN or Inf
   const float lim = 1e9f;
   t = t > lim ? lim : (t < -lim ? -lim : t);
   const int k = static_cast<int>(t);  // trunc toward zero
@@ -78,6 +116,5 @@ GXNOR_HD inline int move(float t, float m, float u) {
   return k + extra;
 }
 
-GXNOR_HD inline bool finite(float t) { return t - t == 0.0f; }
 
 }  // namespace gxnor::dst

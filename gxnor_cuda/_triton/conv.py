@@ -1,7 +1,7 @@
 """Triton xnor_conv2d: implicit GEMM on packed channels-last operands (GPU, or CPU with
 TRITON_INTERPRET=1).
 
-Grid (cdiv(M, BM), cdiv(O/groups, BN), groups), M = N * Ho * Wo output positions. Per program a
+1-D grid of cdiv(M, BM) * cdiv(O/groups, BN) * groups tiles, M = N * Ho * Wo output positions. Per program a
 (BM, BN) int32 tile; loops over the kernel taps (ky, kx) and the BW-word chunks of the group's
 packed channels; a tap in the zero padding loads zero words (gate off). Gated XNOR + SWAR popcount
 as in gemm.py. Output (N, Ho, Wo, O) memory, returned as an (N, O, Ho, Wo) view.
@@ -21,6 +21,7 @@ from .. import format as fmt
 from .._checks import check_threshold
 from .._conv_checks import check_conv, conv_out_empty
 from .gemm import _popc32, _store_c
+from .launch import cdiv, launch
 
 
 @triton.jit
@@ -47,20 +48,23 @@ def _store_pack(acc, p_ptr, scale_ptr, bias_ptr, rm, rn, M, N, word, thr, WP, HA
 def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
                       DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
                       FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      BW: tl.constexpr):
-    gi = tl.program_id(2)
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+                      BW: tl.constexpr, HW_POPC: tl.constexpr):
+    tm, tn = tl.cdiv(M, BM).to(tl.int32), tl.cdiv(OG, BN).to(tl.int32)  # int32 division: no call
+    pid = tl.program_id(0)
+    pn = pid // tm % tn
+    gi = pid // (tm * tn)
+    rm = (pid % tm) * BM + tl.arange(0, BM)  # the wrapper keeps M + BM below 2^31
+    rn = pn * BN + tl.arange(0, BN)
     ox = rm % WO
     oy = (rm // WO) % HO
-    b = rm // (WO * HO)
+    b = (rm // (WO * HO)).to(tl.int64)  # addresses in int64: N * H * W * words passes 2^31 first
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for ky in range(KH):
         for kx in range(KW):
             iy = oy * SH - PH + ky * DH
             ix = ox * SW - PW + kx * DW
             valid = (rm < M) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < Wd)
-            xb = ((b * H + iy) * Wd + ix).to(tl.int64) * G * 2 * WG + gi * 2 * WG
+            xb = ((b * H + iy) * Wd + ix) * G * 2 * WG + gi * 2 * WG
             wb = ((gi * OG + rn).to(tl.int64) * KH * KW + ky * KW + kx) * 2 * WG
             for w0 in range(0, WG, BW):
                 rw = w0 + tl.arange(0, BW)
@@ -74,10 +78,10 @@ def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd,
                 sb = tl.load(b_row + WG, mask=mb, other=0).to(tl.uint32, bitcast=True)
                 g = ga[:, None, :] & gb[None, :, :]
                 xx = g & (sa[:, None, :] ^ sb[None, :, :])
-                acc += tl.sum((_popc32(g) - 2 * _popc32(xx)).to(tl.int32), axis=2)
+                acc += tl.sum((_popc32(g, HW_POPC) - 2 * _popc32(xx, HW_POPC)).to(tl.int32), axis=2)
     col0 = gi * OG  # this group's first output channel
     if PACK:  # col0 and the tile's first column are multiples of 32 (BN = 32): one word per row
-        word = (col0 + tl.program_id(1) * BN) // 32
+        word = (col0 + pn * BN) // 32
         _store_pack(acc, c_ptr, scale_ptr + col0, bias_ptr + col0, rm, rn, M, OG, word, thr, WP, HAS_SCALE,
                     HAS_BIAS, BN)
     else:
@@ -110,10 +114,11 @@ def _launch(x, w, C, stride, padding, dilation, groups, scale, bias, threshold=N
     sc = scale.contiguous() if scale is not None else dst
     bi = bias.contiguous() if bias is not None else dst
     BM, BN = 16, 32 if pack else 16
-    grid = (triton.cdiv(M, BM), triton.cdiv(OG, BN), groups)
-    _xnor_conv_kernel[grid](x, w, dst, sc, bi, M, OG, O, H, Wd, G, Wg, kh, kw, *s, *p, *d, Ho, Wo,
-                            float(threshold) if pack else 0.0, WP, HAS_SCALE=scale is not None,
-                            HAS_BIAS=bias is not None, FLOAT_OUT=fl, PACK=pack, BM=BM, BN=BN, BW=2)
+    torch._check(M + BM < 2**31, lambda: f"x: expected N * Ho * Wo < 2^31 - {BM} output positions on the Triton "
+                 f"backend, got {M}")
+    launch("xnor_conv", cdiv(M, BM) * cdiv(OG, BN) * groups, x, w, dst, sc, bi, M, OG, O, H, Wd, G, Wg, kh, kw,
+           *s, *p, *d, Ho, Wo, float(threshold) if pack else 0.0, WP, HAS_SCALE=scale is not None,
+           HAS_BIAS=bias is not None, FLOAT_OUT=fl, PACK=pack, BM=BM, BN=BN, BW=2)
     return out
 
 

@@ -1,9 +1,9 @@
 """Triton GEMM kernels on packed ternary operands (GPU, or CPU with TRITON_INTERPRET=1).
 
-- ``_xnor_popcount_kernel``: grid (cdiv(M, BM), cdiv(N, BN)); per program a (BM, BN) int32 tile,
+- ``_xnor_popcount_kernel``: 1-D grid of cdiv(M, BM) * cdiv(N, BN) tiles; per program a (BM, BN) int32 tile,
   loop over the W/2 gate/sign word pairs of 32 bits; gated XNOR + bit-trick popcount (the
   interpreter has no popc; on a GPU the compiler sees the same SWAR sequence).
-- ``_xnor_dot_kernel``: same grid; per 64-wide k step unpack (BM, 64) and (BN, 64) int8 tiles in
+- ``_xnor_dot_kernel``: same tiles; per 64-wide k step unpack (BM, 64) and (BN, 64) int8 tiles in
   registers and tl.dot with int32 accumulation (tensor cores on a GPU; exact).
 - ``_ternary_nt_kernel`` / ``_ternary_nn_kernel``: float x ternary, weights unpacked to float32
   tiles in registers, tl.dot in IEEE fp32 (no TF32).
@@ -15,16 +15,31 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 from .._checks import check_gemm, check_ternary_matmul
+from .launch import cdiv, launch
 
 
 @triton.jit
-def _popc32(x):
-    x = x - ((x >> 1) & 0x55555555)
-    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
-    x = (x + (x >> 4)) & 0x0F0F0F0F
-    return (x * 0x01010101) >> 24
+def _popc32(x, HW_POPC: tl.constexpr):
+    """Population count of uint32 words: the POPC instruction when compiled (LLVM turns only some
+    SWAR sequences into it), the SWAR bit trick in the interpreter (which has no libdevice)."""
+    if HW_POPC:
+        return libdevice.popc(x.to(tl.int32, bitcast=True)).to(tl.uint32, bitcast=True)
+    else:
+        x = x - ((x >> 1) & 0x55555555)
+        x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+        x = (x + (x >> 4)) & 0x0F0F0F0F
+        return (x * 0x01010101) >> 24
+
+
+@triton.jit
+def _tile(M, BM: tl.constexpr, BN: tl.constexpr):
+    """Rows and columns of this program's tile on a 1-D grid, M tiles fastest (int64)."""
+    tm = tl.cdiv(M, BM)
+    pid = tl.program_id(0).to(tl.int64)
+    return (pid % tm) * BM + tl.arange(0, BM), (pid // tm) * BN + tl.arange(0, BN)
 
 
 @triton.jit
@@ -48,11 +63,8 @@ def _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE: tl.conste
 @triton.jit
 def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
                           HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
-                          BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr):
-    pm = tl.program_id(0)
-    pn = tl.program_id(1)
-    rm = pm * BM + tl.arange(0, BM)
-    rn = pn * BN + tl.arange(0, BN)
+                          BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr, HW_POPC: tl.constexpr):
+    rm, rn = _tile(M, BM, BN)
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for w0 in range(0, W, BW):
         rw = w0 + tl.arange(0, BW)
@@ -66,7 +78,7 @@ def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
         sb = tl.load(b_row + W, mask=mb, other=0).to(tl.uint32, bitcast=True)
         g = ga[:, None, :] & gb[None, :, :]
         x = g & (sa[:, None, :] ^ sb[None, :, :])
-        acc += tl.sum((_popc32(g) - 2 * _popc32(x)).to(tl.int32), axis=2)
+        acc += tl.sum((_popc32(g, HW_POPC) - 2 * _popc32(x, HW_POPC)).to(tl.int32), axis=2)
     _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE, HAS_BIAS, FLOAT_OUT)
 
 
@@ -89,8 +101,7 @@ def _unpack_tile(ptr, rows, n_rows, W, w0, BR: tl.constexpr, OUT_T: tl.constexpr
 def _xnor_dot_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
                      HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, FLOAT_OUT: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr):
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rm, rn = _tile(M, BM, BN)
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for w0 in range(0, W, 2):
         at = _unpack_tile(a_ptr, rm, M, W, w0, BM, tl.int8)
@@ -101,8 +112,7 @@ def _xnor_dot_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
 
 @triton.jit
 def _ternary_nt_kernel(x_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl.constexpr):
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rm, rn = _tile(M, BM, BN)
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for w0 in range(0, W, 2):
         rk = w0 * 32 + tl.arange(0, 64)
@@ -117,8 +127,10 @@ def _ternary_nt_kernel(x_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl
 @triton.jit
 def _ternary_nn_kernel(g_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl.constexpr):
     # out[:, 64-wide k block kb] = g (M, N) @ w_dense[:, k block]
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    kb = tl.program_id(1)
+    tm = tl.cdiv(M, BM)
+    pid = tl.program_id(0).to(tl.int64)
+    rm = (pid % tm) * BM + tl.arange(0, BM)
+    kb = pid // tm
     rk = kb * 64 + tl.arange(0, 64)
     acc = tl.zeros((BM, 64), dtype=tl.float32)
     for n0 in range(0, N, BN):
@@ -149,12 +161,10 @@ def xnor_gemm(a, b, K, scale=None, bias=None, *, method: str = "popcount"):
     flags = dict(HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, FLOAT_OUT=fl)
     if method == "popcount":
         BM, BN = 16, 16
-        grid = (triton.cdiv(M, BM), triton.cdiv(N, BN))
-        _xnor_popcount_kernel[grid](a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN, BW=2)
+        launch("xnor_popcount", cdiv(M, BM) * cdiv(N, BN), a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN, BW=2)
     else:
         BM, BN = 32, 32
-        grid = (triton.cdiv(M, BM), triton.cdiv(N, BN))
-        _xnor_dot_kernel[grid](a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN)
+        launch("xnor_dot", cdiv(M, BM) * cdiv(N, BN), a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN)
     return out
 
 
@@ -170,7 +180,7 @@ def ternary_matmul(x, w, K, nn=False):
         return out.zero_()
     BM, BN = 32, 32
     if nn:
-        _ternary_nn_kernel[(triton.cdiv(M, BM), W // 2)](x, w, out, M, N, K, W, BM=BM, BN=BN)
+        launch("ternary_nn", cdiv(M, BM) * (W // 2), x, w, out, M, N, K, W, BM=BM, BN=BN)
     else:
-        _ternary_nt_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, w, out, M, N, K, W, BM=BM, BN=BN)
+        launch("ternary_nt", cdiv(M, BM) * cdiv(N, BN), x, w, out, M, N, K, W, BM=BM, BN=BN)
     return out

@@ -14,6 +14,7 @@ import triton.language as tl
 
 from .. import format as fmt
 from .._checks import check_out_dtype, check_pack_input, check_packed, check_threshold
+from .launch import cdiv, launch
 
 
 @triton.jit
@@ -88,8 +89,7 @@ def _pack(x: torch.Tensor, mode: int, thr: float) -> torch.Tensor:
     bad = torch.zeros((), dtype=torch.int64, device=x.device)
     n_words = xk.numel() // K * W
     if n_words:
-        grid = (triton.cdiv(n_words, _BLOCK_W),)
-        _pack_kernel[grid](xk, out, bad, n_words, K, W, float(thr), MODE=mode, BLOCK_W=_BLOCK_W)
+        launch("pack", cdiv(n_words, _BLOCK_W), xk, out, bad, n_words, K, W, float(thr), MODE=mode, BLOCK_W=_BLOCK_W)
     if mode == 0:
         nbad = int(bad)
         torch._check(
@@ -126,7 +126,7 @@ def unpack_ternary(packed: torch.Tensor, K: int, dtype: torch.dtype | None = Non
     out = torch.empty((*p.shape[:-2], K), dtype=kdt, device=p.device)
     n = out.numel()
     if n:
-        _unpack_kernel[(triton.cdiv(n, _BLOCK),)](p, out, n, K, p.shape[-1], BLOCK=_BLOCK)
+        launch("unpack", cdiv(n, _BLOCK), p, out, n, K, p.shape[-1], BLOCK=_BLOCK)
     return out.to(dtype)
 
 
@@ -138,5 +138,5 @@ def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
     count = torch.zeros((), dtype=torch.int64, device=p.device)
     n_words = p.numel() // 2
     if n_words:
-        _noncanonical_kernel[(triton.cdiv(n_words, _BLOCK),)](p, count, n_words, K, W, BLOCK=_BLOCK)
+        launch("noncanonical", cdiv(n_words, _BLOCK), p, count, n_words, K, W, BLOCK=_BLOCK)
     return count

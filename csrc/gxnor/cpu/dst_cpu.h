@@ -20,20 +20,22 @@ struct DstParams {
   int hi = 1;              // state index range [-hi, hi]
   int step = 1;            // index change per state move (2 for binary {-1, +1})
   uint64_t seed = 0, offset = 0;
+  int rng = 2;  // random-number contract (dst.h: draws)
 };
 
+// The n <= 32 elements (row, k0 + j) of a row of K.
 template <class G>
-__attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, uint64_t idx0,
-                                                          const DstParams& p, const int8_t* s_in,
+__attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, int64_t K, int64_t row,
+                                                          int64_t k0, const DstParams& p, const int8_t* s_in,
                                                           int8_t* s_out) {
   float t[32];
-  uint32_t u[32];
+  uint32_t u[32] = {};
   int64_t bad = 0;
+  dst::draws(p.rng, p.seed, p.offset, K, row, k0, n, u);
   for (int j = 0; j < 32; ++j) {
     const float g = j < n ? static_cast<float>(grad[j]) : 0.f;
     const float d = p.increment ? g : -p.lr * g;
     t[j] = d * p.inv_dz;
-    u[j] = dst::philox_first(p.seed, p.offset + idx0 + j);
   }
   for (int j = 0; j < 32; ++j) {
     const bool fin = dst::finite(t[j]);
@@ -61,7 +63,7 @@ inline int64_t dst_packed_words_generic(int32_t* w, const G* grad, int64_t K, in
     uint32_t& sw = reinterpret_cast<uint32_t&>(w[row * 2 * W + W + wi]);
     for (int j = 0; j < 32; ++j)
       s[j] = static_cast<int8_t>(((gw >> j) & 1u) ? (((sw >> j) & 1u) ? -1 : 1) : 0);
-    bad += dst_block32(grad + row * K + lo, n, static_cast<uint64_t>(row * K + lo), p, s, o);
+    bad += dst_block32(grad + row * K + lo, n, K, row, lo, p, s, o);
     uint32_t g = 0, sg = 0;
     for (int j = 0; j < n; ++j) {
       g |= static_cast<uint32_t>(o[j] != 0) << j;
@@ -73,16 +75,20 @@ inline int64_t dst_packed_words_generic(int32_t* w, const G* grad, int64_t K, in
   return bad;
 }
 
+// States seen as rows of K; chunks [c0, c1) of the rows * ceil(K / 32) 32-element chunks.
 template <class G>
-inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t i0, int64_t i1, const DstParams& p) {
+inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t K, int64_t c0, int64_t c1,
+                                  const DstParams& p) {
+  const int64_t per_row = (K + 31) / 32;
   int64_t bad = 0;
   int8_t o[32];
-  for (int64_t i = i0; i < i1; i += 32) {
-    const int c = static_cast<int>(i1 - i < 32 ? i1 - i : 32);
+  for (int64_t c = c0; c < c1; ++c) {
+    const int64_t row = c / per_row, k0 = (c % per_row) * 32, i = row * K + k0;
+    const int n = static_cast<int>(K - k0 < 32 ? K - k0 : 32);
     int8_t in[32] = {};
-    for (int j = 0; j < c; ++j) in[j] = s[i + j];
-    bad += dst_block32(grad + i, c, static_cast<uint64_t>(i), p, in, o);
-    for (int j = 0; j < c; ++j) s[i + j] = o[j];
+    for (int j = 0; j < n; ++j) in[j] = s[i + j];
+    bad += dst_block32(grad + i, n, K, row, k0, p, in, o);
+    for (int j = 0; j < n; ++j) s[i + j] = o[j];
   }
   return bad;
 }
@@ -123,25 +129,14 @@ GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
   return _mm512_div_ps(p, q);
 }
 
-// NV independent groups of 16 lanes at once (their Philox chains interleave, hiding the multiply
-// latency): t[v]: increments in state units, idx0[v]: flat index of lane 0. mv[v]: moves;
-// nonfinite[v]: lanes whose increment is not finite (they get move 0).
-template <int NV>
-GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const uint64_t* idx0, const DstParams& p,
-                                       __m512i* mv, __mmask16* nonfinite) {
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  __m512i c0[NV], c1[NV], c2[NV], c3[NV];
-  for (int v = 0; v < NV; ++v) {
-    // Philox counters: offset + idx0 + lane (64-bit), split into lo/hi 32-bit lanes.
-    const uint64_t base = p.offset + idx0[v];
-    c0[v] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))), lane);
-    const __mmask16 carry = _mm512_cmplt_epu32_mask(c0[v], lane);
-    const __m512i hi = _mm512_set1_epi32(static_cast<int>(base >> 32));
-    c1[v] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
-    c2[v] = c3[v] = _mm512_setzero_si512();
-  }
-  uint32_t k0 = static_cast<uint32_t>(p.seed), k1 = static_cast<uint32_t>(p.seed >> 32);
-  for (int r = 0; r < 9; ++r) {
+// NV independent Philox chains of 16 lanes at once (interleaved, hiding the multiply latency).
+// In: counters (c0, c1) per lane, c2 = c3 = 0. Out: the first output word (kAll = false: round 10
+// computes only it) or all four.
+template <int NV, bool kAll>
+GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, __m512i* c3, uint64_t seed) {
+  for (int v = 0; v < NV; ++v) c2[v] = c3[v] = _mm512_setzero_si512();
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int r = 0; r < (kAll ? 10 : 9); ++r) {
     const __m512i kv0 = _mm512_set1_epi32(static_cast<int>(k0)),
                   kv1 = _mm512_set1_epi32(static_cast<int>(k1));
     for (int v = 0; v < NV; ++v) {
@@ -157,20 +152,72 @@ GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const uint64_t* idx0,
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  // Round 10: only the first output word is used, hi(c2 * M1) ^ c1 ^ k0.
-  for (int v = 0; v < NV; ++v) {
-    __m512i hi2;
-    mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
-    c0[v] = _mm512_ternarylogic_epi32(hi2, c1[v], _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
+  if (!kAll) {  // round 10, first word only: hi(c2 * M1) ^ c1 ^ k0
+    for (int v = 0; v < NV; ++v) {
+      __m512i hi2;
+      mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
+      c0[v] = _mm512_ternarylogic_epi32(hi2, c1[v], _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
+    }
   }
+}
+
+// 64-bit counters base + lane (lanes 0-15), or base0 + lane / base1 + lane - 8 (two halves of 8):
+// low and high 32-bit words with the carry.
+GXNOR_TARGET_AVX512 inline void counters16(uint64_t base0, uint64_t base1, bool halves, __m512i* lo, __m512i* hi) {
+  const __m512i lane = halves ? _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0)
+                              : _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const uint64_t b1 = halves ? base1 : base0;
+  const __m512i blo = _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base0))),
+                                             0xff00, static_cast<int>(static_cast<uint32_t>(b1)));
+  const __m512i bhi = _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(base0 >> 32)), 0xff00,
+                                             static_cast<int>(b1 >> 32));
+  *lo = _mm512_add_epi32(blo, lane);
+  *hi = _mm512_mask_add_epi32(bhi, _mm512_cmplt_epu32_mask(*lo, lane), bhi, _mm512_set1_epi32(1));
+}
+
+// Contract v1: u[v] = first Philox output of counters offset + idx0[v] + lane.
+template <int NV>
+GXNOR_TARGET_AVX512 inline void draws_v1(const uint64_t* idx0, const DstParams& p, __m512i* u) {
+  __m512i c1[NV], c2[NV], c3[NV];
+  for (int v = 0; v < NV; ++v) counters16(p.offset + idx0[v], 0, false, &u[v], &c1[v]);
+  philox16<NV, false>(u, c1, c2, c3, p.seed);
+}
+
+// Contract v2 for NW / 2 pairs of plane words: 8 counters per word (q[w] + [0, 8)), four outputs
+// each, put back in element order: u[2 w + h] = elements 16 h + [0, 16) of word w.
+template <int NW>
+GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, __m512i* u) {
+  constexpr int NV = NW / 2;
+  __m512i c0[NV], c1[NV], c2[NV], c3[NV];
+  for (int v = 0; v < NV; ++v) counters16(q[2 * v], q[2 * v + 1], true, &c0[v], &c1[v]);
+  philox16<NV, true>(c0, c1, c2, c3, p.seed);
+  for (int v = 0; v < NV; ++v) {
+    // 4 x 4 transpose: lane i of counter c's outputs (c0..c3)[c] -> element 4 c + i.
+    const __m512i a = _mm512_unpacklo_epi32(c0[v], c1[v]), b = _mm512_unpackhi_epi32(c0[v], c1[v]);
+    const __m512i c = _mm512_unpacklo_epi32(c2[v], c3[v]), d = _mm512_unpackhi_epi32(c2[v], c3[v]);
+    const __m512i e = _mm512_unpacklo_epi64(a, c), f = _mm512_unpackhi_epi64(a, c);  // counters 4L, 4L+1
+    const __m512i g = _mm512_unpacklo_epi64(b, d), h = _mm512_unpackhi_epi64(b, d);  // counters 4L+2, 4L+3
+    const __m512i pl = _mm512_shuffle_i32x4(e, f, 0x44), ql = _mm512_shuffle_i32x4(g, h, 0x44);
+    const __m512i ph = _mm512_shuffle_i32x4(e, f, 0xEE), qh = _mm512_shuffle_i32x4(g, h, 0xEE);
+    u[4 * v + 0] = _mm512_shuffle_i32x4(pl, ql, 0x88);
+    u[4 * v + 1] = _mm512_shuffle_i32x4(pl, ql, 0xDD);
+    u[4 * v + 2] = _mm512_shuffle_i32x4(ph, qh, 0x88);
+    u[4 * v + 3] = _mm512_shuffle_i32x4(ph, qh, 0xDD);
+  }
+}
+
+// dst::move on NV groups of 16 lanes: t[v]: increments in state units, w[v]: their uint32 draws.
+// mv[v]: moves; nonfinite[v]: lanes whose increment is not finite (they get move 0).
+template <int NV>
+GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, const DstParams& p, __m512i* mv,
+                                       __mmask16* nonfinite) {
   for (int v = 0; v < NV; ++v) {
     // uniform: int32 bitcast, -x - 1 if negative, * 2^-31
-    const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), c0[v]);
-    const __m512i xi =
-        _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(c0[v], _mm512_setzero_si512()), c0[v], neg);
+    const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), w[v]);
+    const __m512i xi = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(w[v], _mm512_setzero_si512()), w[v], neg);
     const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
     __m512 t = t_in[v];
-    const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_sub_ps(t, t), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(3.40282347e38f), _CMP_LE_OQ);
     nonfinite[v] = static_cast<__mmask16>(~fin);
     t = _mm512_maskz_mov_ps(fin, t);
     t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
@@ -186,63 +233,74 @@ GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const uint64_t* idx0,
   }
 }
 
+// kWords plane words per pass (2 x kWords 16-lane halves).
+template <int kWords, int kRng>
+GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad, int64_t K, int64_t t0,
+                                                   int64_t t1, const DstParams& p) {
+  constexpr int kNV = 2 * kWords;
+  const int64_t W = packed_words(K);
+  const uint64_t kq = dst::counters_per_row(K);
+  int64_t bad = 0;
+  for (int64_t t = t0; t < t1; t += kWords) {
+    __mmask16 m[kNV];
+    __m512 tt[kNV];
+    uint64_t idx[kNV], q[kWords];
+    int32_t *gp[kWords], *sp[kWords];
+    for (int j = 0; j < kWords; ++j) {
+      const int64_t tq = t + j < t1 ? t + j : t;  // past the range: a repeat of word t, masked off
+      const int64_t row = tq / W, wi = tq % W, lo = wi * 32;
+      const int n = t + j < t1 && lo < K ? static_cast<int>(K - lo < 32 ? K - lo : 32) : 0;  // padding: 0
+      gp[j] = w + row * 2 * W + wi;
+      sp[j] = gp[j] + W;
+      q[j] = p.offset + static_cast<uint64_t>(row) * kq + static_cast<uint64_t>(wi) * 8;
+      for (int h = 0; h < 2; ++h) {
+        const int nh = n - 16 * h, v = 2 * j + h;
+        m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
+        // D = -lr * grad then * inv_dz: two roundings like the scalar path.
+        __m512 d = _mm512_maskz_loadu_ps(m[v], grad + row * K + lo + 16 * h);
+        if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
+        tt[v] = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
+        idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
+      }
+    }
+    __m512i u[kNV], mv[kNV];
+    __mmask16 nf[kNV];
+    if constexpr (kRng == 1)
+      draws_v1<kNV>(idx, p, u);
+    else
+      draws_v2<kWords>(q, p, u);
+    move16<kNV>(tt, u, p, mv, nf);
+    for (int j = 0; j < kWords; ++j) {
+      if (!(m[2 * j] | m[2 * j + 1])) continue;  // padding word (stays zero) or past the range
+      const uint32_t gw = static_cast<uint32_t>(*gp[j]), sw = static_cast<uint32_t>(*sp[j]);
+      uint32_t g = 0, sg = 0;
+      for (int h = 0; h < 2; ++h) {
+        const int v = 2 * j + h;
+        bad += __builtin_popcount(nf[v] & m[v]);
+        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
+        __m512i s =
+            _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+        s = _mm512_add_epi32(s, mv[v]);
+        s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
+        g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+        sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+      }
+      *gp[j] = static_cast<int32_t>(g);
+      *sp[j] = static_cast<int32_t>(sg);
+    }
+  }
+  return bad;
+}
+
 template <class G>
 GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, int64_t K, int64_t t0,
                                                     int64_t t1, const DstParams& p) {
   if constexpr (!std::is_same_v<G, float>) {
     return dst_packed_words_generic(w, grad, K, t0, t1, p);
   } else {
-    // kWords plane words per pass (2 x kWords 16-lane halves): their Philox chains interleave.
-    constexpr int kWords = 2, kNV = 2 * kWords;
-    const int64_t W = packed_words(K);
-    int64_t bad = 0;
-    for (int64_t t = t0; t < t1; t += kWords) {
-      __mmask16 m[kNV];
-      __m512 tt[kNV];
-      uint64_t idx[kNV];
-      int32_t *gp[kWords], *sp[kWords];
-      for (int q = 0; q < kWords; ++q) {
-        const int64_t tq = t + q < t1 ? t + q : t;  // past the range: a repeat of word t, masked off
-        const int64_t row = tq / W, wi = tq % W, lo = wi * 32;
-        const int n = t + q < t1 && lo < K ? static_cast<int>(K - lo < 32 ? K - lo : 32) : 0;  // padding: 0
-        gp[q] = w + row * 2 * W + wi;
-        sp[q] = gp[q] + W;
-        for (int h = 0; h < 2; ++h) {
-          const int nh = n - 16 * h, v = 2 * q + h;
-          m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
-          // D = -lr * grad then * inv_dz: two roundings like the scalar path.
-          __m512 d = _mm512_maskz_loadu_ps(m[v], grad + row * K + lo + 16 * h);
-          if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
-          tt[v] = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
-          idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
-        }
-      }
-      __m512i mv[kNV];
-      __mmask16 nf[kNV];
-      move16<kNV>(tt, idx, p, mv, nf);
-      for (int q = 0; q < kWords; ++q) {
-        if (!(m[2 * q] | m[2 * q + 1])) continue;  // padding word (stays zero) or past the range
-        const uint32_t gw = static_cast<uint32_t>(*gp[q]), sw = static_cast<uint32_t>(*sp[q]);
-        uint32_t g = 0, sg = 0;
-        for (int h = 0; h < 2; ++h) {
-          const int v = 2 * q + h;
-          bad += __builtin_popcount(nf[v] & m[v]);
-          const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)),
-                          sgn = static_cast<__mmask16>(sw >> (16 * h));
-          __m512i s = _mm512_maskz_mov_epi32(
-              gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
-          s = _mm512_add_epi32(s, mv[v]);
-          s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
-          g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512()))
-               << (16 * h);
-          sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512()))
-                << (16 * h);
-        }
-        *gp[q] = static_cast<int32_t>(g);
-        *sp[q] = static_cast<int32_t>(sg);
-      }
-    }
-    return bad;
+    // v1: four Philox chains per pass of two words; v2: two chains per pass of four words.
+    return p.rng == 1 ? dst_packed_pass_avx512<2, 1>(w, grad, K, t0, t1, p)
+                      : dst_packed_pass_avx512<4, 2>(w, grad, K, t0, t1, p);
   }
 }
 template <class G>

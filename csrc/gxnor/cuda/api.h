@@ -32,14 +32,14 @@ int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, const int64_
                                 const float* scale, const float* bias, float thr, int32_t* out, int64_t wp,
                                 void* stream);
 // In-place DST on packed ternary rows (rows x 2 x W) from a float gradient (rows x K); adds the
-// number of non-finite entries to *bad.
+// number of non-finite entries to *bad. rng: random-number contract (1 or 2, dst.h).
 int gxnor_cuda_dst_packed(int32_t* w, const float* grad, int64_t rows, int64_t K, float lr, float m,
-                          int increment, uint64_t seed, uint64_t offset, unsigned long long* bad,
+                          int increment, int rng, uint64_t seed, uint64_t offset, unsigned long long* bad,
                           void* stream);
-// In-place DST on n int8 state indices in [-hi, hi] (step 2 for binary).
-int gxnor_cuda_dst_states(int8_t* s, const float* grad, int64_t n, float lr, float m, float inv_dz, int hi,
-                          int step, int increment, uint64_t seed, uint64_t offset, unsigned long long* bad,
-                          void* stream);
+// In-place DST on n int8 state indices in [-hi, hi] (step 2 for binary), rows of K.
+int gxnor_cuda_dst_states(int8_t* s, const float* grad, int64_t n, int64_t K, float lr, float m, float inv_dz,
+                          int hi, int step, int increment, int rng, uint64_t seed, uint64_t offset,
+                          unsigned long long* bad, void* stream);
 // Architectures compiled into this library, e.g. "sm_80;sm_90" ("host-emulation" when emulated).
 const char* gxnor_cuda_archs();
 }

@@ -13,13 +13,24 @@
 #define GX_EMULATED 1
 #endif
 
+#include "../format.h"  // GXNOR_HD
+
 #define GX_FULL_MASK 0xffffffffu
 
 namespace gxnor::cuda {
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+GXNOR_HD inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Grid size for a grid-stride loop over n items with `per_block` items per block.
 inline unsigned grid_for(int64_t n, int64_t per_block, int64_t cap = 65535) {
   const int64_t g = ceil_div(n, per_block);
   return static_cast<unsigned>(g < 1 ? 1 : (g > cap ? cap : g));
 }
+
+// Tile grids put the row tiles (M = batch rows or N * Ho * Wo, unbounded) in x, which allows
+// 2^31 - 1 blocks; column tiles and groups go in y and z, which stop at 65535. Returns a zero grid
+// (refuse the launch) past those limits.
+inline dim3 tile_grid(int64_t row_tiles, int64_t col_tiles, int64_t groups) {
+  if (row_tiles > 2147483647 || col_tiles > 65535 || groups > 65535) return dim3(0, 0, 0);
+  return dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles), static_cast<unsigned>(groups));
+}
 }  // namespace gxnor::cuda
+

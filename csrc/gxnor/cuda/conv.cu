@@ -23,8 +23,9 @@ __global__ void __launch_bounds__(kThr* kThr)
   __shared__ uint32_t As[kTile][2][kChunk];
   __shared__ uint32_t Bs[kTile][2][kChunk];
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kThr + tx;
-  const int64_t gi = blockIdx.z, og = s.og(), M = s.rows(), Kw = s.words(), taps = s.kh * s.kw;
-  const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kTile, j0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int64_t og = s.og(), M = s.rows(), Kw = s.words(), taps = s.kh * s.kw;
+  const int64_t gi = blockIdx.z, i0 = static_cast<int64_t>(blockIdx.x) * kTile,
+                j0 = static_cast<int64_t>(blockIdx.y) * kTile;
   int acc[kReg][kReg];
 #pragma unroll
   for (int i = 0; i < kReg; ++i)
@@ -109,8 +110,7 @@ gxnor::ConvShape shape_of(const int64_t* v) {
 dim3 conv_grid(const gxnor::ConvShape& s) {
   using gxnor::cuda::ceil_div;
   using gxnor::cuda::kTile;
-  return dim3(static_cast<unsigned>(ceil_div(s.og(), kTile)),
-              static_cast<unsigned>(ceil_div(s.rows(), kTile)), static_cast<unsigned>(s.g));
+  return gxnor::cuda::tile_grid(ceil_div(s.rows(), kTile), ceil_div(s.og(), kTile), s.g);
 }
 }  // namespace
 
@@ -119,6 +119,7 @@ extern "C" int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const 
                                       void* stream) {
   using namespace gxnor::cuda;
   const gxnor::ConvShape s = shape_of(shape16);
+  if (conv_grid(s).x == 0) return 9;  // cudaErrorInvalidConfiguration: past the grid limits
   GX_LAUNCH(xnor_conv2d_kernel, conv_grid(s), dim3(kThr, kThr), 0, stream, x, w, s, scale, bias, c_int,
             c_float, static_cast<int32_t*>(nullptr), 0.0f, int64_t{0});
   return static_cast<int>(cudaGetLastError());
@@ -130,6 +131,7 @@ extern "C" int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, c
   using namespace gxnor::cuda;
   const gxnor::ConvShape s = shape_of(shape16);
   if (s.g != 1 && s.og() % 32 != 0) return 1;  // cudaErrorInvalidValue: groups would share words
+  if (conv_grid(s).x == 0) return 9;
   GX_LAUNCH(xnor_conv2d_kernel, conv_grid(s), dim3(kThr, kThr), 0, stream, x, w, s, scale, bias,
             static_cast<int32_t*>(nullptr), static_cast<float*>(nullptr), out, thr, wp);
   return static_cast<int>(cudaGetLastError());

@@ -1,5 +1,5 @@
 // CUDA gated XNOR-popcount GEMM (torch-free): C (M, N) = a_dense @ b_dense.T, exact int32, with an
-// optional float epilogue (per-column scale, bias). Grid (ceil(N/64), ceil(M/64)), block 16x16;
+// optional float epilogue (per-column scale, bias). Grid (ceil(M/64), ceil(N/64)), block 16x16;
 // each block owns a 64x64 C tile, each thread a 4x4 register block (rows ty+16i, cols tx+16j).
 // K loop in chunks of 8 word pairs (256 k): shared As/Bs[64][2][8] uint32 (4 KiB each), loaded
 // cooperatively (4 words per thread per operand); inner loop: AND, XOR, AND, 2x POPC per pair.
@@ -17,7 +17,7 @@ __global__ void __launch_bounds__(kThr* kThr)
   __shared__ uint32_t As[kTile][2][kChunk];
   __shared__ uint32_t Bs[kTile][2][kChunk];
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kThr + tx;
-  const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kTile, j0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kTile, j0 = static_cast<int64_t>(blockIdx.y) * kTile;
   int acc[kReg][kReg];
 #pragma unroll
   for (int i = 0; i < kReg; ++i)
@@ -52,7 +52,8 @@ extern "C" int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t 
                                     const float* scale, const float* bias, int32_t* c_int, float* c_float,
                                     void* stream) {
   using namespace gxnor::cuda;
-  const dim3 grid(static_cast<unsigned>(ceil_div(N, kTile)), static_cast<unsigned>(ceil_div(M, kTile)));
+  const dim3 grid = tile_grid(ceil_div(M, kTile), ceil_div(N, kTile), 1);
+  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: N past 65535 tiles
   GX_LAUNCH(xnor_gemm_kernel, grid, dim3(kThr, kThr), 0, stream, a, b, M, N, W, scale, bias, c_int, c_float);
   return static_cast<int>(cudaGetLastError());
 }

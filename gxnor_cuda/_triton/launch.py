@@ -1,0 +1,130 @@
+"""Every Triton launch configuration the package uses, in one table.
+
+The wrappers launch through ``launch(name, grid, *args, **constexprs)``, so the options a kernel
+runs with on a GPU are the ones ``tests/test_compiled.py`` compiles ahead of time for sm_80 and
+sm_90 (``configs()``) and checks (no spills, the hot loop's instructions, no FMA contraction).
+
+``exact`` kernels are compiled with ``enable_fp_fusion=False``: their float results (the DST
+rule's rational tanh, the scale/bias epilogues that feed a threshold) must round like the C++
+kernels, which build with ``-ffp-contract=off``; an FMA rounds once where they round twice.
+Grids are 1-D (the x dimension allows 2^31 - 1 programs; y and z stop at 65535).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+
+import torch
+import triton
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    module: str  # gxnor_cuda._triton.<module>
+    name: str  # the @triton.jit function
+    signature: dict[str, str]  # runtime argument -> Triton type, for ahead-of-time compiles
+    constexprs: dict[str, tuple]  # constexpr argument -> every value the wrapper launches with
+    variants: tuple = ({},)  # signature overrides the wrappers also launch (other dtypes)
+    exact: bool = True
+    hot: str | None = None  # instruction class the hot loop must hold: "POPC" or "MMA"
+    num_warps: int = 4
+    num_stages: int = 3
+
+    def fn(self):
+        import importlib
+
+        return getattr(importlib.import_module(f"gxnor_cuda._triton.{self.module}"), self.name)
+
+
+# Integer arguments: Triton specialises a Python int as i32 when it fits (every shape the tests and
+# benchmarks launch), i64 past that; seed and offset are compiled both ways.
+_P32, _PF, _P64, _I64, _F = "*i32", "*fp32", "*i64", "i32", "fp32"
+_GEMM_SIG = {"a_ptr": _P32, "b_ptr": _P32, "c_ptr": _P32, "scale_ptr": _PF, "bias_ptr": _PF,
+             "M": _I64, "N": _I64, "W": _I64}
+_FLAGS = {"HAS_SCALE": (False, True), "HAS_BIAS": (False, True), "FLOAT_OUT": (False, True)}
+_CONV_INTS = ("M", "OG", "O", "H", "Wd", "G", "WG", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "HO", "WO")
+
+KERNELS = {
+    "pack": Kernel("pack", "_pack_kernel",
+                   {"x_ptr": _PF, "out_ptr": _P32, "bad_ptr": _P64, "n_words": _I64, "K": _I64, "W": _I64,
+                    "thr": _F}, {"MODE": (0, 1), "BLOCK_W": (32,)}),
+    "unpack": Kernel("pack", "_unpack_kernel",
+                     {"p_ptr": _P32, "out_ptr": "*i8", "n": _I64, "K": _I64, "W": _I64}, {"BLOCK": (1024,)},
+                     variants=({}, {"out_ptr": _PF})),
+    "noncanonical": Kernel("pack", "_noncanonical_kernel",
+                           {"p_ptr": _P32, "count_ptr": _P64, "n_words": _I64, "K": _I64, "W": _I64},
+                           {"BLOCK": (1024,)}),
+    "xnor_popcount": Kernel("gemm", "_xnor_popcount_kernel", _GEMM_SIG,
+                            {**_FLAGS, "BM": (16,), "BN": (16,), "BW": (2,), "HW_POPC": (True,)}, hot="POPC"),
+    "xnor_dot": Kernel("gemm", "_xnor_dot_kernel", _GEMM_SIG, {**_FLAGS, "BM": (32,), "BN": (32,)}, hot="MMA"),
+    "ternary_nt": Kernel("gemm", "_ternary_nt_kernel",
+                         {"x_ptr": _PF, "w_ptr": _P32, "o_ptr": _PF, "M": _I64, "N": _I64, "K": _I64, "W": _I64},
+                         {"BM": (32,), "BN": (32,)}, ({}, {"x_ptr": "*bf16", "o_ptr": "*bf16"}), exact=False,
+                         num_stages=1),  # pipelined stages spill: the fp32 dot's operands fill 255 registers
+    "ternary_nn": Kernel("gemm", "_ternary_nn_kernel",
+                         {"g_ptr": _PF, "w_ptr": _P32, "o_ptr": _PF, "M": _I64, "N": _I64, "K": _I64, "W": _I64},
+                         {"BM": (32,), "BN": (32,)}, ({}, {"g_ptr": "*bf16", "o_ptr": "*bf16"}), exact=False,
+                         num_warps=8, num_stages=1),
+    "xnor_conv": Kernel("conv", "_xnor_conv_kernel",
+                        {"x_ptr": _P32, "w_ptr": _P32, "c_ptr": _P32, "scale_ptr": _PF, "bias_ptr": _PF,
+                         **{k: _I64 for k in _CONV_INTS}, "thr": _F, "WP": _I64},
+                        {**_FLAGS, "PACK": (False, True), "BM": (16,), "BN": (16, 32), "BW": (2,), "HW_POPC": (True,)},
+                        hot="POPC", num_warps=8),  # 4 warps spill in the fused pack epilogue
+    "dst_packed": Kernel("dst", "_dst_packed_kernel",
+                         {"w_ptr": _P32, "g_ptr": _PF, "bad_ptr": _P64, "n_words": _I64, "K": _I64, "W": _I64,
+                          "lr": _F, "m": _F, "seed": "i64", "offset": "i32"},
+                         {"INCREMENT": (False, True), "RNG": (1, 2), "BLOCK_W": (16,)}, ({}, {"offset": "i64"})),
+    "dst_states": Kernel("dst", "_dst_states_kernel",
+                         {"s_ptr": "*i8", "g_ptr": _PF, "bad_ptr": _P64, "n": _I64, "K": _I64, "lr": _F, "m": _F,
+                          "inv_dz": _F, "hi": "i32", "step": "i32", "seed": "i64", "offset": "i32"},
+                         {"INCREMENT": (False, True), "RNG": (1, 2), "BLOCK": (1024,)}, ({}, {"offset": "i64"})),
+}
+
+
+def _valid(name: str, c: dict) -> bool:
+    """Constexpr combinations the wrappers actually launch."""
+    if "FLOAT_OUT" in c and c["FLOAT_OUT"] != (c["HAS_SCALE"] or c["HAS_BIAS"]):
+        return False
+    if name == "xnor_conv":  # the fused pack tiles are one packed word (32 columns) wide
+        return c["BN"] == (32 if c["PACK"] else 16)
+    return True
+
+
+def configs():
+    """(name, Kernel, signature, constexprs) for every launch configuration the wrappers use."""
+    for name, k in KERNELS.items():
+        keys = list(k.constexprs)
+        for variant in k.variants:
+            for vals in itertools.product(*(k.constexprs[key] for key in keys)):
+                c = dict(zip(keys, vals, strict=True))
+                if _valid(name, c):
+                    yield name, k, {**k.signature, **variant}, c
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def launch(name: str, n_programs: int, *args, **constexprs) -> None:
+    """Launch KERNELS[name] on a 1-D grid of ``n_programs``, on the device of the first tensor.
+    HW_POPC (the POPC instruction) is set here: on for compiled code, off in the interpreter."""
+    k = KERNELS[name]
+    if "HW_POPC" in k.constexprs:
+        constexprs["HW_POPC"] = not interpreting()
+    for key, v in constexprs.items():
+        if key == "HW_POPC":
+            continue
+        assert v in k.constexprs[key], f"{name}: {key}={v} is not in the launch table"
+    dev = next(a.device for a in args if isinstance(a, torch.Tensor))
+    opts = dict(num_warps=k.num_warps, num_stages=k.num_stages, enable_fp_fusion=not k.exact)
+    if dev.type == "cuda":
+        with torch.cuda.device(dev):
+            k.fn()[(n_programs,)](*args, **constexprs, **opts)
+    else:
+        k.fn()[(n_programs,)](*args, **constexprs, **opts)
+
+
+def cdiv(a: int, b: int) -> int:
+    return triton.cdiv(a, b)

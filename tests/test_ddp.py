@@ -1,0 +1,65 @@
+"""DistributedDataParallel with DST: two CPU processes on the gloo backend train the MNIST network
+on different data; their discrete weights must stay bit-identical (the optimizer averages the
+discrete gradients over the ranks and uses rank 0's DST seed). The control run without that
+all-reduce shows the check can fail."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from gxnor_cuda import models, optim
+from gxnor_cuda.optim import DST, is_discrete
+from gxnor_cuda.train import squared_hinge
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        if not reduce:
+            optim._all_reduce_discrete_grads = lambda groups: None
+        torch.manual_seed(rank)  # different initial weights: DDP broadcasts rank 0's
+        net = torch.nn.parallel.DistributedDataParallel(models.mnist_net(True, 1, r=0.35, a=0.5))
+        disc = [p for p in net.parameters() if is_discrete(p)]
+        flt = [p for p in net.parameters() if not is_discrete(p)]
+        opt = DST([{"params": disc}, {"params": flt, "base": "adam", "lr": 1e-3}], lr=0.05, base="normalized",
+                  seed=100 + rank)  # different seeds: the optimizer takes rank 0's
+        gen = torch.Generator().manual_seed(1000 + rank)  # each rank its own data
+        for _ in range(3):
+            x = torch.randn(16, 1, 28, 28, generator=gen)
+            y = torch.randint(0, 10, (16,), generator=gen)
+            opt.zero_grad()
+            squared_hinge(net(x), y).backward()
+            opt.step()
+        torch.save({"w": [p.detach().clone() for p in disc], "seed": opt.dst_seed}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(tmp_path, reduce: bool):
+    out = str(tmp_path / ("on" if reduce else "off"))
+    mp.start_processes(_worker, args=(2, _free_port(), reduce, out), nprocs=2, start_method="spawn")
+    return [torch.load(f"{out}.{r}") for r in range(2)]
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_ranks_keep_identical_discrete_weights(tmp_path):
+    a, b = _run(tmp_path, reduce=True)
+    assert a["seed"] == b["seed"] == 100
+    assert all(torch.equal(x, y) for x, y in zip(a["w"], b["w"], strict=True))
+    c, d = _run(tmp_path, reduce=False)
+    assert not all(torch.equal(x, y) for x, y in zip(c["w"], d["w"], strict=True)), \
+        "without the all-reduce the ranks should drift apart (the check would pass vacuously)"
