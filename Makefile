@@ -6,7 +6,7 @@ TORCH ?= torch==2.14.1
 JOBS ?= 2
 STAMP := $(VENV)/.gxnor-installed
 
-.PHONY: setup run test pytest ctest ctest-sanitize lint bench clean
+.PHONY: setup run test pytest ctest ctest-sanitize lint bench clean gpu-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: setup
 	$(BIN)/python bench/bench_dst.py
 	$(BIN)/python bench/bench_conv.py
 	$(BIN)/python bench/bench_train.py
+
+# On a machine with a GPU, with its own Python as it is (no venv, no downloads): build for the local
+# architecture only, then tests, GPU benchmarks and one MNIST epoch (bench/gpu_check.py).
+GPU_PY ?= python3
+gpu-check:
+	TORCH_CUDA_ARCH_LIST=$$($(GPU_PY) -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())") \
+	  MAX_JOBS=16 $(GPU_PY) -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | tail -3
+	$(GPU_PY) bench/gpu_check.py
 
 clean:
 	rm -rf build build-*.log gxnor_cuda/*.so *.egg-info

@@ -1,6 +1,6 @@
 """Argument checks shared by the reference, Triton and fake implementations.
 
-Every message names the argument, what was expected and what came (DESIGN.md section 5).
+Every message names the argument, what was expected and what came (docs/design.md, "Errors").
 The C++ and CUDA bindings carry the same checks in csrc/bind/checks.h.
 """
 

@@ -1,4 +1,4 @@
-"""Packed ternary format, version 1 (DESIGN.md section 2): the one Python definition.
+"""Packed ternary format, version 1 (docs/design.md): the one Python definition.
 
 A logical tensor ``(..., K)`` with values in {-1, 0, +1} packs into an int32 tensor
 ``(..., 2, W)`` with ``W = 2 * ceil(K / 64)``. Plane 0 is the gate (1 = nonzero), plane 1 the

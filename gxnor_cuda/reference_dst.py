@@ -1,4 +1,4 @@
-"""Pure-torch reference of the in-place DST update (GXNOR.md section 3, DESIGN.md section 3).
+"""Pure-torch reference of the in-place DST update (docs/design.md, "DST random numbers").
 
 Every float step is a separate float32 torch op in the same order as csrc/gxnor/dst.h, so the
 C++, CUDA and Triton kernels must match it bit for bit.

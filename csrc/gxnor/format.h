@@ -1,4 +1,4 @@
-// Packed ternary format, version 1 (DESIGN.md section 2). The C++ twin of gxnor_cuda/format.py;
+// Packed ternary format, version 1 (docs/design.md). The C++ twin of gxnor_cuda/format.py;
 // tests/test_format.py proves the two agree. Torch-free: included by CPU, CUDA and emulation code.
 #pragma once
 #include <cstdint>

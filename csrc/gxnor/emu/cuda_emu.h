@@ -1,5 +1,5 @@
 // Host emulation of the CUDA subset the gxnor kernels use, so the same kernel sources compile as
-// host C++ and run small grids on the CPU (DESIGN.md section 4). Threads of a block are
+// host C++ and run small grids on the CPU (docs/design.md). Threads of a block are
 // std::threads (kept for the whole grid), blocks run in sequence, __syncthreads is a block
 // barrier, warp intrinsics (__ballot_sync, __shfl_xor_sync, __shfl_sync) go through a per-warp
 // exchange buffer and a per-warp barrier, __shared__ becomes static (block-local because blocks

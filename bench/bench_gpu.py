@@ -1,0 +1,67 @@
+"""GPU kernels against the dense torch ops on the same shapes (triton.testing.do_bench, ms).
+
+    python bench/bench_gpu.py [--sizes 4096 8192]
+
+Rows: xnor_gemm (CUDA popcount, Triton popcount, Triton int8 tl.dot) vs torch.mm bf16 and
+torch._int_mm int8 at M = N = K; DST update (packed, contract 2) vs a copy of the bytes it touches.
+Needs a CUDA device. CSV: bench/results/bench_gpu.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import emit  # noqa: E402
+
+from gxnor_cuda import functional as F  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_gpu: no CUDA device")
+    from triton.testing import do_bench
+
+    rows = []
+    for n in args.sizes:
+        a = F.pack_ternary(torch.randint(-1, 2, (n, n), device="cuda").float())
+        b = F.pack_ternary(torch.randint(-1, 2, (n, n), device="cuda").float())
+        xb = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+        xi = torch.randint(-1, 2, (n, n), device="cuda", dtype=torch.int8)
+        cands = {
+            "torch.mm bf16": lambda: torch.mm(xb, xb),
+            "torch._int_mm int8": lambda: torch._int_mm(xi, xi),
+            "xnor_gemm cuda": lambda: F.xnor_gemm(a, b, n, backend="cuda"),
+            "xnor_gemm triton popcount": lambda: F.xnor_gemm(a, b, n, backend="triton", method="popcount"),
+            "xnor_gemm triton dot": lambda: F.xnor_gemm(a, b, n, backend="triton", method="dot"),
+        }
+        ms = {k: do_bench(fn, warmup=25, rep=100) for k, fn in cands.items()}
+        for k, t in ms.items():
+            rows.append({"op": k, "shape": f"{n}^3", "ms": t, "T MAC/s": n**3 / t / 1e9,
+                         "vs bf16": ms["torch.mm bf16"] / t})
+    for mw in (16, 64):
+        nw = mw * 2**20
+        K = 4096
+        g = torch.randn(nw // K, K, device="cuda")
+        w = F.pack_ternary(torch.randint(-1, 2, (nw // K, K), device="cuda").float())
+        touched = g.numel() * 4 + 2 * w.numel() * 4
+        src = torch.empty(touched // 4, device="cuda")
+        dst = torch.empty_like(src)
+        for k, fn in (("copy of touched bytes", lambda: dst.copy_(src)),
+                      ("dst_update_ cuda", lambda: F.dst_update_(w, g, 0.3, 3.0, 1, 0, check=False, backend="cuda")),
+                      ("dst_update_ triton", lambda: F.dst_update_(w, g, 0.3, 3.0, 1, 0, check=False,
+                                                                   backend="triton"))):
+            t = do_bench(fn, warmup=10, rep=50)
+            rows.append({"op": k, "shape": f"{mw}M weights", "ms": t, "GB/s (touched)": touched / t / 1e6})
+    emit("bench_gpu", rows, ["op", "shape", "ms", "T MAC/s", "vs bf16", "GB/s (touched)"])
+
+
+if __name__ == "__main__":
+    main()
