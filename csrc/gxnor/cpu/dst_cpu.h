@@ -97,16 +97,14 @@ inline int64_t dst_states_generic(int8_t* s, const G* grad, int64_t K, int64_t c
 // 16 lanes of dst::philox_first + dst::uniform + dst::move with the same float operation order
 // (the extension builds with -ffp-contract=off, so no FMA changes the rounding).
 // Both 32-bit halves of the 16 products a * c from two 32x32->64 multiplies (even and odd
-// lanes), regrouped by one two-source dword permute each: *hi = high words, return = low words
-// (what mullo_epi32 gives, without its 2 uops). 5 uops in all.
+// lanes), each half put in its lane by a shift and a masked blend: *hi = high words, return = low
+// words. Non-destructive (a two-source permute overwrote an operand, costing register copies).
 GXNOR_TARGET_AVX512 inline __m512i mul_hilo_epu32(__m512i a, uint32_t c, __m512i* hi) {
   const __m512i cv = _mm512_set1_epi64(c);
   const __m512i even = _mm512_mul_epu32(a, cv);
   const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), cv);
-  const __m512i idx_hi = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
-  const __m512i idx_lo = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
-  *hi = _mm512_permutex2var_epi32(even, idx_hi, odd);
-  return _mm512_permutex2var_epi32(even, idx_lo, odd);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
 GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
@@ -134,11 +132,14 @@ GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
 // computes only it) or all four.
 template <int NV, bool kAll>
 GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, __m512i* c3, uint64_t seed) {
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[v] = c3[v] = _mm512_setzero_si512();
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  #pragma GCC unroll 16
   for (int r = 0; r < (kAll ? 10 : 9); ++r) {
     const __m512i kv0 = _mm512_set1_epi32(static_cast<int>(k0)),
                   kv1 = _mm512_set1_epi32(static_cast<int>(k1));
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       __m512i hi0, hi2;
       const __m512i lo2 = mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
@@ -153,6 +154,7 @@ GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, 
     k1 += 0xBB67AE85u;
   }
   if (!kAll) {  // round 10, first word only: hi(c2 * M1) ^ c1 ^ k0
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       __m512i hi2;
       mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
@@ -179,6 +181,7 @@ GXNOR_TARGET_AVX512 inline void counters16(uint64_t base0, uint64_t base1, bool 
 template <int NV>
 GXNOR_TARGET_AVX512 inline void draws_v1(const uint64_t* idx0, const DstParams& p, __m512i* u) {
   __m512i c1[NV], c2[NV], c3[NV];
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(p.offset + idx0[v], 0, false, &u[v], &c1[v]);
   philox16<NV, false>(u, c1, c2, c3, p.seed);
 }
@@ -189,8 +192,10 @@ template <int NW>
 GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, __m512i* u) {
   constexpr int NV = NW / 2;
   __m512i c0[NV], c1[NV], c2[NV], c3[NV];
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(q[2 * v], q[2 * v + 1], true, &c0[v], &c1[v]);
   philox16<NV, true>(c0, c1, c2, c3, p.seed);
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     // 4 x 4 transpose: lane i of counter c's outputs (c0..c3)[c] -> element 4 c + i.
     const __m512i a = _mm512_unpacklo_epi32(c0[v], c1[v]), b = _mm512_unpackhi_epi32(c0[v], c1[v]);
@@ -211,15 +216,14 @@ GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, 
 template <int NV>
 GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, const DstParams& p, __m512i* mv,
                                        __mmask16* nonfinite) {
+  #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
-    // uniform: int32 bitcast, -x - 1 if negative, * 2^-31
-    const __m512i neg = _mm512_sub_epi32(_mm512_set1_epi32(-1), w[v]);
-    const __m512i xi = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(w[v], _mm512_setzero_si512()), w[v], neg);
+    // uniform: int32 bitcast, -x - 1 = ~x if negative (x ^ sign mask), * 2^-31
+    const __m512i xi = _mm512_xor_si512(w[v], _mm512_srai_epi32(w[v], 31));
     const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
     __m512 t = t_in[v];
-    const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(t), _mm512_set1_ps(3.40282347e38f), _CMP_LE_OQ);
-    nonfinite[v] = static_cast<__mmask16>(~fin);
-    t = _mm512_maskz_mov_ps(fin, t);
+    nonfinite[v] = _mm512_fpclass_ps_mask(t, 0x99);  // QNaN, +Inf, -Inf, SNaN
+    t = _mm512_maskz_mov_ps(static_cast<__mmask16>(~nonfinite[v]), t);
     t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
     const __m512i k = _mm512_cvttps_epi32(t);
     const __m512 f = _mm512_sub_ps(t, _mm512_cvtepi32_ps(k));
@@ -233,60 +237,68 @@ GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, con
   }
 }
 
-// kWords plane words per pass (2 x kWords 16-lane halves).
+// kWords plane words per pass (2 x kWords 16-lane halves), walking the words [t0, t1) row by row:
+// per-word index arithmetic (divisions, pointer arrays) had cost more than the Philox draws.
 template <int kWords, int kRng>
 GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad, int64_t K, int64_t t0,
-                                                   int64_t t1, const DstParams& p) {
+                                                   int64_t t1, const DstParams& params) {
   constexpr int kNV = 2 * kWords;
-  const int64_t W = packed_words(K);
+  const DstParams p = params;  // a local copy: the weight stores cannot alias it
+  const int64_t W = packed_words(K), used = (K + 31) / 32;  // words past `used` are padding: untouched
   const uint64_t kq = dst::counters_per_row(K);
+  const __m512 scale = _mm512_set1_ps(p.increment ? p.inv_dz : -p.lr);
   int64_t bad = 0;
-  for (int64_t t = t0; t < t1; t += kWords) {
-    __mmask16 m[kNV];
-    __m512 tt[kNV];
-    uint64_t idx[kNV], q[kWords];
-    int32_t *gp[kWords], *sp[kWords];
-    for (int j = 0; j < kWords; ++j) {
-      const int64_t tq = t + j < t1 ? t + j : t;  // past the range: a repeat of word t, masked off
-      const int64_t row = tq / W, wi = tq % W, lo = wi * 32;
-      const int n = t + j < t1 && lo < K ? static_cast<int>(K - lo < 32 ? K - lo : 32) : 0;  // padding: 0
-      gp[j] = w + row * 2 * W + wi;
-      sp[j] = gp[j] + W;
-      q[j] = p.offset + static_cast<uint64_t>(row) * kq + static_cast<uint64_t>(wi) * 8;
-      for (int h = 0; h < 2; ++h) {
-        const int nh = n - 16 * h, v = 2 * j + h;
-        m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
-        // D = -lr * grad then * inv_dz: two roundings like the scalar path.
-        __m512 d = _mm512_maskz_loadu_ps(m[v], grad + row * K + lo + 16 * h);
-        if (!p.increment) d = _mm512_mul_ps(d, _mm512_set1_ps(-p.lr));
-        tt[v] = _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
-        idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
+  for (int64_t row = t0 / W; row * W < t1; ++row) {
+    const int64_t wa = t0 > row * W ? t0 - row * W : 0;
+    const int64_t wb = t1 - row * W < used ? t1 - row * W : used;
+    int32_t* gwp = w + row * 2 * W;
+    const float* gr = grad + row * K;
+    for (int64_t wi = wa; wi < wb; wi += kWords) {
+      __mmask16 m[kNV];
+      __m512 tt[kNV];
+      uint64_t idx[kNV], q[kWords];
+#pragma GCC unroll 16
+      for (int j = 0; j < kWords; ++j) {
+        const int64_t lo = (wi + j) * 32;
+        const int n = wi + j < wb ? static_cast<int>(K - lo < 32 ? K - lo : 32) : 0;
+        q[j] = p.offset + static_cast<uint64_t>(row) * kq + static_cast<uint64_t>(wi + j) * 8;
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; ++h) {
+          const int nh = n - 16 * h, v = 2 * j + h;
+          m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
+          // D = -lr * grad then * inv_dz: two roundings like the scalar path (one when increment).
+          const __m512 d = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[v], gr + lo + 16 * h), scale);
+          tt[v] = p.increment ? d : _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
+          idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
+        }
       }
-    }
-    __m512i u[kNV], mv[kNV];
-    __mmask16 nf[kNV];
-    if constexpr (kRng == 1)
-      draws_v1<kNV>(idx, p, u);
-    else
-      draws_v2<kWords>(q, p, u);
-    move16<kNV>(tt, u, p, mv, nf);
-    for (int j = 0; j < kWords; ++j) {
-      if (!(m[2 * j] | m[2 * j + 1])) continue;  // padding word (stays zero) or past the range
-      const uint32_t gw = static_cast<uint32_t>(*gp[j]), sw = static_cast<uint32_t>(*sp[j]);
-      uint32_t g = 0, sg = 0;
-      for (int h = 0; h < 2; ++h) {
-        const int v = 2 * j + h;
-        bad += __builtin_popcount(nf[v] & m[v]);
-        const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
-        __m512i s =
-            _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
-        s = _mm512_add_epi32(s, mv[v]);
-        s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
-        g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
-        sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+      __m512i u[kNV], mv[kNV];
+      __mmask16 nf[kNV];
+      if constexpr (kRng == 1)
+        draws_v1<kNV>(idx, p, u);
+      else
+        draws_v2<kWords>(q, p, u);
+      move16<kNV>(tt, u, p, mv, nf);
+#pragma GCC unroll 16
+      for (int j = 0; j < kWords; ++j) {
+        if (!(m[2 * j] | m[2 * j + 1])) continue;  // past the range
+        const uint32_t gw = static_cast<uint32_t>(gwp[wi + j]), sw = static_cast<uint32_t>(gwp[W + wi + j]);
+        uint32_t g = 0, sg = 0;
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; ++h) {
+          const int v = 2 * j + h;
+          bad += __builtin_popcount(nf[v] & m[v]);
+          const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
+          __m512i s =
+              _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+          s = _mm512_add_epi32(s, mv[v]);
+          s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
+          g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+          sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+        }
+        gwp[wi + j] = static_cast<int32_t>(g);
+        gwp[W + wi + j] = static_cast<int32_t>(sg);
       }
-      *gp[j] = static_cast<int32_t>(g);
-      *sp[j] = static_cast<int32_t>(sg);
     }
   }
   return bad;
