@@ -204,11 +204,12 @@ at::Tensor dst_update_cuda(at::Tensor& w, const at::Tensor& grad_in, double lr, 
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   at::Tensor bad = at::zeros({}, w.options().dtype(at::kLong));
   if (rows == 0) return bad;
-  check_cuda(gxnor_cuda_dst_packed(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), rows, K,
-                                   static_cast<float>(lr), static_cast<float>(m), increment, static_cast<int>(rng),
-                                   static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                                   reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
-             "dst_update_");
+  check_cuda(
+      gxnor_cuda_dst_packed(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), rows, K,
+                            static_cast<float>(lr), static_cast<float>(m), increment, static_cast<int>(rng),
+                            static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+                            reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
+      "dst_update_");
   return bad;
 }
 
@@ -225,13 +226,12 @@ at::Tensor dst_update_states_cuda(at::Tensor& s, const at::Tensor& grad_in, doub
   at::Tensor bad = at::zeros({}, s.options().dtype(at::kLong));
   if (s.numel() == 0) return bad;
   const float inv_dz = n_states == 0 ? 0.5f : static_cast<float>(hi);
-  check_cuda(
-      gxnor_cuda_dst_states(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(), s.dim() ? s.size(-1) : 1,
-                            static_cast<float>(lr), static_cast<float>(m), inv_dz, hi, n_states == 0 ? 2 : 1,
-                            increment, static_cast<int>(rng), static_cast<uint64_t>(seed),
-                            static_cast<uint64_t>(offset),
-                            reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
-      "dst_update_states_");
+  check_cuda(gxnor_cuda_dst_states(s.data_ptr<int8_t>(), grad.const_data_ptr<float>(), s.numel(),
+                                   s.dim() ? s.size(-1) : 1, static_cast<float>(lr), static_cast<float>(m),
+                                   inv_dz, hi, n_states == 0 ? 2 : 1, increment, static_cast<int>(rng),
+                                   static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+                                   reinterpret_cast<unsigned long long*>(bad.data_ptr<int64_t>()), stream()),
+             "dst_update_states_");
   return bad;
 }
 

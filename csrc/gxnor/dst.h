@@ -59,7 +59,8 @@ GXNOR_HD inline void draw4(int rng, uint64_t seed, uint64_t offset, int64_t K, i
     for (int i = 0; i < 4; ++i) out[i] = philox_first(seed, offset + static_cast<uint64_t>(row * K + k + i));
     return;
   }
-  philox4(seed, offset + static_cast<uint64_t>(row) * counters_per_row(K) + static_cast<uint64_t>(k / 4), out);
+  philox4(seed, offset + static_cast<uint64_t>(row) * counters_per_row(K) + static_cast<uint64_t>(k / 4),
+          out);
 }
 
 // Draws of the n <= 32 elements (row, k0 + j), k0 a multiple of 4.
@@ -115,6 +116,5 @@ GXNOR_HD inline int move(float t, float m, float u) {
   const int extra = (u < p) ? (f > 0.0f ? 1 : (f < 0.0f ? -1 : 0)) : 0;
   return k + extra;
 }
-
 
 }  // namespace gxnor::dst

@@ -132,14 +132,14 @@ GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
 // computes only it) or all four.
 template <int NV, bool kAll>
 GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, __m512i* c3, uint64_t seed) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) c2[v] = c3[v] = _mm512_setzero_si512();
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int r = 0; r < (kAll ? 10 : 9); ++r) {
     const __m512i kv0 = _mm512_set1_epi32(static_cast<int>(k0)),
                   kv1 = _mm512_set1_epi32(static_cast<int>(k1));
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       __m512i hi0, hi2;
       const __m512i lo2 = mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
@@ -154,7 +154,7 @@ GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, 
     k1 += 0xBB67AE85u;
   }
   if (!kAll) {  // round 10, first word only: hi(c2 * M1) ^ c1 ^ k0
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       __m512i hi2;
       mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
@@ -165,12 +165,14 @@ GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, 
 
 // 64-bit counters base + lane (lanes 0-15), or base0 + lane / base1 + lane - 8 (two halves of 8):
 // low and high 32-bit words with the carry.
-GXNOR_TARGET_AVX512 inline void counters16(uint64_t base0, uint64_t base1, bool halves, __m512i* lo, __m512i* hi) {
+GXNOR_TARGET_AVX512 inline void counters16(uint64_t base0, uint64_t base1, bool halves, __m512i* lo,
+                                           __m512i* hi) {
   const __m512i lane = halves ? _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0)
                               : _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const uint64_t b1 = halves ? base1 : base0;
-  const __m512i blo = _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base0))),
-                                             0xff00, static_cast<int>(static_cast<uint32_t>(b1)));
+  const __m512i blo =
+      _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base0))), 0xff00,
+                             static_cast<int>(static_cast<uint32_t>(b1)));
   const __m512i bhi = _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(base0 >> 32)), 0xff00,
                                              static_cast<int>(b1 >> 32));
   *lo = _mm512_add_epi32(blo, lane);
@@ -181,7 +183,7 @@ GXNOR_TARGET_AVX512 inline void counters16(uint64_t base0, uint64_t base1, bool 
 template <int NV>
 GXNOR_TARGET_AVX512 inline void draws_v1(const uint64_t* idx0, const DstParams& p, __m512i* u) {
   __m512i c1[NV], c2[NV], c3[NV];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(p.offset + idx0[v], 0, false, &u[v], &c1[v]);
   philox16<NV, false>(u, c1, c2, c3, p.seed);
 }
@@ -192,10 +194,10 @@ template <int NW>
 GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, __m512i* u) {
   constexpr int NV = NW / 2;
   __m512i c0[NV], c1[NV], c2[NV], c3[NV];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(q[2 * v], q[2 * v + 1], true, &c0[v], &c1[v]);
   philox16<NV, true>(c0, c1, c2, c3, p.seed);
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     // 4 x 4 transpose: lane i of counter c's outputs (c0..c3)[c] -> element 4 c + i.
     const __m512i a = _mm512_unpacklo_epi32(c0[v], c1[v]), b = _mm512_unpackhi_epi32(c0[v], c1[v]);
@@ -216,7 +218,7 @@ GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, 
 template <int NV>
 GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, const DstParams& p, __m512i* mv,
                                        __mmask16* nonfinite) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     // uniform: int32 bitcast, -x - 1 = ~x if negative (x ^ sign mask), * 2^-31
     const __m512i xi = _mm512_xor_si512(w[v], _mm512_srai_epi32(w[v], 31));
@@ -243,7 +245,7 @@ template <int kWords, int kRng>
 GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad, int64_t K, int64_t t0,
                                                    int64_t t1, const DstParams& params) {
   constexpr int kNV = 2 * kWords;
-  const DstParams p = params;  // a local copy: the weight stores cannot alias it
+  const DstParams p = params;                               // a local copy: the weight stores cannot alias it
   const int64_t W = packed_words(K), used = (K + 31) / 32;  // words past `used` are padding: untouched
   const uint64_t kq = dst::counters_per_row(K);
   const __m512 scale = _mm512_set1_ps(p.increment ? p.inv_dz : -p.lr);
@@ -288,13 +290,16 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad
         for (int h = 0; h < 2; ++h) {
           const int v = 2 * j + h;
           bad += __builtin_popcount(nf[v] & m[v]);
-          const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)), sgn = static_cast<__mmask16>(sw >> (16 * h));
-          __m512i s =
-              _mm512_maskz_mov_epi32(gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
+          const __mmask16 gate = static_cast<__mmask16>(gw >> (16 * h)),
+                          sgn = static_cast<__mmask16>(sw >> (16 * h));
+          __m512i s = _mm512_maskz_mov_epi32(
+              gate, _mm512_mask_blend_epi32(sgn, _mm512_set1_epi32(1), _mm512_set1_epi32(-1)));
           s = _mm512_add_epi32(s, mv[v]);
           s = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(1)), _mm512_set1_epi32(-1));
-          g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
-          sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512())) << (16 * h);
+          g |= static_cast<uint32_t>(_mm512_mask_cmpneq_epi32_mask(m[v], s, _mm512_setzero_si512()))
+               << (16 * h);
+          sg |= static_cast<uint32_t>(_mm512_mask_cmplt_epi32_mask(m[v], s, _mm512_setzero_si512()))
+                << (16 * h);
         }
         gwp[wi + j] = static_cast<int32_t>(g);
         gwp[W + wi + j] = static_cast<int32_t>(sg);

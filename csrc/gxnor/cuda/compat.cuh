@@ -30,7 +30,7 @@ inline unsigned grid_for(int64_t n, int64_t per_block, int64_t cap = 65535) {
 // (refuse the launch) past those limits.
 inline dim3 tile_grid(int64_t row_tiles, int64_t col_tiles, int64_t groups) {
   if (row_tiles > 2147483647 || col_tiles > 65535 || groups > 65535) return dim3(0, 0, 0);
-  return dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles), static_cast<unsigned>(groups));
+  return dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles),
+              static_cast<unsigned>(groups));
 }
 }  // namespace gxnor::cuda
-
