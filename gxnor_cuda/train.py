@@ -178,7 +178,7 @@ def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc, shift: int = 0):
             for g in opt.param_groups:
                 g.setdefault("initial_lr", g["lr"])
                 g["lr"] = g["initial_lr"] * f
-        idx = perm[i * bs:(i + 1) * bs]
+        idx = perm[i * bs:(i + 1) * bs][_rank()::_world()]  # under torchrun each rank its share of the batch
         opt.zero_grad()
         xb, yb = to_device(random_shift(x[idx], shift, gen), dev), to_device(y[idx], dev)
         with autocast(dev):
@@ -268,8 +268,10 @@ def main(argv=None) -> int:
         dev = resolve_device(args.device)
     except ValueError as e:
         ap.error(str(e))
+    dev, rank = init_distributed(dev)
     out = pathlib.Path(args.out or f"runs/{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     try:
         (xs, ys), (xt, yt) = D.load(args.dataset, args.data_dir)
     except D.DataError as e:
@@ -278,6 +280,9 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     net = build(args, gx=True).to(dev)
     opt = make_optimizer(net, args, gx=True)
+    model = net  # what trains: under torchrun a DistributedDataParallel wrapper (checkpoints hold net)
+    if _world() > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     lf = args.lr_final
     lr_at = lambda ep: lf + (1 - lf) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
     gen = torch.Generator().manual_seed(args.seed)
@@ -296,13 +301,15 @@ def main(argv=None) -> int:
             return 2
     log = out / "log.csv"
     for ep in range(start, args.epochs):
-        loss, secs = run_epoch(net, opt, xs, ys, batch_at(args, ep), lr_at, ep, gen, f"gxnor epoch {ep + 1}",
+        loss, secs = run_epoch(model, opt, xs, ys, batch_at(args, ep), lr_at, ep, gen, f"gxnor epoch {ep + 1}",
                                args.augment)
-        recalibrate_bn(net, xs)
+        recalibrate_bn(net, xs)  # the same images on every rank: identical statistics
         acc = evaluate(net, xt, yt)
         opt.warn_nonfinite()
         history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
                         "lr": opt.param_groups[0]["lr"]})
+        if rank != 0:  # rank 0 alone reports and writes
+            continue
         print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
               flush=True)
         with open(log, "w", newline="") as f:
@@ -311,8 +318,33 @@ def main(argv=None) -> int:
             w.writerows(history)
         save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                      "history": history, "epoch": ep + 1, "args_key": _args_key(args)}, out / "checkpoint.pt")
-    report(args, net, history, xs, ys, xt, out)
+    if rank == 0:
+        report(args, net, history, xs, ys, xt, out)
+    if _world() > 1:
+        torch.distributed.destroy_process_group()
     return 0
+
+
+def _world() -> int:
+    d = torch.distributed
+    return d.get_world_size() if d.is_available() and d.is_initialized() else 1
+
+
+def _rank() -> int:
+    d = torch.distributed
+    return d.get_rank() if d.is_available() and d.is_initialized() else 0
+
+
+def init_distributed(dev: torch.device) -> tuple[torch.device, int]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on the CPU) and
+    take this rank's GPU. The checkpoint holds the unwrapped network and resumes on any world size."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return dev, 0
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev, torch.distributed.get_rank()
 
 
 def resolve_device(name: str) -> torch.device:

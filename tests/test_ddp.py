@@ -63,3 +63,24 @@ def test_ranks_keep_identical_discrete_weights(tmp_path):
     c, d = _run(tmp_path, reduce=False)
     assert not all(torch.equal(x, y) for x, y in zip(c["w"], d["w"], strict=True)), \
         "without the all-reduce the ranks should drift apart (the check would pass vacuously)"
+
+
+def test_train_cli_under_torchrun_writes_once_and_resumes_on_one_process(tmp_path):
+    """python -m torch.distributed.run ... gxnor_cuda.train: rank 0 alone writes the checkpoint, which
+    then resumes in a single process (another world size)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    common = ["-m", "gxnor_cuda.train", "--dataset", "digits", "--epochs", "2", "--no-float-twin", "--device",
+              "cpu", "--threads", "1", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        str(_free_port()), *common], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("=== GXNOR training report ===") == 1, "only rank 0 reports"
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == 2 and not any(k.startswith("module.") for k in ck["model"])
+    r = subprocess.run([sys.executable, *common, "--resume", str(out / "checkpoint.pt")], capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "final epoch (2)" in r.stdout, r.stderr[-3000:]
