@@ -7,6 +7,7 @@ with ``gxnor_cuda.optim.DST``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -82,21 +83,72 @@ def _init_states(shape, n_states, device, generator=None):
     return torch.round(u * h).clamp(-h, h).to(torch.int8)
 
 
-class _GXNORBase(nn.Module):
-    """Shared weight storage: a discrete Parameter plus format metadata."""
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype nn.Linear / nn.Conv2d would return: autocast's, else the input's (float inputs)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype if x.is_floating_point() else torch.float32
 
-    def _init_weight(self, lead: tuple[int, ...], K: int, n_states: int, device):
+
+class DiscreteWeight(nn.Parameter):
+    """A discrete weight Parameter: packed int32 (N = 1) or int8 states, with its logical length K
+    and n_states attached so that they survive ``copy.deepcopy`` and pickling (a plain Parameter's
+    attributes do not, and the DST optimizer finds discrete weights by them)."""
+
+    def __new__(cls, data: torch.Tensor, K: int, n_states: int):
+        p = super().__new__(cls, data, requires_grad=False)
+        p.gxnor_K, p.gxnor_states = int(K), int(n_states)
+        return p
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        out = type(self)(self.data.clone(memory_format=torch.preserve_format), self.gxnor_K, self.gxnor_states)
+        memo[id(self)] = out
+        return out
+
+    def __reduce_ex__(self, proto):
+        return _rebuild_discrete, (self.data, self.gxnor_K, self.gxnor_states)
+
+    def __repr__(self):
+        return (f"DiscreteWeight(K={self.gxnor_K}, n_states={self.gxnor_states}, storage {tuple(self.shape)} "
+                f"{self.dtype})")
+
+
+def _rebuild_discrete(data, K, n_states):
+    return DiscreteWeight(data, K, n_states)
+
+
+def twn_ternarize(w: torch.Tensor, delta: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ternary-weight-network rounding per output row (dim 0) of a float weight (O, K):
+    threshold 0.7 * mean |w|, values sign(w) where |w| exceeds it, scale = mean |w| of those.
+    returns: (int8 values (O, K), float32 scale (O,)); scale * values approximates w."""
+    a = w.abs()
+    thr = delta * a.mean(dim=1, keepdim=True)
+    keep = a > thr
+    s = torch.where(keep, torch.sign(w), torch.zeros_like(w)).to(torch.int8)
+    n = keep.sum(dim=1).clamp_min(1)
+    scale = torch.where(keep, a, torch.zeros_like(a)).sum(dim=1) / n
+    return s, scale.float()
+
+
+class _GXNORBase(nn.Module):
+    """Shared weight storage: a discrete Parameter plus format metadata; optionally a float scale
+    per output channel (``weight_scale``, on for converted float layers) applied to the output."""
+
+    weight_scale: nn.Parameter | None
+
+    def _init_weight(self, lead: tuple[int, ...], K: int, n_states: int, device, scaled: bool = False):
         """Storage (*lead, 2, W) packed for N = 1, else (*lead, K) int8 states; K = packed axis."""
         if not 0 <= n_states <= 7:
             raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
         self.K, self.n_states = K, n_states
         s = _init_states((*lead, K), n_states, device)
         data = F.pack_ternary(s) if n_states == 1 else s
-        self.weight_q = nn.Parameter(data, requires_grad=False)
-        self.weight_q.gxnor_K = K
-        self.weight_q.gxnor_states = n_states
+        self.weight_q = DiscreteWeight(data, K, n_states)
         self.anchor = nn.Parameter(torch.zeros((), device=device))
         self.register_buffer("format_version", torch.tensor(fmt.FORMAT_VERSION), persistent=True)
+        self.weight_scale = nn.Parameter(torch.ones(lead[0], device=device)) if scaled else None
         self._stamp()
 
     def _stamp(self) -> None:
@@ -105,9 +157,16 @@ class _GXNORBase(nn.Module):
 
     def _apply(self, fn, recurse=True):
         trusted = getattr(self.weight_q, "gxnor_stamp", None) == stamp_of(self.weight_q)
-        out = super()._apply(fn, recurse)
-        self.weight_q.gxnor_K = self.K
-        self.weight_q.gxnor_states = self.n_states
+        w = self._parameters.pop("weight_q")
+        try:
+            out = super()._apply(fn, recurse)
+        finally:
+            self._parameters["weight_q"] = w
+        # The packed storage keeps its own layout: a memory-format conversion of the model (a
+        # channels-last request refuses a 5-D tensor) sees it as 4-D, then it is made contiguous again.
+        with torch.no_grad():
+            moved = fn(w.data.reshape(*w.shape[:3], -1) if w.dim() == 5 else w.data)
+        w.data = moved.contiguous().reshape(w.shape)
         if trusted:  # a move or copy of canonical words is canonical
             self._stamp()
         return out
@@ -121,15 +180,40 @@ class _GXNORBase(nn.Module):
         return w.reshape(w.shape[0], -1)
 
     def set_weight(self, w: torch.Tensor) -> None:
-        """Ternarise / discretise a float weight (nearest state) into the discrete storage."""
+        """Discretise a float weight into the storage: ternary rows by twn_ternarize (exact for weights
+        already in {-1, 0, +1}), multi-level rows scaled by their max |w| when the layer has a
+        ``weight_scale`` (converted layers keep their function: the scale is stored), else each value
+        rounded to the nearest state of [-1, 1]."""
         w = self._to_storage_order(w.detach()).to(self.weight_q.device, torch.float32)
+        rows = w.reshape(w.shape[0], -1)
+        scale = None
         if self.n_states == 0:
             s = torch.where(w >= 0, 1, -1).to(torch.int8)
+            scale = rows.abs().mean(dim=1)
+        elif self.n_states == 1:  # exact for weights that are already ternary (scale 1)
+            s, scale = twn_ternarize(rows)
+            s = s.reshape(w.shape)
+            if self.weight_scale is None and bool(((scale - 1).abs() > 0.5).any()):
+                warnings.warn(f"{type(self).__name__}.set_weight: this layer has no weight_scale, so the float "
+                              f"weights' magnitude (row scales {float(scale.min()):.3g} to {float(scale.max()):.3g}) "
+                              "is dropped; from_float / convert() keep it", stacklevel=2)
         else:
             h = 2 ** (self.n_states - 1)
+            if self.weight_scale is not None:
+                scale = rows.abs().amax(dim=1).clamp_min(1e-12)
+                w = w / scale.reshape(-1, *([1] * (w.dim() - 1)))
             s = torch.round(w.clamp(-1, 1) * h).to(torch.int8)
         self.weight_q.data = F.pack_ternary(s) if self.n_states == 1 else s
+        if self.weight_scale is not None and scale is not None:
+            self.weight_scale.data.copy_(scale.to(self.weight_scale.device))
         self._stamp()
+
+    def _scale_out(self, y: torch.Tensor, channel_dim: int) -> torch.Tensor:
+        if self.weight_scale is None:
+            return y
+        shape = [1] * y.dim()
+        shape[channel_dim] = -1
+        return y * self.weight_scale.reshape(shape)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
         wkey = prefix + "weight"
@@ -140,6 +224,8 @@ class _GXNORBase(nn.Module):
                 return
             self.set_weight(w)
             state_dict[prefix + "weight_q"] = self.weight_q.data.clone()
+            if self.weight_scale is not None:
+                state_dict.setdefault(prefix + "weight_scale", self.weight_scale.data.clone())
             state_dict.setdefault(prefix + "anchor", self.anchor.data.clone())
             state_dict.setdefault(prefix + "format_version", self.format_version.clone())
         vkey = prefix + "format_version"
@@ -171,10 +257,10 @@ class GXNORLinear(_GXNORBase):
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None, n_states=1,
-                 input_quantizer: nn.Module | None = None):
+                 input_quantizer: nn.Module | None = None, scaled: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_weight((out_features,), in_features, n_states, device)
+        self._init_weight((out_features,), in_features, n_states, device, scaled)
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
@@ -185,16 +271,17 @@ class GXNORLinear(_GXNORBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
-        lead = x.shape[:-1]
-        y = self._matmul(x.reshape(-1, self.in_features).float())
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*lead, self.out_features)
+        lead, out_dtype = x.shape[:-1], _out_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
+            y = self._scale_out(self._matmul(x.reshape(-1, self.in_features).float()), 1)
+            if self.bias is not None:
+                y = y + self.bias.float()
+        return y.reshape(*lead, self.out_features).to(out_dtype)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, n_states: int = 1, input_quantizer=None) -> GXNORLinear:
+    def from_float(cls, linear: nn.Linear, n_states: int = 1, input_quantizer=None, scaled: bool = True) -> GXNORLinear:
         m = cls(linear.in_features, linear.out_features, linear.bias is not None, linear.weight.device,
-                n_states=n_states, input_quantizer=input_quantizer)
+                n_states=n_states, input_quantizer=input_quantizer, scaled=scaled)
         m.set_weight(linear.weight)
         if linear.bias is not None:
             m.bias.data.copy_(linear.bias.detach())
@@ -214,18 +301,33 @@ class GXNORConv2d(_GXNORBase):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, device=None, dtype=None, n_states=1, input_quantizer: nn.Module | None = None):
+                 bias=True, padding_mode: str = "zeros", device=None, dtype=None, n_states=1,
+                 input_quantizer: nn.Module | None = None, scaled: bool = False):
         super().__init__()
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"groups: expected a divisor of in_channels = {in_channels} and out_channels = "
                              f"{out_channels}, got {groups}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode: expected 'zeros', 'reflect', 'replicate' or 'circular', got "
+                             f"{padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        if isinstance(padding, str) or min(self.padding) < 0:
-            raise ValueError(f"padding: expected ints >= 0, got {padding!r}")
-        self._init_weight((out_channels, *self.kernel_size), in_channels // groups, n_states, device)
+        self.dilation, self.groups, self.padding_mode = pair(dilation), groups, padding_mode
+        if padding == "valid":
+            padding = 0
+        if padding == "same":
+            if self.stride != (1, 1):
+                raise ValueError(f"padding: 'same' needs stride 1 (as nn.Conv2d), got stride {self.stride}")
+            tot = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
+            self._pad4 = (tot[1] // 2, tot[1] - tot[1] // 2, tot[0] // 2, tot[0] - tot[0] // 2)  # F.pad order
+            self.padding = "same"
+        elif isinstance(padding, str) or min(pair(padding)) < 0:
+            raise ValueError(f"padding: expected ints >= 0, 'same' or 'valid', got {padding!r}")
+        else:
+            self.padding = pair(padding)
+            self._pad4 = (self.padding[1], self.padding[1], self.padding[0], self.padding[0])
+        self._init_weight((out_channels, *self.kernel_size), in_channels // groups, n_states, device, scaled)
         self.bias = nn.Parameter(torch.zeros(out_channels, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
@@ -242,28 +344,42 @@ class GXNORConv2d(_GXNORBase):
         return w.reshape(self._weight_shape()).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and x.shape[0] == self.in_channels:  # unbatched (C, H, W), as nn.Conv2d takes it
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"input: expected (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        spec = (list(self.stride), list(self.padding), list(self.dilation), self.groups)
-        x = x.float()
+            raise ValueError(f"input: expected (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), got "
+                             f"{tuple(x.shape)}")
+        out_dtype = _out_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
+            y = self._conv(x.float())
+            y = self._scale_out(y, 1)
+            if self.bias is not None:
+                y = y + self.bias.float()[:, None, None]
+        return y.to(out_dtype)
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.padding
+        if self.padding_mode != "zeros" or pad == "same":  # explicit padding, then a padding-free conv
+            x = torch.nn.functional.pad(x, self._pad4, mode="constant" if self.padding_mode == "zeros"
+                                        else self.padding_mode)
+            pad = (0, 0)
+        spec = (list(self.stride), list(pad), list(self.dilation), self.groups)
         q = self.input_quantizer
         fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
                  and self.n_states == 1)
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
-            return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r, self.bias)[0]
+            return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r)[0]
         if fused:
-            y = TernaryInputConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, q.r, q.a)
-        else:
-            if q is not None:
-                x = q(x)
-            y = TernaryWeightConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, self.n_states)
-        return y if self.bias is None else y + self.bias[:, None, None]
+            return TernaryInputConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, q.r, q.a)
+        if q is not None:
+            x = q(x)
+        return TernaryWeightConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, self.n_states)
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None) -> GXNORConv2d:
+    def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None, scaled: bool = True) -> GXNORConv2d:
         m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                conv.groups, conv.bias is not None, conv.weight.device, n_states=n_states,
-                input_quantizer=input_quantizer)
+                conv.groups, conv.bias is not None, conv.padding_mode, conv.weight.device, n_states=n_states,
+                input_quantizer=input_quantizer, scaled=scaled)
         m.set_weight(conv.weight)
         if conv.bias is not None:
             m.bias.data.copy_(conv.bias.detach())
@@ -271,34 +387,148 @@ class GXNORConv2d(_GXNORBase):
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, n_states={self.n_states}")
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, n_states={self.n_states}"
+                + (f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else "")
+                + (", scaled" if self.weight_scale is not None else ""))
 
 
-def convert(model: nn.Module, filter_fn=None, skip=("first", "last"), n_states: int = 1) -> nn.Module:
-    """Swap nn.Linear / nn.Conv2d for GXNOR modules in place (weights ternarised) and return the model.
+@dataclasses.dataclass
+class ConversionReport:
+    """What quantize_ / convert did to each candidate layer, in the order the data meets them."""
 
-    filter_fn(module, fqn) -> bool selects layers; ``skip`` holds names, or "first"/"last" for the
-    first/last convertible layer (kept in float, as is usual for quantised networks).
+    rows: list[dict]
+
+    def converted(self) -> list[str]:
+        return [r["layer"] for r in self.rows if r["action"] == "converted"]
+
+    def __str__(self) -> str:
+        from tabulate import tabulate
+
+        before = sum(r["bytes before"] for r in self.rows if r["action"] == "converted")
+        after = sum(r["bytes after"] for r in self.rows if r["action"] == "converted")
+        table = tabulate([[r["layer"], r["kind"], r["action"], r["why"], r["bytes before"], r["bytes after"]]
+                          for r in self.rows], headers=["layer", "kind", "action", "why", "bytes before",
+                                                        "bytes after"])
+        return (f"{table}\nconverted {len(self.converted())} of {len(self.rows)} layers: weights {before} -> "
+                f"{after} bytes")
+
+
+def _kind(m: nn.Module) -> str | None:
+    """'linear', 'conv1d-hf' (Hugging Face GPT-2 Conv1D: weight (in, out)), 'conv2d', or None."""
+    if isinstance(m, nn.Linear):
+        return "linear"
+    if isinstance(m, nn.Conv2d):
+        return "conv2d"
+    if type(m).__name__ == "Conv1D" and hasattr(m, "nf") and getattr(m, "weight", None) is not None \
+            and m.weight.dim() == 2:
+        return "conv1d-hf"
+    return None
+
+
+def _make(m: nn.Module, kind: str, n_states: int, scaled: bool) -> _GXNORBase:
+    if kind == "conv2d":
+        return GXNORConv2d.from_float(m, n_states, scaled=scaled)
+    if kind == "linear":
+        return GXNORLinear.from_float(m, n_states, scaled=scaled)
+    lin = nn.Linear(m.weight.shape[0], m.weight.shape[1], bias=m.bias is not None, device=m.weight.device)
+    with torch.no_grad():
+        lin.weight.copy_(m.weight.T)
+        if m.bias is not None:
+            lin.bias.copy_(m.bias)
+    return GXNORLinear.from_float(lin, n_states, scaled=scaled)
+
+
+def _data_order(model: nn.Module, names: list[str], example_input) -> tuple[list[str], int]:
+    """Candidate names in the order a forward pass calls them, unreached ones (whose weights another
+    module reads directly) after them; and how many were reached."""
+    seen: list[str] = []
+    hooks = [model.get_submodule(n).register_forward_pre_hook(lambda _m, _a, n=n: seen.append(n) if n not in seen
+                                                              else None) for n in names]
+    try:
+        with torch.no_grad():
+            model(*example_input) if isinstance(example_input, tuple) else model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen + [n for n in names if n not in seen], len(seen)
+
+
+def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_states: int = 1,
+              scaled: bool = True, example_input=None) -> ConversionReport:
+    """Replace nn.Linear (and subclasses), nn.Conv2d and Hugging Face Conv1D layers by GXNOR layers in
+    place (torchao's quantize_ style); returns a ConversionReport.
+
+    filter_fn(module, fqn) -> bool selects layers. ``skip`` holds names, or "first" / "last": the
+    first / last candidate the data passes through (traced with ``example_input`` when given, else
+    the registration order). ``scaled`` keeps a float scale per output channel (twn_ternarize), so a
+    converted layer keeps its function. A module used in several places is converted once and stays
+    shared; a layer whose weight is tied to a module that is not converted (an LM head tied to its
+    embedding) is skipped with the reason; nn.MultiheadAttention's out_proj is skipped (the
+    attention reads its weight directly).
     """
     if not 0 <= n_states <= 7:
         raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
-    cands = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    cands = [(n, m, _kind(m)) for n, m in model.named_modules() if _kind(m) is not None]
+    names = [n for n, _, _ in cands]
+    reached = len(names)
+    if example_input is not None:
+        names, reached = _data_order(model, names, example_input)
+    by_name = {n: (m, k) for n, m, k in cands}
     skip = set(skip or ())
-    names = {n for n, _ in cands}
-    if cands and "first" in skip:
-        names.discard(cands[0][0])
-    if cands and "last" in skip:
-        names.discard(cands[-1][0])
-    names -= skip
-    done = 0
-    for fqn, mod in cands:
-        if fqn not in names or (filter_fn is not None and not filter_fn(mod, fqn)):
-            continue
-        parent = model.get_submodule(fqn.rpartition(".")[0]) if "." in fqn else model
-        new = (GXNORLinear if isinstance(mod, nn.Linear) else GXNORConv2d).from_float(mod, n_states)
-        setattr(parent, fqn.rpartition(".")[2], new)
-        done += 1
-    if done == 0:
+    skipped = {}
+    if names and "first" in skip:
+        skipped[names[0]] = "first layer (skip)"
+    if reached and "last" in skip:
+        skipped[names[reached - 1]] = "last layer (skip)"
+    for n in names:
+        if n in skip:
+            skipped[n] = "named in skip"
+    owners: dict[int, set[str]] = {}
+    for mn, mod in model.named_modules(remove_duplicate=False):
+        for p in mod.parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(mn)
+    mha_out = {f"{mn}.out_proj" if mn else "out_proj" for mn, mod in model.named_modules()
+               if isinstance(mod, nn.MultiheadAttention)}
+    cand_ids = {id(m) for _, m, _ in cands}
+    rows, new_of = [], {}
+    for n in names:
+        m, kind = by_name[n]
+        nbytes = m.weight.numel() * m.weight.element_size()
+        row = {"layer": n, "kind": type(m).__name__, "bytes before": nbytes, "bytes after": nbytes}
+        why = skipped.get(n) or ("the model itself (convert its parent)" if n == "" else None)
+        if why is None and n in mha_out:
+            why = "read directly by nn.MultiheadAttention"
+        if why is None and filter_fn is not None and not filter_fn(m, n):
+            why = "filter_fn"
+        if why is None:
+            tied = [o for o in owners.get(id(m.weight), ()) if id(model.get_submodule(o)) not in cand_ids]
+            if tied:
+                why = f"weight tied to {tied[0]} (not converted)"
+        if why is None:
+            new = _make(m, kind, n_states, scaled)
+            new_of[id(m)] = new
+            row.update(action="converted", why="", **{"bytes after": sum(
+                t.numel() * t.element_size() for t in (new.weight_q, new.weight_scale) if t is not None)})
+        else:
+            row.update(action="skipped", why=why)
+        rows.append(row)
+    for mod in list(model.modules()):  # every reference, so shared modules stay shared
+        for cname, child in list(mod._modules.items()):  # named_children() would skip repeats
+            if child is not None and id(child) in new_of:
+                setattr(mod, cname, new_of[id(child)])
+    report = ConversionReport(rows)
+    if not report.converted():
         warnings.warn("convert: no nn.Linear or nn.Conv2d layer was converted (none found, or all skipped)",
-                      stacklevel=2)
+                      stacklevel=3)
+    return report
+
+
+def convert(model: nn.Module, filter_fn=None, skip=("first", "last"), n_states: int = 1, *, scaled: bool = True,
+            example_input=None, verbose: bool = False) -> nn.Module:
+    """Swap nn.Linear / nn.Conv2d (and Hugging Face Conv1D) for GXNOR modules in place and return the
+    model; the report (quantize_'s) is ``model.gxnor_report`` and printed with ``verbose``."""
+    report = quantize_(model, filter_fn, skip=skip, n_states=n_states, scaled=scaled, example_input=example_input)
+    model.gxnor_report = report
+    if verbose:
+        print(report)
     return model

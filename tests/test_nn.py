@@ -12,7 +12,7 @@ from torch import nn
 
 from gxnor_cuda import functional as F
 from gxnor_cuda import reference as ref
-from gxnor_cuda.nn import GXNORConv2d, GXNORLinear, TernaryActivation, convert, window_grad
+from gxnor_cuda.nn import GXNORConv2d, GXNORLinear, TernaryActivation, convert, twn_ternarize, window_grad
 from gxnor_cuda.optim import DST
 
 
@@ -86,7 +86,9 @@ def test_weight_is_packed_two_bits():
 def test_from_float_and_convert():
     lin = nn.Linear(20, 6)
     g = GXNORLinear.from_float(lin)
-    assert torch.equal(g.weight, torch.round(lin.weight.detach().clamp(-1, 1)))
+    vals, scale = twn_ternarize(lin.weight.detach())
+    assert torch.equal(g.weight, vals.float()) and torch.equal(g.weight_scale.detach(), scale)
+    assert (g.weight != 0).float().mean() > 0.3, "real weights (|w| ~ 0.1) must not all round to 0"
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.Linear(16, 3))
     convert(model)
     assert isinstance(model[0], nn.Conv2d) and isinstance(model[2], GXNORLinear) and isinstance(model[3], nn.Linear)
@@ -112,9 +114,12 @@ def test_state_dict_round_trips():
     m3.load_state_dict(torch.load(buf, weights_only=True), strict=True)
     assert torch.equal(m3.weight, m.weight)
     fl = nn.Linear(100, 8)
-    m4 = GXNORLinear(100, 8)
-    m4.load_state_dict(fl.state_dict(), strict=True)  # a float checkpoint is ternarised
-    assert torch.equal(m4.weight, torch.round(fl.weight.detach().clamp(-1, 1)))
+    m4 = GXNORLinear(100, 8, scaled=True)
+    m4.load_state_dict(fl.state_dict(), strict=True)  # a float checkpoint is ternarised, its scale kept
+    vals, scale = twn_ternarize(fl.weight.detach())
+    assert torch.equal(m4.weight, vals.float()) and torch.equal(m4.weight_scale.detach(), scale)
+    with pytest.warns(UserWarning, match="no weight_scale"):  # an unscaled layer says what it drops
+        GXNORLinear(100, 8).load_state_dict(fl.state_dict(), strict=True)
     with pytest.raises(RuntimeError, match="size mismatch|expected shape"):
         GXNORLinear(100, 9).load_state_dict(sd, strict=True)
 

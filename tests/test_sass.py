@@ -28,3 +28,11 @@ def test_inner_loop_uses_popc(kernel):
         n_popc = text.count("POPC")
         # 8 words x 16 register-blocked pairs x 2 popcounts in the unrolled chunk loop
         assert n_popc >= 256, f"{arch}: expected >= 256 POPC in the unrolled inner loop, found {n_popc}"
+
+
+def test_ptx_for_newer_gpus():
+    """The fatbin carries compute_90 PTX, so the kernels JIT-load on GPUs newer than sm_90."""
+    import subprocess
+
+    out = subprocess.run([sass.cuobjdump(), "-lptx", sass.library_path()], capture_output=True, text=True).stdout
+    assert "sm_90" in out or "compute_90" in out, f"no PTX in the library: {out[:300]}"

@@ -107,6 +107,8 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   check_device(a_in, "a", c10::DeviceType::CUDA);
   check_gemm(a_in, b_in, K, scale, bias);
   const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
+  TORCH_CHECK((N + 63) / 64 <= 65535, "b: expected at most 65535 * 64 rows on the CUDA backend (grid y), got ", N,
+              "; the Triton backend takes any N");
   const c10::cuda::CUDAGuard guard(a_in.device());
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = at::empty({M, N}, a_in.options().dtype(fl ? at::kFloat : at::kInt));
@@ -121,6 +123,13 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
                                   fl ? out.data_ptr<float>() : nullptr, stream()),
              "xnor_gemm");
   return out;
+}
+
+// The grid limits of the CUDA conv kernels (grid y = output-channel tiles of a group, z = groups).
+void check_conv_grid(const ConvShape& s) {
+  TORCH_CHECK(s.g <= 65535, "groups: expected at most 65535 on the CUDA backend (grid z), got ", s.g);
+  TORCH_CHECK((s.og() + 63) / 64 <= 65535, "w: expected at most 65535 * 64 output channels per group on the CUDA ",
+              "backend (grid y), got ", s.og());
 }
 
 // The contiguous operands, optional scale / bias and ConvShape fields the conv kernels take.
@@ -145,6 +154,7 @@ at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int6
                             const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(x_in, "x", c10::DeviceType::CUDA);
   const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  check_conv_grid(s);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const bool fl = scale.has_value() || bias.has_value();
   at::Tensor out = conv_out_empty(x_in, s, fl);
@@ -166,6 +176,7 @@ at::Tensor xnor_conv2d_pack_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
   check_device(x_in, "x", c10::DeviceType::CUDA);
   check_threshold(threshold);
   const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  check_conv_grid(s);
   const c10::cuda::CUDAGuard guard(x_in.device());
   if (s.g != 1 && s.og() % 32 != 0) {
     const at::Tensor y = xnor_conv2d_cuda(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);

@@ -32,5 +32,16 @@ int main() {
     gxnor_cuda_count_noncanonical(got.data(), rows, K, &nc, nullptr);
     CHECK(nc == 1, "non-canonical missed K=%ld", (long)K);
   }
+  // Grid limits: row tiles in x (2^31 - 1 blocks), column tiles and groups in y, z (65535): a
+  // launch past them is refused (error 9, no wrong result), not truncated.
+  CHECK(cuda::tile_grid(int64_t(1) << 20, 3, 2).x == (1u << 20), "row tiles past 65535 must fit in x");
+  CHECK(cuda::tile_grid(5, 65536, 1).x == 0 && cuda::tile_grid(5, 1, 65536).x == 0, "y/z past 65535 refused");
+  CHECK(cuda::tile_grid(int64_t(1) << 31, 1, 1).x == 0, "x past 2^31 - 1 refused");
+  {
+    const int64_t M = 3, N = int64_t(65536) * 64 + 1, W = 2;  // N past 65535 column tiles
+    std::vector<int32_t> a(M * 2 * W, 0), c(1);
+    CHECK(gxnor_cuda_xnor_gemm(a.data(), a.data(), M, N, W, nullptr, nullptr, c.data(), nullptr, nullptr) == 9,
+          "a gemm past the grid limits must be refused");
+  }
   TEST_MAIN_END();
 }
