@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1
+TORCHVISION ?= torchvision==0.29.1
 JOBS ?= 2
 STAMP := $(VENV)/.gxnor-installed
 
@@ -15,7 +16,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python setup.py pyproject.toml $(shell find csrc -type f)
 	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
 	  if [ "$$free" -lt 8 ]; then echo "warning: $$free GiB free here; the venv needs about 6.5 GiB (torch 2.14.1 + CUDA libs)"; fi
-	$(BIN)/pip install -q --no-cache-dir "$(TORCH)" numpy tqdm tabulate matplotlib pytest ruff ninja cmake scikit-learn
+	$(BIN)/pip install -q --no-cache-dir "$(TORCH)" $(TORCHVISION) numpy tqdm tabulate matplotlib pytest ruff ninja cmake \
+	    scikit-learn clang-format transformers
 	MAX_JOBS=$(JOBS) $(BIN)/pip install -v --no-build-isolation --no-deps -e . 2>&1 | grep "gxnor_cuda setup" || true
 	$(BIN)/python -c "import gxnor_cuda"
 	touch $(STAMP)
@@ -41,7 +43,7 @@ pytest: setup
 	GXNOR_REQUIRE_BACKENDS=cpp,triton $(BIN)/python -m pytest -q tests
 
 lint: setup
-	$(BIN)/ruff check gxnor_cuda tests bench
+	$(BIN)/ruff check gxnor_cuda tests bench examples
 
 test: setup lint ctest ctest-sanitize pytest
 

@@ -180,9 +180,12 @@ def pack_conv_input(x: torch.Tensor, groups: int = 1, threshold: float | None = 
     x: (N, C, H, W) ternary values (or any reals with ``threshold`` r: phi_r first).
     returns: (N, H, W, 2, Wc) int32 for groups = 1, else (N, H, W, groups, 2, Wg); Wg = 2*ceil(C/groups/64).
     """
-    torch._check(x.dim() == 4, lambda: f"x: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    # plain raises, not torch._check with message closures: torch.compile traces these (fullgraph)
+    if x.dim() != 4:
+        raise RuntimeError(f"x: expected (N, C, H, W), got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    torch._check(c % groups == 0, lambda: f"groups: expected a divisor of C = {c}, got {groups}")
+    if c % groups:
+        raise RuntimeError(f"groups: expected a divisor of C = {c}, got {groups}")
     # A channels-last view, no copy: the C++ CPU kernels pack an NCHW tensor through it in one pass.
     xl = x.permute(0, 2, 3, 1)
     if groups > 1:
@@ -208,7 +211,7 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
     t = t.contiguous()
     n, c, h, w = t.shape
     strides = (c * h * w, h * w, w, 1)
-    return t if t.stride() == strides else t.as_strided(t.shape, strides, t.storage_offset())
+    return t if t.stride() == strides else t.as_strided(t.shape, strides)  # keeps the storage offset
 
 
 def _cpu_conv_prefers_channels_last() -> bool:
@@ -221,9 +224,12 @@ def _cpu_conv_prefers_channels_last() -> bool:
     was up to 1.2x slower on the 512-channel 8x8 layers. So: channels-last where the C++ kernels
     run without AMX, NCHW on AMX CPUs and where the native library (the ISA probe) is missing.
     """
-    if not _backend.available("cpp"):
-        return False
-    return not torch.ops.gxnor_native.cpu_isa().startswith("amx")
+    return _PREFERS_CHANNELS_LAST
+
+
+# Read once at import (the detected ISA): torch.compile cannot trace the string-returning probe op,
+# and forcing a lower ISA later (tests) changes only which layout is faster, not any result.
+_PREFERS_CHANNELS_LAST = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith("amx")
 
 
 def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,15 @@ class DST(torch.optim.Optimizer):
         self.dst_rng = rng
         self._nonfinite = None  # () int64 on the weights' device, summed without a sync
 
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, lr: float = 0.02, float_lr: float = 1e-3, base: str = "normalized",
+                  **kw) -> DST:
+        """DST for a model's discrete weights, Adam (``float_lr``) for its float parameters (BatchNorm,
+        biases, per-channel scales, the float first and last layers)."""
+        disc = [p for p in model.parameters() if is_discrete(p)]
+        flt = [p for p in model.parameters() if not is_discrete(p) and p.requires_grad]
+        return cls([{"params": disc}, {"params": flt, "base": "adam", "lr": float_lr}], lr=lr, base=base, **kw)
+
     @property
     def nonfinite_total(self) -> int:
         """Non-finite gradient entries seen so far (their weights did not move). Reading it syncs."""

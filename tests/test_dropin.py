@@ -169,3 +169,22 @@ def test_channels_last_model():
     m = m.to(memory_format=torch.channels_last)
     torch.testing.assert_close(m(x.to(memory_format=torch.channels_last)), want)
     assert is_discrete(m[0].weight_q) and m[0].weight_q.is_contiguous()
+
+
+def test_compiled_inference_fullgraph_no_recompiles():
+    import torch._dynamo as dyn
+
+    from gxnor_cuda import models
+
+    fl = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                       nn.Conv2d(16, 32, 3, padding=1, padding_mode="reflect"), nn.BatchNorm2d(32), nn.ReLU(),
+                       nn.Flatten(), nn.Linear(32 * 64, 10), nn.Linear(10, 10))
+    for m, shape in ((convert(fl).eval(), (2, 3, 8, 8)), (models.mnist_net(True).eval(), (4, 1, 28, 28))):
+        x = torch.randn(shape)
+        dyn.reset()
+        with torch.no_grad():
+            want = m(x)
+            cm = torch.compile(m, fullgraph=True, backend="eager")
+            torch.testing.assert_close(cm(x), want)
+            with torch._dynamo.config.patch(error_on_recompile=True):
+                torch.testing.assert_close(cm(x + 1), m(x + 1))
