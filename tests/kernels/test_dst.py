@@ -46,7 +46,7 @@ def test_packed_identical_to_reference(backend, shape, increment, rng):
 @pytest.mark.parametrize("shape", [(3, 31), (5, 65), (4, 1000), (257, 31), (3, 130)])
 @pytest.mark.parametrize("rng", [1, 2])
 def test_packed_every_cpu_isa(cpu_isa, shape, rng):
-    # The AVX-512 path draws 16 Philox streams per vector, two words per pass; AVX2 and scalar run
+    # AVX-512 draws 16 Philox streams per vector, AVX2 8, both walking words row by row; scalar runs
     # the generic code. (257, 31): 514 plane words, split over 2 threads into odd-length ranges.
     x = rand_ternary(*shape)
     g = torch.randn(shape) * 3
