@@ -7,6 +7,7 @@ The C++ and CUDA bindings carry the same checks in csrc/bind/checks.h.
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
@@ -61,11 +62,22 @@ def check_packed(packed: torch.Tensor, name: str, K: int) -> None:
     )
 
 
+def f32(v: float) -> float:
+    """v rounded to float32, the precision the kernels compare and multiply in (inf past its range)."""
+    try:
+        return struct.unpack("f", struct.pack("f", v))[0]
+    except OverflowError:
+        return math.copysign(math.inf, v)
+
+
 def check_threshold(threshold: float, name: str = "threshold") -> None:
-    torch._check(
-        isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0,
-        lambda: f"{name}: expected a finite float > 0, got {threshold!r}",
-    )
+    ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    torch._check(ok and math.isfinite(threshold) and threshold > 0,
+                 lambda: f"{name}: expected a finite float > 0, got {threshold!r}")
+    # the kernels compare in float32: a value that rounds to 0 or inf there would change the rule
+    torch._check(0 < f32(threshold) < math.inf,
+                 lambda: f"{name}: expected a float32-representable value > 0 (the kernels compare in float32), "
+                 f"got {threshold!r} (float32: {f32(threshold)!r})")
 
 
 def check_out_dtype(dtype: torch.dtype, name: str = "dtype") -> None:
@@ -120,6 +132,21 @@ def check_ternary_matmul(x, w, K, nn) -> None:
 RNG_VERSIONS = (1, 2)
 
 
+def check_dst_scalars(lr, m, seed, offset, increment) -> None:
+    """The DST ops' scalar arguments, checked in Python before any backend (the C++ schema would
+    refuse a float seed or an offset past int64 with torch's own message)."""
+    for nm, v in (("lr", lr), ("m", m)):
+        torch._check(isinstance(v, (int, float)) and not isinstance(v, bool),
+                     lambda nm=nm, v=v: f"{nm}: expected a float, got {v!r}")
+    # lr and m multiply in float32: they must stay finite and nonzero there
+    torch._check(increment or (math.isfinite(lr) and 0 < f32(lr) < math.inf),
+                 lambda: f"lr: expected a finite float32 > 0, got {lr}")
+    torch._check(math.isfinite(m) and 0 < f32(m) < math.inf, lambda: f"m: expected a finite float32 > 0, got {m}")
+    for nm, v in (("seed", seed), ("offset", offset)):
+        torch._check(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63,
+                     lambda nm=nm, v=v: f"{nm}: expected an int in [0, 2^63), got {v!r}")
+
+
 def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1, rng=2) -> None:
     name = "w" if packed else "s"
     torch._check(rng in RNG_VERSIONS, lambda: f"rng: expected a random-number contract in {RNG_VERSIONS}, got {rng}")
@@ -128,10 +155,7 @@ def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1, 
         grad.dtype in (torch.float32, torch.bfloat16, torch.float16),
         lambda: f"grad: expected a float32/bfloat16/float16 gradient, got {grad.dtype}",
     )
-    torch._check(increment or (math.isfinite(lr) and lr > 0), lambda: f"lr: expected a finite float > 0, got {lr}")
-    torch._check(math.isfinite(m) and m > 0, lambda: f"m: expected a finite float > 0, got {m}")
-    torch._check(0 <= seed < 2**63, lambda: f"seed: expected an int in [0, 2^63), got {seed}")
-    torch._check(offset >= 0, lambda: f"offset: expected an int >= 0, got {offset}")
+    check_dst_scalars(lr, m, seed, offset, increment)
     if packed:
         torch._check(w.dtype == torch.int32, lambda: f"w: expected packed dtype torch.int32, got {w.dtype}")
         torch._check(w.dim() >= 2 and w.shape[-2] == 2, lambda: f"w: expected packed shape (..., 2, W), got "

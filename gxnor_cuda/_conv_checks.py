@@ -10,10 +10,18 @@ import torch
 from . import format as fmt
 from ._checks import check_same_device
 
+_LIMIT = 2**31  # padded input sizes and kernel extents: the kernels index rows and taps in 32 bits
+_OUT_LIMIT = 2**48  # output elements
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
 
 def _pair(v, name: str) -> tuple[int, int]:
-    t = (v, v) if isinstance(v, int) else tuple(v)
-    torch._check(len(t) == 2, lambda: f"{name}: expected an int or 2 ints, got {v!r}")
+    t = (v, v) if _is_int(v) else tuple(v) if isinstance(v, (list, tuple)) else None
+    torch._check(t is not None and len(t) == 2 and all(_is_int(e) for e in t),
+                 lambda: f"{name}: expected an int or 2 ints, got {v!r}")
     return int(t[0]), int(t[1])
 
 
@@ -51,6 +59,12 @@ def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None
                  f"got shape {tuple(w.shape)}")
     torch._check(O % groups == 0, lambda: f"w: expected out channels O divisible by groups = {groups}, got O = {O}")
     torch._check(kh >= 1 and kw >= 1, lambda: f"w: expected a kernel of size >= 1, got shape {tuple(w.shape)}")
+    torch._check(O >= 1, lambda: f"w: expected O >= 1 output channels, got shape {tuple(w.shape)}")
+    for i, (size, k) in enumerate(((H, kh), (Wd, kw))):
+        torch._check(size + 2 * p[i] < _LIMIT, lambda i=i, size=size: f"padding: expected input size + 2 * padding "
+                     f"< 2^31 (32-bit indices), got size {size} and padding {list(p)}")
+        torch._check(d[i] * (k - 1) + 1 < _LIMIT, lambda i=i, k=k: f"dilation: expected dilation * (kernel - 1) + 1 "
+                     f"< 2^31 (32-bit indices), got kernel {k} and dilation {list(d)}")
     check_same_device("x", x, "w", w)
     Ho, Wo = conv_out_size(H, kh, s[0], p[0], d[0]), conv_out_size(Wd, kw, s[1], p[1], d[1])
     torch._check(
@@ -58,6 +72,8 @@ def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None
         lambda: f"w: expected a kernel ({kh}, {kw}) with dilation {list(d)} no larger than the padded input "
         f"({H + 2 * p[0]}, {Wd + 2 * p[1]}), got output size ({Ho}, {Wo})",
     )
+    torch._check(N * O * Ho * Wo < _OUT_LIMIT, lambda: f"padding: expected an output (N, O, Ho, Wo) of fewer than "
+                 f"2^48 elements, got ({N}, {O}, {Ho}, {Wo}) with padding {list(p)} and stride {list(s)}")
     for name, v in (("scale", scale), ("bias", bias)):
         if v is None:
             continue

@@ -172,14 +172,21 @@ def load_digits():
     return (x[tr], y[tr]), (x[te], y[te])
 
 
+def _check_labels(name: str, split: str, y: torch.Tensor, n_classes: int = 10) -> None:
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise DataError(f"{name} {split} labels: expected classes in [0, {n_classes}), got {int(y.min())} to "
+                        f"{int(y.max())} (a corrupt or foreign label file)")
+
+
 def load(name: str, data_dir: str | None):
-    if name == "mnist":
-        return load_mnist(data_dir)
-    if name == "cifar10":
-        return load_cifar10(data_dir)
-    if name == "digits":
-        return load_digits()
-    raise DataError(f"dataset: expected one of mnist, cifar10, digits, got {name!r}")
+    loaders = {"mnist": lambda: load_mnist(data_dir), "cifar10": lambda: load_cifar10(data_dir),
+               "digits": load_digits}
+    if name not in loaders:
+        raise DataError(f"dataset: expected one of mnist, cifar10, digits, got {name!r}")
+    (xs, ys), (xt, yt) = loaders[name]()
+    _check_labels(name, "train", ys)
+    _check_labels(name, "test", yt)
+    return (xs, ys), (xt, yt)
 
 
 __all__ = ["DataError", "load"]

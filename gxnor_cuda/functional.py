@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from . import _backend
+from ._checks import check_dst_scalars
 
 
 def _kernel(op: str, backend: str | None, device: torch.device):
@@ -157,6 +158,7 @@ def dst_update_(
     it for weights only it has written. returns: () int64 count of non-finite gradient entries
     (those weights do not move).
     """
+    check_dst_scalars(lr, m, seed, offset, increment)
     return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment, rng, check)
 
 
@@ -169,6 +171,7 @@ def dst_update_states_(
     s: (...) int8, grad: (...) float; rows of K = s.shape[-1] for ``rng`` = 2, as in dst_update_.
     returns: () int64 non-finite count.
     """
+    check_dst_scalars(lr, m, seed, offset, increment)
     return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment, rng,
                                                            check)
 
@@ -260,7 +263,7 @@ def xnor_conv2d(
     returns: (N, O, Ho, Wo) int32 (or float32), equal to F.conv2d on the dense values, stored
     channels-last (``.permute(0, 2, 3, 1)`` is a free contiguous NHWC view; ``.contiguous()`` gives NCHW).
     """
-    return _kernel("xnor_conv2d", backend, x.device)(x, w, C, _pair(stride), _pair(padding), _pair(dilation),
+    return _kernel("xnor_conv2d", backend, x.device)(x, w, C, *_pairs(stride, padding, dilation),
                                                       groups, scale, bias)
 
 
@@ -277,8 +280,8 @@ def xnor_conv2d_pack(
     (N, O, Ho, Wo) tensor is never written; the Triton and CUDA paths run their conv and
     quantize_pack kernels back to back.
     """
-    return _kernel("xnor_conv2d_pack", backend, x.device)(x, w, C, float(threshold), _pair(stride), _pair(padding),
-                                                           _pair(dilation), groups, scale, bias)
+    return _kernel("xnor_conv2d_pack", backend, x.device)(x, w, C, float(threshold), *_pairs(stride, padding, dilation),
+                                                           groups, scale, bias)
 
 
 def xnor_conv2d_weight_grad(
@@ -294,12 +297,19 @@ def xnor_conv2d_weight_grad(
     pairs through lookup tables, in another order than a dense conv (float rounding differs only);
     CUDA runs the reference (cuDNN on the unpacked activations).
     """
-    return _kernel("xnor_conv2d_weight_grad", backend, x.device)(grad_out, x, w, C, _pair(stride),
-                                                                  _pair(padding), _pair(dilation), groups)
+    return _kernel("xnor_conv2d_weight_grad", backend, x.device)(grad_out, x, w, C,
+                                                                  *_pairs(stride, padding, dilation), groups)
 
 
-def _pair(v) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(t) for t in v]
+def _pairs(stride, padding, dilation) -> list[list[int]]:
+    return [_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")]
+
+
+def _pair(v, name: str = "stride, padding, dilation") -> list[int]:
+    """An int or 2 ints as a list of 2 (the op schemas take int[2]); anything else names the argument."""
+    from ._conv_checks import _pair as checked
+
+    return list(checked(v, name))
 
 
 def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -334,5 +344,6 @@ def float_conv2d_weight_grad(gy: torch.Tensor, x: torch.Tensor, kernel_size, str
     x (N, 1, H, W) float32. returns (O, kh, kw, 1) float32, the stored weight layout."""
     n, o = gy.shape[:2]
     kh, kw = kernel_size
-    cols = torch.nn.functional.unfold(x, (kh, kw), _pair(dilation), _pair(padding), _pair(stride))
+    cols = torch.nn.functional.unfold(x, (kh, kw), _pair(dilation, "dilation"), _pair(padding, "padding"),
+                                      _pair(stride, "stride"))
     return torch.bmm(gy.reshape(n, o, -1), cols.transpose(1, 2)).sum(0).view(o, kh, kw, 1)

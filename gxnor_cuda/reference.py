@@ -162,18 +162,23 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups,
                                                              scale, bias)
     Cg = C // groups
-    xd = _dense_conv_input(x, N, H, Wd, G, Wg, C)
-    wd = unpack_ternary(w, Cg, torch.float64).permute(0, 3, 1, 2)  # (O, Cg, kh, kw)
-    y = torch.nn.functional.conv2d(xd, wd, None, s, p, d, groups)
+    if N * H * Wd == 0:  # an empty input: torch's conv refuses it; every output position is padding (zero)
+        y = torch.zeros((N, O, Ho, Wo), dtype=torch.float64, device=x.device)
+    else:
+        xd = _dense_conv_input(x, N, H, Wd, G, Wg, C)
+        wd = unpack_ternary(w, Cg, torch.float64).permute(0, 3, 1, 2)  # (O, Cg, kh, kw)
+        y = torch.nn.functional.conv2d(xd, wd, None, s, p, d, groups)
     fl = scale is not None or bias is not None
     out = conv_out_empty(x, O, N, Ho, Wo, fl)
     if not fl:
         return out.copy_(torch.round(y).to(torch.int32))
+    # the kernels' epilogue: the exact sum to float32, times scale, plus bias, each rounded in float32
+    y = torch.round(y).to(torch.float32)
     if scale is not None:
-        y = y * scale.double()[:, None, None]
+        y = y * scale[:, None, None]
     if bias is not None:
-        y = y + bias.double()[:, None, None]
-    return out.copy_(y.float())
+        y = y + bias[:, None, None]
+    return out.copy_(y)
 
 
 

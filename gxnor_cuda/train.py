@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import math
 import os
 import pathlib
+import pickle
 import sys
 import time
 
@@ -159,9 +162,42 @@ def weight_bytes(net):
     return packed, logical * 4, logical
 
 
+CHECKPOINT_FORMAT = 1
+
+
 def save_atomic(obj, path: pathlib.Path) -> None:
+    """A checkpoint: the payload's torch.save bytes with their SHA-256 and a format number, written to
+    a temporary file and renamed over ``path`` (a kill never leaves a half-written checkpoint)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    wrapped = {"gxnor_checkpoint": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
+               "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
+    torch.save(wrapped, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location) -> dict:
+    """Loads what save_atomic wrote (weights_only=True, hash checked); ValueError names what is wrong."""
+    try:
+        wrapped = torch.load(path, weights_only=True, map_location="cpu")
+    except (EOFError, pickle.UnpicklingError, RuntimeError) as e:
+        raise ValueError(f"not a checkpoint this program wrote ({type(e).__name__}: {str(e)[:200]})") from e
+    if not isinstance(wrapped, dict) or wrapped.get("gxnor_checkpoint") != CHECKPOINT_FORMAT:
+        raise ValueError(f"expected a gxnor checkpoint of format {CHECKPOINT_FORMAT}")
+    data = bytes(wrapped["payload"].numpy())
+    if hashlib.sha256(data).hexdigest() != wrapped.get("sha256"):
+        raise ValueError("content hash mismatch: the file is corrupt")
+    return torch.load(io.BytesIO(data), weights_only=True, map_location=map_location)
+
+
+def write_csv_atomic(path: pathlib.Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
     os.replace(tmp, path)
 
 
@@ -271,7 +307,13 @@ def main(argv=None) -> int:
     dev, rank = init_distributed(dev)
     out = pathlib.Path(args.out or f"runs/{args.dataset}")
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        try:  # refuse an unusable --out now, not after the first epoch
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            ap.error(f"--out {out}: not a writable directory ({e.strerror or e})")
     try:
         (xs, ys), (xt, yt) = D.load(args.dataset, args.data_dir)
     except D.DataError as e:
@@ -289,14 +331,18 @@ def main(argv=None) -> int:
     history, start = [], 0
     if args.resume:
         try:
-            ck = torch.load(args.resume, weights_only=False, map_location=dev)
+            ck = load_checkpoint(args.resume, dev)
             if ck.get("args_key") != _args_key(args):
                 raise ValueError(f"checkpoint was made with {ck.get('args_key')}, this run is {_args_key(args)}")
             net.load_state_dict(ck["model"], strict=True)
             opt.load_state_dict(ck["optimizer"])
             gen.set_state(ck["generator"])
             history, start = ck["history"], ck["epoch"]
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            if ck.get("threads") not in (None, torch.get_num_threads()):
+                print(f"note: the checkpoint ran on {ck['threads']} threads, this run on {torch.get_num_threads()}: "
+                      "float sums in the backward may round differently, so the continuation is not bit-identical "
+                      "to an uninterrupted run", file=sys.stderr)
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as e:
             print(f"error: --resume {args.resume}: incompatible or unreadable checkpoint: {e}", file=sys.stderr)
             return 2
     log = out / "log.csv"
@@ -312,12 +358,10 @@ def main(argv=None) -> int:
             continue
         print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
               flush=True)
-        with open(log, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(history[0].keys()))
-            w.writeheader()
-            w.writerows(history)
+        write_csv_atomic(log, history)
         save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                     "history": history, "epoch": ep + 1, "args_key": _args_key(args)}, out / "checkpoint.pt")
+                     "history": history, "epoch": ep + 1, "args_key": _args_key(args),
+                     "threads": torch.get_num_threads()}, out / "checkpoint.pt")
     if rank == 0:
         report(args, net, history, xs, ys, xt, out)
     if _world() > 1:
@@ -376,6 +420,9 @@ def _args_key(args) -> dict:
     key = {k: getattr(args, k) for k in keys}
     if args.batch_final != args.batch_size:  # absent otherwise: earlier checkpoints still resume
         key["batch_final"] = args.batch_final
+    for k, default in (("m", 3.0), ("float_lr", 3e-3)):  # likewise: present only when changed
+        if getattr(args, k) != default:
+            key[k] = getattr(args, k)
     return key
 
 

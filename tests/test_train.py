@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gxnor_cuda import data as D
-from gxnor_cuda.train import main, random_shift
+from gxnor_cuda.train import load_checkpoint, main, random_shift
 
 
 def test_digits_run_reports(tmp_path, capsys):
@@ -45,8 +45,8 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
         main([*common, "--out", str(part)])
     monkeypatch.setattr(T, "run_epoch", real)
     assert main([*common, "--out", str(part), "--resume", str(part / "checkpoint.pt")]) == 0
-    s = torch.load(straight / "checkpoint.pt", weights_only=False)
-    p = torch.load(part / "checkpoint.pt", weights_only=False)
+    s = load_checkpoint(straight / "checkpoint.pt", "cpu")
+    p = load_checkpoint(part / "checkpoint.pt", "cpu")
     for k, v in s["model"].items():
         assert torch.equal(v, p["model"][k]), k
 
@@ -126,3 +126,41 @@ def test_bad_inputs(tmp_path, capsys):
     torch.save({"args_key": {"dataset": "mnist"}}, ck)
     assert main(["--dataset", "digits", "--out", str(tmp_path), "--resume", str(ck)]) == 2
     assert "incompatible" in capsys.readouterr().err
+
+
+def test_checkpoint_and_cli_errors_are_clean(tmp_path, capsys):
+    """Corrupt, empty and foreign checkpoints, a changed hyper-parameter, an unusable --out and labels out
+    of range: exit 2 with a line naming the flag or file, nothing trained or overwritten."""
+    out = tmp_path / "run"
+    common = ["--dataset", "digits", "--epochs", "1", "--no-float-twin", "--out", str(out)]
+    assert main(common) == 0
+    ck = out / "checkpoint.pt"
+    good = ck.read_bytes()
+    assert load_checkpoint(ck, "cpu")["epoch"] == 1
+    flipped = bytearray(good)
+    for i in range(len(flipped) // 2, len(flipped) // 2 + 64):
+        flipped[i] ^= 0xFF
+    cases = [(bytes(flipped), "incompatible or unreadable"), (b"", "incompatible or unreadable"),
+             (b"not a checkpoint", "incompatible or unreadable")]
+    for content, msg in cases:
+        bad = tmp_path / "bad.pt"
+        bad.write_bytes(content)
+        assert main([*common, "--resume", str(bad)]) == 2
+        assert msg in capsys.readouterr().err
+    assert main([*common, "--m", "2.0", "--resume", str(ck)]) == 2  # a changed --m is not silently kept
+    assert "incompatible" in capsys.readouterr().err
+    assert ck.read_bytes() == good, "a refused run must not overwrite the checkpoint"
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(SystemExit):
+        main(["--dataset", "digits", "--out", str(afile)])
+    assert "--out" in capsys.readouterr().err
+
+
+def test_labels_out_of_range_are_refused(monkeypatch, tmp_path, capsys):
+    import gxnor_cuda.train as T
+
+    x = torch.randn(20, 1, 8, 8)
+    monkeypatch.setattr(T.D, "load_digits", lambda: ((x, torch.full((20,), 200)), (x, torch.zeros(20).long())))
+    assert T.main(["--dataset", "digits", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "labels: expected classes in [0, 10)" in capsys.readouterr().err

@@ -29,8 +29,20 @@ inline void check_packed(const at::Tensor& p, const char* name, int64_t K) {
               ", got W = ", p.size(-1), " (shape ", p.sizes(), ")");
 }
 
+// Strict packing reads float64 values in float32: values such as 1 + 2^-40 would pass as 1 there.
+inline void check_strict_float64(const at::Tensor& x) {
+  if (x.scalar_type() != at::kDouble || x.numel() == 0) return;
+  const int64_t n = at::logical_and(at::logical_and(x.ne(0), x.ne(1)), x.ne(-1)).sum().item<int64_t>();
+  TORCH_CHECK(n == 0, "x: expected values in {-1, 0, +1} (or pass threshold=), got ", n,
+              " float64 element(s) outside that set");
+}
+
 inline void check_threshold(double thr) {
   TORCH_CHECK(std::isfinite(thr) && thr > 0, "threshold: expected a finite float > 0, got ", thr);
+  const float t32 = static_cast<float>(thr);  // the kernels compare in float32
+  TORCH_CHECK(t32 > 0 && std::isfinite(t32),
+              "threshold: expected a float32-representable value > 0 (the kernels ",
+              "compare in float32), got ", thr, " (float32: ", t32, ")");
 }
 
 inline void check_device(const at::Tensor& t, const char* name, c10::DeviceType dev) {

@@ -42,6 +42,18 @@ inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C,
   TORCH_CHECK(s.o % groups == 0, "w: expected out channels O divisible by groups = ", groups,
               ", got O = ", s.o);
   TORCH_CHECK(s.kh >= 1 && s.kw >= 1, "w: expected a kernel of size >= 1, got shape ", w.sizes());
+  TORCH_CHECK(s.o >= 1, "w: expected O >= 1 output channels, got shape ", w.sizes());
+  // Padded sizes and kernel extents below 2^31 (the kernels index in 32 bits), checked without overflow.
+  constexpr int64_t kLim = int64_t(1) << 31;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t size = i ? s.w : s.h, k = i ? s.kw : s.kh;
+    TORCH_CHECK(size < kLim && padding[i] < (kLim - size) / 2 + 1 && size + 2 * padding[i] < kLim,
+                "padding: expected input size + 2 * padding < 2^31 (32-bit indices), got size ", size,
+                " and padding ", padding);
+    TORCH_CHECK(k - 1 == 0 || dilation[i] <= (kLim - 2) / (k - 1),
+                "dilation: expected dilation * (kernel - 1) + 1 ", "< 2^31 (32-bit indices), got kernel ", k,
+                " and dilation ", dilation);
+  }
   TORCH_CHECK(w.device() == x.device(), "w: expected device ", x.device(), " (the device of x), got ",
               w.device());
   s.sh = stride[0], s.sw = stride[1], s.ph = padding[0], s.pw = padding[1], s.dh = dilation[0],
@@ -53,6 +65,10 @@ inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C,
   TORCH_CHECK(!neg_h && !neg_w && s.ho >= 1 && s.wo >= 1, "w: expected a kernel (", s.kh, ", ", s.kw,
               ") with dilation ", dilation, " no larger than the padded input (", s.h + 2 * s.ph, ", ",
               s.w + 2 * s.pw, "), got output size (", neg_h ? 0 : s.ho, ", ", neg_w ? 0 : s.wo, ")");
+  const double out_elems = static_cast<double>(s.n) * s.o * s.ho * s.wo;  // no int64 overflow
+  TORCH_CHECK(out_elems < 281474976710656.0, "padding: expected an output (N, O, Ho, Wo) of fewer than 2^48 ",
+              "elements, got (", s.n, ", ", s.o, ", ", s.ho, ", ", s.wo, ") with padding ", padding,
+              " and stride ", stride);
   for (const auto* v : {&scale, &bias}) {
     if (!v->has_value()) continue;
     const char* name = v == &scale ? "scale" : "bias";

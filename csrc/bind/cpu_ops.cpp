@@ -51,6 +51,7 @@ at::Tensor pack_nchw(const at::Tensor& x, int64_t hw, cpu::PackMode mode, double
 }
 
 at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
+  if (mode == cpu::PackMode::kStrict) check_strict_float64(x_in);
   int64_t hw = 0;
   if (cpu::current_isa() >= cpu::Isa::kAvx2 && nchw_view(x_in, hw)) return pack_nchw(x_in, hw, mode, thr);
   at::Tensor x = x_in;

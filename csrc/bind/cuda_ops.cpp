@@ -24,6 +24,7 @@ void* stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
 at::Tensor pack_cuda(const at::Tensor& x_in, int mode, double thr) {
   const c10::cuda::CUDAGuard guard(x_in.device());
+  if (mode == 0) check_strict_float64(x_in);
   at::Tensor x = x_in;
   if (x.scalar_type() != at::kFloat && !(mode == 0 && x.scalar_type() == at::kChar)) x = x.to(at::kFloat);
   x = x.contiguous();
@@ -107,7 +108,8 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   check_device(a_in, "a", c10::DeviceType::CUDA);
   check_gemm(a_in, b_in, K, scale, bias);
   const int64_t M = a_in.size(0), N = b_in.size(0), W = a_in.size(2);
-  TORCH_CHECK((N + 63) / 64 <= 65535, "b: expected at most 65535 * 64 rows on the CUDA backend (grid y), got ", N,
+  TORCH_CHECK((N + 63) / 64 <= 65535,
+              "b: expected at most 65535 * 64 rows on the CUDA backend (grid y), got ", N,
               "; the Triton backend takes any N");
   const c10::cuda::CUDAGuard guard(a_in.device());
   const bool fl = scale.has_value() || bias.has_value();
@@ -128,7 +130,8 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
 // The grid limits of the CUDA conv kernels (grid y = output-channel tiles of a group, z = groups).
 void check_conv_grid(const ConvShape& s) {
   TORCH_CHECK(s.g <= 65535, "groups: expected at most 65535 on the CUDA backend (grid z), got ", s.g);
-  TORCH_CHECK((s.og() + 63) / 64 <= 65535, "w: expected at most 65535 * 64 output channels per group on the CUDA ",
+  TORCH_CHECK((s.og() + 63) / 64 <= 65535,
+              "w: expected at most 65535 * 64 output channels per group on the CUDA ",
               "backend (grid y), got ", s.og());
 }
 

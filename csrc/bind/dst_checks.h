@@ -16,8 +16,11 @@ inline void check_dst_common(const at::Tensor& w, const at::Tensor& grad, double
   TORCH_CHECK(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kBFloat16 ||
                   grad.scalar_type() == at::kHalf,
               "grad: expected a float32/bfloat16/float16 gradient, got ", grad.scalar_type());
-  TORCH_CHECK(increment || (std::isfinite(lr) && lr > 0), "lr: expected a finite float > 0, got ", lr);
-  TORCH_CHECK(std::isfinite(m) && m > 0, "m: expected a finite float > 0, got ", m);
+  // lr and m multiply in float32: they must stay finite and nonzero there
+  const float lr32 = static_cast<float>(lr), m32 = static_cast<float>(m);
+  TORCH_CHECK(increment || (std::isfinite(lr) && lr32 > 0 && std::isfinite(lr32)),
+              "lr: expected a finite float32 > 0, got ", lr);
+  TORCH_CHECK(std::isfinite(m) && m32 > 0 && std::isfinite(m32), "m: expected a finite float32 > 0, got ", m);
   TORCH_CHECK(seed >= 0, "seed: expected an int in [0, 2^63), got ", seed);
   TORCH_CHECK(offset >= 0, "offset: expected an int >= 0, got ", offset);
 }

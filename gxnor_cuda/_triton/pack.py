@@ -81,6 +81,10 @@ _BLOCK = 1024
 
 
 def _pack(x: torch.Tensor, mode: int, thr: float) -> torch.Tensor:
+    if mode == 0 and x.dtype == torch.float64 and x.numel():  # the kernel reads float32: 1 + 2^-40 would pass
+        n64 = int(((x != 0) & (x != 1) & (x != -1)).sum())
+        torch._check(n64 == 0, lambda: f"x: expected values in {{-1, 0, +1}} (or pass threshold=), got {n64} "
+                     "float64 element(s) outside that set")
     xk = x if x.dtype in (torch.float32, torch.int8) else x.to(torch.float32)
     xk = xk.contiguous()
     K = x.shape[-1]

@@ -140,9 +140,9 @@ def test_bad_input_leaves_w_untouched(backend):
     g = torch.randn(3, 70, device=dev)
     w0 = w.clone()
     cases = [
-        (dict(lr=0.0), "lr: expected a finite float > 0"),
-        (dict(lr=float("nan")), "lr: expected a finite float > 0"),
-        (dict(m=-1.0), "m: expected a finite float > 0"),
+        (dict(lr=0.0), "lr: expected a finite float32 > 0"),
+        (dict(lr=float("nan")), "lr: expected a finite float32 > 0"),
+        (dict(m=-1.0), "m: expected a finite float32 > 0"),
         (dict(seed=-3), r"seed: expected an int in \[0, 2\^63\)"),
         (dict(grad=torch.randn(3, 130, device=dev)), "grad: expected K with"),
         (dict(grad=torch.randn(2, 70, device=dev)), r"grad: expected the logical shape \(\.\.\., K\)"),
