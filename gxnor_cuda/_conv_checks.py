@@ -94,7 +94,18 @@ def check_conv_grad_out(grad_out, x, N, O, Ho, Wo) -> None:
     check_same_device("x", x, "grad_out", grad_out)
 
 
+def alloc_named(shape, like: torch.Tensor, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
+    """An output buffer; a failed allocation says which arguments made it that large."""
+    try:
+        return like.new_zeros(shape, dtype=dtype) if zero else like.new_empty(shape, dtype=dtype)
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "alloc" not in str(e):
+            raise
+        raise RuntimeError(f"padding, stride: the output of shape {tuple(shape)} (from the input size, padding and "
+                           "stride) could not be allocated") from e
+
+
 def conv_out_empty(x, O, N, Ho, Wo, float_out: bool) -> torch.Tensor:
     """(N, O, Ho, Wo) int32/float32 in channels-last memory (what the implicit GEMM writes)."""
     dt = torch.float32 if float_out else torch.int32
-    return x.new_empty((N, Ho, Wo, O), dtype=dt).permute(0, 3, 1, 2)
+    return alloc_named((N, Ho, Wo, O), x, dt).permute(0, 3, 1, 2)

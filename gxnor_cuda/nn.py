@@ -232,7 +232,17 @@ class _GXNORBase(nn.Module):
         if vkey in state_dict and int(state_dict[vkey]) != fmt.FORMAT_VERSION:
             errors.append(f"{vkey}: expected packed format {fmt.FORMAT_VERSION}, got {int(state_dict[vkey])}")
             return
+        qkey = prefix + "weight_q"
+        if qkey in state_dict and self.n_states == 1 and state_dict[qkey].shape == self.weight_q.shape:
+            # The kernels' results are defined for canonical words only: a packed weight entering from a
+            # file is checked here (one pass, once), everything the package writes itself is canonical.
+            n = int(F.count_noncanonical(state_dict[qkey], self.K))
+            if n:
+                errors.append(f"{qkey}: expected canonical packed words (sign bits only with the gate bit, zero "
+                              f"padding past K = {self.K}), got {n} non-canonical word pair(s)")
+                return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        self._stamp()
 
     def _matmul(self, x2d: torch.Tensor) -> torch.Tensor:
         q = self.input_quantizer

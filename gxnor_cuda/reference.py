@@ -162,14 +162,14 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups,
                                                              scale, bias)
     Cg = C // groups
+    fl = scale is not None or bias is not None
+    out = conv_out_empty(x, O, N, Ho, Wo, fl)  # first: a size that cannot be allocated is refused by name
     if N * H * Wd == 0:  # an empty input: torch's conv refuses it; every output position is padding (zero)
         y = torch.zeros((N, O, Ho, Wo), dtype=torch.float64, device=x.device)
     else:
         xd = _dense_conv_input(x, N, H, Wd, G, Wg, C)
         wd = unpack_ternary(w, Cg, torch.float64).permute(0, 3, 1, 2)  # (O, Cg, kh, kw)
         y = torch.nn.functional.conv2d(xd, wd, None, s, p, d, groups)
-    fl = scale is not None or bias is not None
-    out = conv_out_empty(x, O, N, Ho, Wo, fl)
     if not fl:
         return out.copy_(torch.round(y).to(torch.int32))
     # the kernels' epilogue: the exact sum to float32, times scale, plus bias, each rounded in float32

@@ -103,15 +103,16 @@ def tanh_rational(x: torch.Tensor) -> torch.Tensor:
     return p / q
 
 
-def moves(t: torch.Tensor, m: float, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """States to move for increments t (float32, in state units); returns (moves int64, finite mask)."""
-    fin = (t - t) == 0
+def moves(t: torch.Tensor, fin: torch.Tensor, m: float, u: torch.Tensor) -> torch.Tensor:
+    """States to move for increments t (float32, in state units) of finite gradients ``fin``: an
+    increment that overflowed (a finite gradient times a large lr) saturates at +-1e9 states; a
+    non-finite gradient moves nothing. returns: moves int64."""
     t = torch.where(fin, t, torch.zeros_like(t)).clamp(-1e9, 1e9)
     k = t.trunc()
     f = t - k
     p = tanh_rational(_f32(m) * f.abs())
     extra = torch.where(u < p, torch.sign(f), torch.zeros_like(f))
-    return k.to(torch.int64) + extra.to(torch.int64), fin
+    return k.to(torch.int64) + extra.to(torch.int64)
 
 
 def _unpack_lenient(w: torch.Tensor, K: int) -> torch.Tensor:
@@ -145,7 +146,8 @@ def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr: float, m: float, seed: 
                      "pair(s); w was not modified")
     s = _unpack_lenient(w, K)
     u = uniform(rng_words(seed, offset, tuple(grad.shape), rng, grad.device))
-    mv, fin = moves(_increment(grad, lr, increment, 1.0), m, u)
+    fin = torch.isfinite(grad.to(torch.float32))
+    mv = moves(_increment(grad, lr, increment, 1.0), fin, m, u)
     w.copy_(pack_ternary((s + mv).clamp(-1, 1).to(torch.int8)))
     return (~fin).sum()
 
@@ -160,6 +162,7 @@ def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr: float, m: float,
     hi = 1 if n_states == 0 else 2 ** (n_states - 1)
     inv_dz, step = (0.5, 2) if n_states == 0 else (float(2 ** (n_states - 1)), 1)
     u = uniform(rng_words(seed, offset, tuple(grad.shape), rng, grad.device))
-    mv, fin = moves(_increment(grad, lr, increment, inv_dz), m, u)
+    fin = torch.isfinite(grad.to(torch.float32))
+    mv = moves(_increment(grad, lr, increment, inv_dz), fin, m, u)
     s.copy_((s.to(torch.int64) + step * mv).clamp(-hi, hi).to(torch.int8))
     return (~fin).sum()

@@ -107,3 +107,34 @@ def test_dst_scalar_arguments(backend, kw, msg):
     with pytest.raises((RuntimeError, TypeError, ValueError), match=msg):
         F.dst_update_(w, g, args["lr"], args["m"], args["seed"], args["offset"], backend=backend)
     assert torch.equal(w, w0)
+
+
+def test_non_canonical_weights_are_refused_when_loaded():
+    """Decision (docs/design.md): the ops' results are defined for canonical operands; packed data
+    entering from outside (a state dict) is validated there."""
+    from gxnor_cuda.nn import GXNORConv2d, GXNORLinear
+
+    for m in (GXNORLinear(33, 4), GXNORConv2d(33, 4, 3)):
+        sd = m.state_dict()
+        before = m.weight_q.clone()
+        sd["weight_q"] = sd["weight_q"].clone()
+        sd["weight_q"][0, ..., 0, -1] |= 1 << 30  # a gate bit past K = 33
+        with pytest.raises(RuntimeError, match="weight_q: expected canonical packed words"):
+            m.load_state_dict(sd)
+        assert torch.equal(m.weight_q, before)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dst_overflowing_increment_saturates(backend):
+    """A finite gradient whose increment overflows float32 moves the weight to the boundary (it is not
+    frozen and not counted); a non-finite gradient still freezes its weight and is counted."""
+    (s, g) = _on(backend, torch.zeros(2, 40, dtype=torch.int8), torch.full((2, 40), 3e38))
+    g[0, 0] = float("nan")
+    bad = F.dst_update_states_(s, g, 1.0, 3.0, 7, 1, 0, backend=backend)
+    assert int(bad) == 1 and int(s[0, 0]) == 0
+    assert bool((s.flatten()[1:] == -64).all()), "saturates at -2^(N-1)"
+    (w, g2) = _on(backend, ref.pack_ternary(torch.zeros(3, 40)), torch.full((3, 40), 1e30))
+    g2[1, 3] = float("inf")
+    bad = F.dst_update_(w, g2, 1e10, 3.0, 1, 0, backend=backend)  # -lr * g = -inf in float32
+    dense = ref.unpack_ternary(w.cpu(), 40)
+    assert int(bad) == 1 and int(dense[1, 3]) == 0 and int((dense == -1).sum()) == 119

@@ -81,9 +81,20 @@ inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C,
   return s;
 }
 
+// An output buffer; a failed allocation says which arguments made it that large.
+inline at::Tensor alloc_named(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  try {
+    return empty_out(sizes, opts);
+  } catch (const std::bad_alloc&) {
+  } catch (const c10::Error&) {
+  }
+  TORCH_CHECK(false, "padding, stride: the output of shape ", sizes, " (from the input size, padding and stride) ",
+              "could not be allocated");
+}
+
 // (N, O, Ho, Wo) output in channels-last memory: what the implicit GEMM writes row by row.
 inline at::Tensor conv_out_empty(const at::Tensor& x, const ConvShape& s, bool float_out) {
-  return empty_out({s.n, s.ho, s.wo, s.o}, x.options().dtype(float_out ? at::kFloat : at::kInt))
+  return alloc_named({s.n, s.ho, s.wo, s.o}, x.options().dtype(float_out ? at::kFloat : at::kInt))
       .permute({0, 3, 1, 2});
 }
 

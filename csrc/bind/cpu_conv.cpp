@@ -165,7 +165,7 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
   check_threshold(threshold);
   const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
   const int64_t Wo = packed_words(s.o), M = s.rows();
-  at::Tensor out = at::empty({s.n, s.ho, s.wo, 2, Wo}, x_in.options().dtype(at::kInt));
+  at::Tensor out = alloc_named({s.n, s.ho, s.wo, 2, Wo}, x_in.options().dtype(at::kInt));
   if (M == 0) return out;
   if (s.o == 0) return out.zero_();
   const ConvOperands ops(x_in, w_in, s, C, scale, bias);

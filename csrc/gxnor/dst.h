@@ -104,9 +104,11 @@ GXNOR_HD inline float tanh_rational(float x) {
 GXNOR_HD inline bool finite(float t) { return t >= -3.40282347e38f && t <= 3.40282347e38f; }
 
 // States to move for increment t = D / dz (in units of one state): trunc(t) whole states plus one
-// more toward sign(t) when u < tanh(m * |t - trunc(t)|). Non-finite t -> 0 (the caller counts it).
+// more toward sign(t) when u < tanh(m * |t - trunc(t)|). An infinite t (a finite gradient whose
+// increment overflowed) saturates at +-1e9 states; the caller passes 0 for a non-finite gradient
+// (and counts it), so NaN only guards.
 GXNOR_HD inline int move(float t, float m, float u) {
-  if (!finite(t)) return 0;  // NaN or Inf
+  if (t != t) return 0;  // NaN
   const float lim = 1e9f;
   t = t > lim ? lim : (t < -lim ? -lim : t);
   const int k = static_cast<int>(t);  // trunc toward zero

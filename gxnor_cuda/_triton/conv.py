@@ -19,7 +19,7 @@ import triton.language as tl
 
 from .. import format as fmt
 from .._checks import check_threshold
-from .._conv_checks import check_conv, conv_out_empty
+from .._conv_checks import alloc_named, check_conv, conv_out_empty
 from .gemm import _popc32, _store_c
 from .launch import cdiv, launch
 
@@ -102,7 +102,7 @@ def _launch(x, w, C, stride, padding, dilation, groups, scale, bias, threshold=N
     if pack:
         threshold = float(torch.tensor(threshold, dtype=torch.float32))  # the kernels compare in float32
         WP = fmt.packed_words(O)
-        out = torch.zeros((N, Ho, Wo, 2, WP), dtype=torch.int32, device=x.device)  # padding words stay 0
+        out = alloc_named((N, Ho, Wo, 2, WP), x, torch.int32, zero=True)  # padding words stay 0
         dst = out
     else:
         WP = 0

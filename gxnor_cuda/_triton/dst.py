@@ -45,7 +45,9 @@ def _moves(g, lr, m, inv_dz, u, INCREMENT: tl.constexpr):
     else:
         d = g * (-lr)
     t = d * inv_dz
-    fin = tl.abs(t) < float("inf")  # false for NaN and +-Inf; no arithmetic a compiler could fuse
+    # a non-finite gradient moves nothing (false for NaN and +-Inf, no arithmetic a compiler could
+    # fuse); a finite one whose increment overflowed saturates at the clamp below
+    fin = tl.abs(g) < float("inf")
     t = tl.where(fin, t, 0.0)
     t = tl.minimum(tl.maximum(t, -1e9), 1e9)
     k = t.to(tl.int32)

@@ -63,18 +63,17 @@ GXNOR_TARGET_AVX2 inline void counters8(uint64_t base, __m256i* lo, __m256i* hi)
   *hi = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(base >> 32)), carry);  // carry lanes are -1
 }
 
-// dst::move on NV vectors of 8: t increments in state units, w their uint32 draws; mv moves,
-// nf all-ones where t is not finite (move 0).
+// dst::move on NV vectors of 8: t increments in state units, w their uint32 draws, nf all-ones
+// where the gradient is not finite (move 0; an infinite increment of a finite one saturates); mv moves.
 template <int NV>
 GXNOR_TARGET_AVX2 inline void move8(const __m256* t_in, const __m256i* w, const DstParams& p, __m256i* mv,
-                                    __m256* nf) {
+                                    const __m256* nf) {
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
 #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     const __m256i xi = _mm256_xor_si256(w[v], _mm256_srai_epi32(w[v], 31));  // -x - 1 = ~x if negative
     const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(xi), _mm256_set1_ps(4.6566127342e-10f));
     __m256 t = t_in[v];
-    nf[v] = _mm256_cmp_ps(_mm256_and_ps(t, absmask), _mm256_set1_ps(3.40282347e38f), _CMP_NLE_UQ);
     t = _mm256_andnot_ps(nf[v], t);
     t = _mm256_max_ps(_mm256_min_ps(t, _mm256_set1_ps(1e9f)), _mm256_set1_ps(-1e9f));
     const __m256i k = _mm256_cvttps_epi32(t);
@@ -114,6 +113,7 @@ GXNOR_TARGET_AVX2 int64_t dst_packed_pass_avx2(int32_t* w, const float* grad, in
   const __m256 scale = _mm256_set1_ps(p.increment ? p.inv_dz : -p.lr);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   int64_t bad = 0;
   for (int64_t row = t0 / W; row * W < t1; ++row) {
     const int64_t wa = t0 > row * W ? t0 - row * W : 0;
@@ -133,7 +133,9 @@ GXNOR_TARGET_AVX2 int64_t dst_packed_pass_avx2(int32_t* w, const float* grad, in
           const int v = 4 * j + h;
           valid[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n[j] - 8 * h), lane);
           // D = -lr * grad then * inv_dz: two roundings like the scalar path (one when increment).
-          const __m256 d = _mm256_mul_ps(_mm256_maskload_ps(gr + lo + 8 * h, valid[v]), scale);
+          const __m256 gv = _mm256_maskload_ps(gr + lo + 8 * h, valid[v]);
+          nf[v] = _mm256_cmp_ps(_mm256_and_ps(gv, absmask), _mm256_set1_ps(3.40282347e38f), _CMP_NLE_UQ);
+          const __m256 d = _mm256_mul_ps(gv, scale);
           tt[v] = p.increment ? d : _mm256_mul_ps(d, _mm256_set1_ps(p.inv_dz));
           if constexpr (kRng == 1)
             counters8(p.offset + static_cast<uint64_t>(row * K + lo + 8 * h), &u[v], &mv[v]);

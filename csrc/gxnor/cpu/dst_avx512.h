@@ -128,17 +128,17 @@ GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, 
 }
 
 // dst::move on NV groups of 16 lanes: t[v]: increments in state units, w[v]: their uint32 draws.
-// mv[v]: moves; nonfinite[v]: lanes whose increment is not finite (they get move 0).
+// mv[v]: moves; nonfinite[v]: lanes whose gradient is not finite (move 0); an infinite increment
+// of a finite gradient saturates at the clamp.
 template <int NV>
 GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, const DstParams& p, __m512i* mv,
-                                       __mmask16* nonfinite) {
+                                       const __mmask16* nonfinite) {
 #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     // uniform: int32 bitcast, -x - 1 = ~x if negative (x ^ sign mask), * 2^-31
     const __m512i xi = _mm512_xor_si512(w[v], _mm512_srai_epi32(w[v], 31));
     const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), _mm512_set1_ps(4.6566127342e-10f));
     __m512 t = t_in[v];
-    nonfinite[v] = _mm512_fpclass_ps_mask(t, 0x99);  // QNaN, +Inf, -Inf, SNaN
     t = _mm512_maskz_mov_ps(static_cast<__mmask16>(~nonfinite[v]), t);
     t = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(1e9f)), _mm512_set1_ps(-1e9f));
     const __m512i k = _mm512_cvttps_epi32(t);
@@ -170,7 +170,7 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad
     int32_t* gwp = w + row * 2 * W;
     const float* gr = grad + row * K;
     for (int64_t wi = wa; wi < wb; wi += kWords) {
-      __mmask16 m[kNV];
+      __mmask16 m[kNV], nf[kNV];
       __m512 tt[kNV];
       uint64_t idx[kNV], q[kWords];
 #pragma GCC unroll 16
@@ -183,13 +183,14 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad
           const int nh = n - 16 * h, v = 2 * j + h;
           m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
           // D = -lr * grad then * inv_dz: two roundings like the scalar path (one when increment).
-          const __m512 d = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[v], gr + lo + 16 * h), scale);
+          const __m512 gv = _mm512_maskz_loadu_ps(m[v], gr + lo + 16 * h);
+          nf[v] = _mm512_fpclass_ps_mask(gv, 0x99);  // QNaN, +Inf, -Inf, SNaN
+          const __m512 d = _mm512_mul_ps(gv, scale);
           tt[v] = p.increment ? d : _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));
           idx[v] = static_cast<uint64_t>(row * K + lo + 16 * h);
         }
       }
       __m512i u[kNV], mv[kNV];
-      __mmask16 nf[kNV];
       if constexpr (kRng == 1)
         draws_v1<kNV>(idx, p, u);
       else

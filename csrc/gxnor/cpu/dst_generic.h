@@ -28,17 +28,18 @@ __attribute__((always_inline)) inline int64_t dst_block32(const G* grad, int n, 
                                                           int64_t k0, const DstParams& p, const int8_t* s_in,
                                                           int8_t* s_out) {
   float t[32];
+  bool fin[32];
   uint32_t u[32] = {};
   int64_t bad = 0;
   dst::draws(p.rng, p.seed, p.offset, K, row, k0, n, u);
   for (int j = 0; j < 32; ++j) {
     const float g = j < n ? static_cast<float>(grad[j]) : 0.f;
+    fin[j] = dst::finite(g);  // a non-finite gradient moves nothing; an overflowing increment saturates
     const float d = p.increment ? g : -p.lr * g;
-    t[j] = d * p.inv_dz;
+    t[j] = fin[j] ? d * p.inv_dz : 0.f;
   }
   for (int j = 0; j < 32; ++j) {
-    const bool fin = dst::finite(t[j]);
-    bad += (j < n) & !fin;
+    bad += (j < n) & !fin[j];
     const int mv = dst::move(t[j], p.m, dst::uniform(u[j]));
     int s = s_in[j] + p.step * mv;
     s = s > p.hi ? p.hi : (s < -p.hi ? -p.hi : s);

@@ -32,9 +32,10 @@ __global__ void __launch_bounds__(kDstThreads)
         const int j = j0 + i;
         if (j >= n) break;
         const float g = grad[row * K + lo + j];
+        const bool fin = dst::finite(g);  // non-finite: no move; an overflowing increment saturates
         const float d = increment ? g : GX_FMUL(-lr, g);
-        nbad += !dst::finite(d);
-        const int mv = dst::move(d, m, dst::uniform(u[i]));
+        nbad += !fin;
+        const int mv = dst::move(fin ? d : 0.0f, m, dst::uniform(u[i]));
         int s = ((gw >> j) & 1u) ? (((sw >> j) & 1u) ? -1 : 1) : 0;
         s += mv;
         s = s > 1 ? 1 : (s < -1 ? -1 : s);
@@ -66,10 +67,10 @@ __global__ void __launch_bounds__(kDstThreads)
         const int j = j0 + i;
         if (j >= cnt) break;
         const float g = grad[i0 + j];
+        const bool fin = dst::finite(g);
         const float d = increment ? g : GX_FMUL(-lr, g);
-        const float t = GX_FMUL(d, inv_dz);
-        nbad += !dst::finite(t);
-        const int mv = dst::move(t, m, dst::uniform(u[i]));
+        nbad += !fin;
+        const int mv = dst::move(fin ? GX_FMUL(d, inv_dz) : 0.0f, m, dst::uniform(u[i]));
         int v = s[i0 + j] + step * mv;
         v = v > hi ? hi : (v < -hi ? -hi : v);
         s[i0 + j] = static_cast<int8_t>(v);
