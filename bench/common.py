@@ -7,6 +7,8 @@ import os
 import pathlib
 import platform
 import subprocess
+import sys
+import time
 
 import torch
 import torch.utils.benchmark as tb
@@ -37,8 +39,9 @@ def metadata() -> dict[str, str]:
     # torch's own switch for 2 MiB pages on CPU allocations >= 2 MiB: fresh large outputs (torch's
     # and gxnor's alike) then cost far fewer page faults; recorded because it moves the ratios.
     thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0")
-    return {"device": dev, "threads": str(torch.get_num_threads()), "torch": torch.__version__,
-            "triton": tv, "git": sha, "THP_MEM_ALLOC_ENABLE": thp}
+    return {"device": dev, "cpu": cpu, "threads": str(torch.get_num_threads()), "torch": torch.__version__,
+            "triton": tv, "git": sha, "THP_MEM_ALLOC_ENABLE": thp,
+            "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv])}
 
 
 def time_cpu(fn, min_run_time: float = 1.0) -> float:
