@@ -138,3 +138,32 @@ def test_dst_overflowing_increment_saturates(backend):
     bad = F.dst_update_(w, g2, 1e10, 3.0, 1, 0, backend=backend)  # -lr * g = -inf in float32
     dense = ref.unpack_ternary(w.cpu(), 40)
     assert int(bad) == 1 and int(dense[1, 3]) == 0 and int((dense == -1).sum()) == 119
+
+
+def test_thread_count_statement():
+    """What the thread count changes (README, 'What is guaranteed'): integer results and the DST update
+    are bit-identical at 1 and 2 threads; the float weight gradient sums in a thread-dependent order and
+    agrees to float rounding only."""
+    from tests.helpers import CPU_BACKENDS
+
+    if "cpp" not in CPU_BACKENDS:
+        pytest.skip("native library not loaded")
+    x, w = _conv_operands(n=8, c=70, h=9, w=9, o=64)
+    a, b = ref.pack_ternary(rand_ternary(300, 200)), ref.pack_ternary(rand_ternary(70, 200))
+    g = torch.randn(8, 64, 7, 7)
+    wd = ref.pack_ternary(rand_ternary(64, 300))
+    gd = torch.randn(64, 300)
+    before = torch.get_num_threads()
+    res = []
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            w2 = wd.clone()
+            F.dst_update_(w2, gd, 0.3, 3.0, 5, 0, backend="cpp")
+            res.append((F.xnor_conv2d(x, w, 70, backend="cpp"), F.xnor_gemm(a, b, 200, backend="cpp"), w2,
+                        F.xnor_conv2d_weight_grad(g, x, w, 70, backend="cpp")))
+    finally:
+        torch.set_num_threads(before)
+    for i in range(3):
+        assert torch.equal(res[0][i], res[1][i])
+    torch.testing.assert_close(res[0][3], res[1][3], rtol=1e-5, atol=1e-4)
