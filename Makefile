@@ -53,6 +53,8 @@ bench: setup
 	$(BIN)/python bench/bench_dst.py
 	$(BIN)/python bench/bench_conv.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_convert.py
+	$(BIN)/python bench/compiled_kernels.py
 
 # On a machine with a GPU, with its own Python as it is (no venv, no downloads): build for the local
 # architecture only, then tests, GPU benchmarks and one MNIST epoch (bench/gpu_check.py).

@@ -1,21 +1,28 @@
-"""Training step time and memory of the GXNOR MNIST network against its float twin (nn.Conv2d +
-nn.Linear + Adam), batch 100 and 1000, 2 threads.
+"""Training step time and memory of the GXNOR networks against other ways to train the same network,
+timed interleaved in one run.
 
-Each (network, batch) runs in a fresh subprocess so its peak resident memory (ru_maxrss) is its
-own: "step peak MiB" is the high-water mark during the timed steps minus the resident size before
-the first step (activations, saved tensors, gradients, workspaces). "persistent KiB" counts the
-parameters, buffers and optimizer state that live between steps.
+Contenders (each in its own worker process, so its memory high-water mark is its own):
+- gxnor: the paper's network as `python -m gxnor_cuda.train` builds it (packed weights, DST);
+- float: the float twin (nn.Conv2d / nn.Linear) with Adam;
+- ste: a hand-written straight-through ternary network (float latent weights, ternarised in the
+  forward, identity gradient; Adam);
+Steps are handed out round-robin: every round each worker runs `--steps` steps, so the machine's
+drift lands on all contenders alike. Reported: median and min step time over the rounds, the step
+peak memory (ru_maxrss after the steps minus before the first), and the persistent bytes per weight
+(parameters, buffers and optimizer state between steps, over the weight count).
 
-    python bench/bench_train.py [--threads 2] [--steps 20]
+    python bench/bench_train.py [--nets mnist cifar] [--batches 100 1000] [--rounds 4] [--steps 5]
+
+CSV: bench/results/bench_train.csv, plot bench/results/bench_train.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing as mp
 import pathlib
 import resource
-import subprocess
+import statistics
 import sys
 import time
 
@@ -23,76 +30,174 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 
 
-def tensor_bytes(ts) -> int:
-    return sum(t.numel() * t.element_size() for t in ts)
+def _ste_net(name: str):
+    """The paper's network with float latent weights, ternarised weights and activations in the forward
+    and straight-through gradients (what most ternary-network code does)."""
+    import torch
+    from torch import nn
+
+    class Tern(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, r):
+            ctx.save_for_backward(x)
+            ctx.r = r
+            return torch.where(x >= r, 1.0, torch.where(x <= -r, -1.0, 0.0)).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * (x.abs() <= ctx.r + 0.5).to(g.dtype), None
+
+    class TConv(nn.Conv2d):
+        def forward(self, x):
+            w = self.weight
+            wt = w + (Tern.apply(w, 0.7 * w.abs().mean().item()) - w).detach()
+            return self._conv_forward(x, wt, None)
+
+    class TLin(nn.Linear):
+        def forward(self, x):
+            w = self.weight
+            return nn.functional.linear(x, w + (Tern.apply(w, 0.7 * w.abs().mean().item()) - w).detach())
+
+    class Act(nn.Module):
+        def forward(self, x):
+            return Tern.apply(x, 0.35)
+
+    if name == "mnist":
+        return nn.Sequential(TConv(1, 32, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(32), Act(),
+                             TConv(32, 64, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.Flatten(), Act(),
+                             TLin(1024, 512, bias=False), nn.BatchNorm1d(512), Act(), TLin(512, 10, bias=False),
+                             nn.BatchNorm1d(10))
+    layers, c_in = [], 3
+    for i, c in enumerate((128, 128, 256, 256, 512, 512)):
+        layers += ([Act()] if i else []) + [TConv(c_in, c, 3, padding=1, bias=False)]
+        layers += ([nn.MaxPool2d(2)] if i % 2 else []) + [nn.BatchNorm2d(c)]
+        c_in = c
+    return nn.Sequential(*layers, nn.Flatten(), Act(), TLin(8192, 1024, bias=False), nn.BatchNorm1d(1024), Act(),
+                         TLin(1024, 10, bias=False), nn.BatchNorm1d(10))
 
 
-def child(gx: bool, bs: int, steps: int, threads: int) -> dict:
+def _build(contender: str, net: str):
     import torch
 
     from gxnor_cuda import models
-    from gxnor_cuda.optim import DST, is_discrete
+    from gxnor_cuda.optim import DST
+
+    make = models.mnist_net if net == "mnist" else models.cifar_net
+    if contender == "gxnor":
+        m = make(True, 1, r=0.35 if net == "mnist" else 1.0)
+        return m, DST.for_model(m, lr=0.05, float_lr=3e-3)
+    if contender == "float":
+        m = make(False)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+    if contender == "ste":
+        m = _ste_net(net)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+    raise ValueError(contender)
+
+
+def _worker(conn, contender: str, net: str, batch: int, threads: int) -> None:
+    import torch
+
     from gxnor_cuda.train import squared_hinge
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = models.mnist_net(gx)
-    if gx:
-        disc = [p for p in net.parameters() if is_discrete(p)]
-        flt = [p for p in net.parameters() if not is_discrete(p)]
-        opt = DST([{"params": disc}, {"params": flt, "base": "adam", "lr": 3e-3}], lr=0.02, base="normalized",
-                  seed=0)
-    else:
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x, y = torch.rand(bs, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (bs,))
+    model, opt = _build(contender, net)
+    shape = (batch, 1, 28, 28) if net == "mnist" else (batch, 3, 32, 32)
+    x, y = torch.rand(shape) * 2 - 1, torch.randint(0, 10, (batch,))
 
     def step():
         opt.zero_grad()
-        loss = squared_hinge(net(x), y)
-        loss.backward()
+        squared_hinge(model(x), y).backward()
         opt.step()
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()
     step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    conn.send("ready")
+    while True:
+        cmd = conn.recv()
+        if cmd == "stop":
+            break
+        times = []
+        for _ in range(cmd):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        conn.send(times)
     state = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
-    persistent = tensor_bytes(net.parameters()) + tensor_bytes(net.buffers()) + tensor_bytes(state)
-    times.sort()
-    return {"step ms": 1e3 * times[len(times) // 2], "step peak MiB": (peak - base) / 1024,
-            "persistent KiB": persistent / 1024}
+    nbytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *state])
+    weights = sum(mm.weight.numel() for mm in model.modules()
+                  if type(mm).__name__ in ("GXNORConv2d", "GXNORLinear", "Conv2d", "Linear", "TConv", "TLin"))
+    conn.send({"peak MiB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024,
+               "persistent B/weight": nbytes / weights})
+
+
+def _contenders() -> list[str]:
+    return ["gxnor", "float", "ste"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nets", nargs="+", default=["mnist"], choices=["mnist", "cifar"])
+    ap.add_argument("--batches", type=int, nargs="+", default=[100, 1000])
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
-        gx, bs = args.child.split(",")
-        print(json.dumps(child(gx == "1", int(bs), args.steps, args.threads)))
-        return
+    ctx = mp.get_context("spawn")
     rows = []
-    for bs in (100, 1000):
-        r = {"batch": bs}
-        for gx, tag in ((True, "gxnor"), (False, "float")):
-            out = subprocess.run([sys.executable, __file__, "--child", f"{int(gx)},{bs}", "--steps", str(args.steps),
-                                  "--threads", str(args.threads)], capture_output=True, text=True, check=True)
-            for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items():
-                r[f"{tag} {k}"] = v
-        r["step speed-up"] = r["float step ms"] / r["gxnor step ms"]
-        r["persistent ratio"] = r["float persistent KiB"] / r["gxnor persistent KiB"]
-        rows.append(r)
-        print(f"  done batch {bs}", flush=True)
-    headers = ["batch", "gxnor step ms", "float step ms", "step speed-up", "gxnor step peak MiB",
-               "float step peak MiB", "gxnor persistent KiB", "float persistent KiB", "persistent ratio"]
-    emit("bench_train_cpu", rows, headers)
+    for net in args.nets:
+        for batch in args.batches:
+            workers = {}
+            for c in _contenders():
+                a, b = ctx.Pipe()
+                p = ctx.Process(target=_worker, args=(b, c, net, batch, args.threads))
+                p.start()
+                workers[c] = (p, a)
+            for _, a in workers.values():
+                assert a.recv() == "ready"
+            rounds = {c: [] for c in workers}
+            for _ in range(args.rounds):  # round-robin: one worker at a time, each round every worker
+                for c, (_, a) in workers.items():
+                    a.send(args.steps)
+                    rounds[c].append(statistics.median(a.recv()))
+            for c, (p, a) in workers.items():
+                a.send("stop")
+                mem = a.recv()
+                p.join()
+                rows.append({"net": net, "batch": batch, "contender": c,
+                             "median step ms": 1e3 * statistics.median(rounds[c]),
+                             "min step ms": 1e3 * min(rounds[c]), **mem})
+            fl = next(r for r in rows if r["net"] == net and r["batch"] == batch and r["contender"] == "float")
+            for r in rows:
+                if r["net"] == net and r["batch"] == batch:
+                    r["vs float (time)"] = r["median step ms"] / fl["median step ms"]
+                    r["vs float (peak memory)"] = r["peak MiB"] / max(fl["peak MiB"], 1e-9)
+            print(f"  done {net} batch {batch}", flush=True)
+    emit("bench_train", rows, ["net", "batch", "contender", "median step ms", "min step ms", "vs float (time)",
+                               "peak MiB", "vs float (peak memory)", "persistent B/weight"], plot=_plot)
+
+
+def _plot(path, rows, meta) -> None:
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(r["net"], r["batch"]) for r in rows})
+    cons = list(dict.fromkeys(r["contender"] for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    width = 0.8 / len(cons)
+    for j, c in enumerate(cons):
+        vals = [next(r["median step ms"] for r in rows if (r["net"], r["batch"]) == k and r["contender"] == c)
+                for k in keys]
+        ax.bar([i + j * width for i in range(len(keys))], vals, width, label=c)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(keys))], [f"{n} b{b}" for n, b in keys])
+    ax.set_ylabel("median step ms")
+    ax.set_title(f"training step, {meta['threads']} threads, {meta['cpu'][:40]}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
