@@ -7,6 +7,7 @@ with ``gxnor_cuda.optim.DST``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import warnings
@@ -435,17 +436,17 @@ def _kind(m: nn.Module) -> str | None:
     return None
 
 
-def _make(m: nn.Module, kind: str, n_states: int, scaled: bool) -> _GXNORBase:
+def _make(m: nn.Module, kind: str, n_states: int, scaled: bool, quant=None) -> _GXNORBase:
     if kind == "conv2d":
-        return GXNORConv2d.from_float(m, n_states, scaled=scaled)
+        return GXNORConv2d.from_float(m, n_states, quant, scaled=scaled)
     if kind == "linear":
-        return GXNORLinear.from_float(m, n_states, scaled=scaled)
+        return GXNORLinear.from_float(m, n_states, quant, scaled=scaled)
     lin = nn.Linear(m.weight.shape[0], m.weight.shape[1], bias=m.bias is not None, device=m.weight.device)
     with torch.no_grad():
         lin.weight.copy_(m.weight.T)
         if m.bias is not None:
             lin.bias.copy_(m.bias)
-    return GXNORLinear.from_float(lin, n_states, scaled=scaled)
+    return GXNORLinear.from_float(lin, n_states, quant, scaled=scaled)
 
 
 def _data_order(model: nn.Module, names: list[str], example_input) -> tuple[list[str], int]:
@@ -464,15 +465,18 @@ def _data_order(model: nn.Module, names: list[str], example_input) -> tuple[list
 
 
 def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_states: int = 1,
-              scaled: bool = True, example_input=None) -> ConversionReport:
+              scaled: bool = True, activations: TernaryActivation | None = None,
+              example_input=None) -> ConversionReport:
     """Replace nn.Linear (and subclasses), nn.Conv2d and Hugging Face Conv1D layers by GXNOR layers in
     place (torchao's quantize_ style); returns a ConversionReport.
 
     filter_fn(module, fqn) -> bool selects layers. ``skip`` holds names, or "first" / "last": the
     first / last candidate the data passes through (traced with ``example_input`` when given, else
     the registration order). ``scaled`` keeps a float scale per output channel (twn_ternarize), so a
-    converted layer keeps its function. A module used in several places is converted once and stays
-    shared; a layer whose weight is tied to a module that is not converted (an LM head tied to its
+    converted layer keeps its function. Weights only by default; ``activations`` (a TernaryActivation,
+    e.g. ``TernaryActivation(r=0.5)``) also ternarises each converted layer's input, which then runs
+    on the exact packed kernels (xnor_gemm / xnor_conv2d); that changes the function: fine-tune after.
+    A module used in several places is converted once and stays shared; a layer whose weight is tied to a module that is not converted (an LM head tied to its
     embedding) is skipped with the reason; nn.MultiheadAttention's out_proj is skipped (the
     attention reads its weight directly).
     """
@@ -515,7 +519,8 @@ def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_sta
             if tied:
                 why = f"weight tied to {tied[0]} (not converted)"
         if why is None:
-            new = _make(m, kind, n_states, scaled)
+            quant = copy.deepcopy(activations) if activations is not None else None
+            new = _make(m, kind, n_states, scaled, quant)
             new_of[id(m)] = new
             row.update(action="converted", why="", **{"bytes after": sum(
                 t.numel() * t.element_size() for t in (new.weight_q, new.weight_scale) if t is not None)})
@@ -534,10 +539,11 @@ def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_sta
 
 
 def convert(model: nn.Module, filter_fn=None, skip=("first", "last"), n_states: int = 1, *, scaled: bool = True,
-            example_input=None, verbose: bool = False) -> nn.Module:
+            activations: TernaryActivation | None = None, example_input=None, verbose: bool = False) -> nn.Module:
     """Swap nn.Linear / nn.Conv2d (and Hugging Face Conv1D) for GXNOR modules in place and return the
     model; the report (quantize_'s) is ``model.gxnor_report`` and printed with ``verbose``."""
-    report = quantize_(model, filter_fn, skip=skip, n_states=n_states, scaled=scaled, example_input=example_input)
+    report = quantize_(model, filter_fn, skip=skip, n_states=n_states, scaled=scaled, activations=activations,
+                       example_input=example_input)
     model.gxnor_report = report
     if verbose:
         print(report)

@@ -188,3 +188,17 @@ def test_compiled_inference_fullgraph_no_recompiles():
             torch.testing.assert_close(cm(x), want)
             with torch._dynamo.config.patch(error_on_recompile=True):
                 torch.testing.assert_close(cm(x + 1), m(x + 1))
+
+
+def test_weights_and_activations_option():
+    from gxnor_cuda.nn import TernaryActivation
+
+    m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    convert(m, activations=TernaryActivation(r=0.5))
+    q = m[2].input_quantizer
+    assert isinstance(q, TernaryActivation) and q.r == 0.5 and m[0].__class__ is nn.Linear
+    x = torch.randn(8, 16)
+    out = m(x)
+    out.sum().backward()
+    assert out.shape == (8, 4) and m[2].weight_q.gxnor_grad is not None
+    assert convert(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)))[1].input_quantizer is None
