@@ -476,9 +476,9 @@ def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_sta
     converted layer keeps its function. Weights only by default; ``activations`` (a TernaryActivation,
     e.g. ``TernaryActivation(r=0.5)``) also ternarises each converted layer's input, which then runs
     on the exact packed kernels (xnor_gemm / xnor_conv2d); that changes the function: fine-tune after.
-    A module used in several places is converted once and stays shared; a layer whose weight is tied to a module that is not converted (an LM head tied to its
-    embedding) is skipped with the reason; nn.MultiheadAttention's out_proj is skipped (the
-    attention reads its weight directly).
+    A module used in several places is converted once and stays shared; a layer whose weight is tied
+    to a module that is not converted (an LM head tied to its embedding) is skipped with the reason;
+    nn.MultiheadAttention's out_proj is skipped (the attention reads its weight directly).
     """
     if not 0 <= n_states <= 7:
         raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
