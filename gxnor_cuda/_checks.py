@@ -174,9 +174,16 @@ def check_dst(w, grad, lr, m, seed, offset, increment, packed=True, n_states=1, 
                      lambda: f"grad: expected the shape of s {tuple(w.shape)}, got {tuple(grad.shape)}")
 
 
+def state_grid(n_states: int) -> tuple[int, float, int]:
+    """(hi, inv_dz, step) of the DST state grid Z_N: indices in [-hi, hi], increments in index units
+    are D * inv_dz, one state move changes the index by step (2 for binary {-1, +1})."""
+    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
+    return (hi, 0.5, 2) if n_states == 0 else (hi, float(hi), 1)
+
+
 def check_state_values(s: torch.Tensor, n_states: int) -> None:
     """Data check before an in-place update: indices in [-hi, hi]; binary (N = 0) has no zero state."""
-    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
+    hi = state_grid(n_states)[0]
     torch._check(bool(((s >= -hi) & (s <= hi)).all()),
                  lambda: f"s: expected state indices in [{-hi}, {hi}] for n_states = {n_states}; s was not modified")
     torch._check(n_states != 0 or not bool((s == 0).any()),

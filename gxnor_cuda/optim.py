@@ -28,6 +28,7 @@ import warnings
 import torch
 
 from . import functional as F
+from ._checks import RNG_VERSIONS
 from .reference_dst import counters_used
 
 BASES = ("sgd", "normalized", "rownorm", "adam")
@@ -56,14 +57,15 @@ class DST(torch.optim.Optimizer):
             seed = int(torch.randint(0, 2**62, ()).item())
         if not 0 <= seed < 2**63:
             raise ValueError(f"seed: expected an int in [0, 2^63), got {seed}")
-        if rng not in (1, 2):
-            raise ValueError(f"rng: expected a random-number contract in (1, 2), got {rng!r}")
+        if rng not in RNG_VERSIONS:
+            raise ValueError(f"rng: expected a random-number contract in {RNG_VERSIONS}, got {rng!r}")
         super().__init__(params, dict(lr=lr, m=m, base=base, betas=betas, eps=eps))
         self.dst_seed = _rank0(int(seed))
         self.dst_offset = 0
         self.dst_step = 0
         self.dst_rng = rng
         self._nonfinite = None  # () int64 on the weights' device, summed without a sync
+        self._warned = False
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, lr: float = 0.02, float_lr: float = 1e-3, base: str = "normalized",
@@ -125,7 +127,7 @@ class DST(torch.optim.Optimizer):
         """Warn (once) if any gradient entry so far was not finite; returns the count (one sync).
         The training loop calls it once per epoch instead of syncing every step."""
         n = self.nonfinite_total
-        if n and not getattr(self, "_warned", False):
+        if n and not self._warned:
             warnings.warn(f"DST: {n} non-finite gradient entries so far; those weights did not move", stacklevel=2)
             self._warned = True
         return n
@@ -186,9 +188,19 @@ def stamp_of(p: torch.Tensor) -> tuple[int, int]:
     return p.untyped_storage()._cdata, p._version
 
 
+def world_size() -> int:
+    """Processes of the initialised torch.distributed group (1 without one)."""
+    d = torch.distributed
+    return d.get_world_size() if d.is_available() and d.is_initialized() else 1
+
+
+def rank() -> int:
+    d = torch.distributed
+    return d.get_rank() if d.is_available() and d.is_initialized() else 0
+
+
 def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and \
-        torch.distributed.get_world_size() > 1
+    return world_size() > 1
 
 
 def _rank0(seed: int) -> int:

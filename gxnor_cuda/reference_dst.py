@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ._checks import check_dst, check_state_values
+from ._checks import check_dst, check_state_values, state_grid
 from .reference import pack_ternary, validate_packed
 
 _M32 = 0xFFFFFFFF
@@ -159,8 +159,7 @@ def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr: float, m: float,
     check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states, rng=rng)
     if check:
         check_state_values(s, n_states)
-    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
-    inv_dz, step = (0.5, 2) if n_states == 0 else (float(2 ** (n_states - 1)), 1)
+    hi, inv_dz, step = state_grid(n_states)
     u = uniform(rng_words(seed, offset, tuple(grad.shape), rng, grad.device))
     fin = torch.isfinite(grad.to(torch.float32))
     mv = moves(_increment(grad, lr, increment, inv_dz), fin, m, u)

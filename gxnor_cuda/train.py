@@ -30,7 +30,7 @@ from tqdm import tqdm
 from . import data as D
 from . import models
 from .nn import GXNORConv2d, GXNORLinear
-from .optim import DST, is_discrete
+from .optim import DST, is_discrete, rank, world_size
 
 QUICK_EPOCHS = 26
 
@@ -67,10 +67,7 @@ def random_shift(x: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
 def make_optimizer(net, args, gx: bool):
     if not gx:
         return torch.optim.Adam(net.parameters(), lr=1e-3)
-    disc = [p for p in net.parameters() if is_discrete(p)]
-    flt = [p for p in net.parameters() if not is_discrete(p)]
-    return DST([{"params": disc}, {"params": flt, "base": "adam", "lr": args.float_lr}], lr=args.lr, m=args.m,
-               base=args.base, seed=args.seed)
+    return DST.for_model(net, lr=args.lr, float_lr=args.float_lr, base=args.base, m=args.m, seed=args.seed)
 
 
 def device_of(net) -> torch.device:
@@ -173,9 +170,7 @@ def save_atomic(obj, path: pathlib.Path) -> None:
     data = buf.getvalue()
     wrapped = {"gxnor_checkpoint": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
                "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(wrapped, tmp)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda tmp: torch.save(wrapped, tmp))
 
 
 def load_checkpoint(path, map_location) -> dict:
@@ -193,11 +188,20 @@ def load_checkpoint(path, map_location) -> dict:
 
 
 def write_csv_atomic(path: pathlib.Path, rows: list[dict]) -> None:
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+            w.writeheader()
+            w.writerows(rows)
+
+    _write_atomically(path, write)
+
+
+def _write_atomically(path: pathlib.Path, write) -> None:
+    """write(tmp) to a file beside ``path``, then rename it over ``path``: readers see the old file or
+    the new one, never a partial one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -214,7 +218,7 @@ def run_epoch(net, opt, x, y, bs, lr_at, epoch, gen, desc, shift: int = 0):
             for g in opt.param_groups:
                 g.setdefault("initial_lr", g["lr"])
                 g["lr"] = g["initial_lr"] * f
-        idx = perm[i * bs:(i + 1) * bs][_rank()::_world()]  # under torchrun each rank its share of the batch
+        idx = perm[i * bs:(i + 1) * bs][rank()::world_size()]  # under torchrun each rank its share of the batch
         opt.zero_grad()
         xb, yb = to_device(random_shift(x[idx], shift, gen), dev), to_device(y[idx], dev)
         with autocast(dev):
@@ -304,9 +308,9 @@ def main(argv=None) -> int:
         dev = resolve_device(args.device)
     except ValueError as e:
         ap.error(str(e))
-    dev, rank = init_distributed(dev)
+    dev, this_rank = init_distributed(dev)
     out = pathlib.Path(args.out or f"runs/{args.dataset}")
-    if rank == 0:
+    if this_rank == 0:
         try:  # refuse an unusable --out now, not after the first epoch
             out.mkdir(parents=True, exist_ok=True)
             probe = out / ".write-test"
@@ -323,7 +327,7 @@ def main(argv=None) -> int:
     net = build(args, gx=True).to(dev)
     opt = make_optimizer(net, args, gx=True)
     model = net  # what trains: under torchrun a DistributedDataParallel wrapper (checkpoints hold net)
-    if _world() > 1:
+    if world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     lf = args.lr_final
     lr_at = lambda ep: lf + (1 - lf) * 0.5 * (1 + math.cos(math.pi * ep / args.epochs))  # lr factor
@@ -354,7 +358,7 @@ def main(argv=None) -> int:
         opt.warn_nonfinite()
         history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
                         "lr": opt.param_groups[0]["lr"]})
-        if rank != 0:  # rank 0 alone reports and writes
+        if this_rank != 0:  # rank 0 alone reports and writes
             continue
         print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
               flush=True)
@@ -362,21 +366,11 @@ def main(argv=None) -> int:
         save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                      "history": history, "epoch": ep + 1, "args_key": _args_key(args),
                      "threads": torch.get_num_threads()}, out / "checkpoint.pt")
-    if rank == 0:
+    if this_rank == 0:
         report(args, net, history, xs, ys, xt, out)
-    if _world() > 1:
+    if world_size() > 1:
         torch.distributed.destroy_process_group()
     return 0
-
-
-def _world() -> int:
-    d = torch.distributed
-    return d.get_world_size() if d.is_available() and d.is_initialized() else 1
-
-
-def _rank() -> int:
-    d = torch.distributed
-    return d.get_rank() if d.is_available() and d.is_initialized() else 0
 
 
 def init_distributed(dev: torch.device) -> tuple[torch.device, int]:

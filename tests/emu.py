@@ -13,6 +13,7 @@ import subprocess
 import torch
 
 from gxnor_cuda import format as fmt
+from gxnor_cuda._checks import state_grid
 from gxnor_cuda.reference import conv2d_then_pack
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -133,8 +134,7 @@ def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increm
 
 
 def dst_update_states_(s: torch.Tensor, grad: torch.Tensor, lr, m, n_states, seed, offset, increment=False, rng=2):
-    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
-    inv_dz, step = (0.5, 2) if n_states == 0 else (float(hi), 1)
+    hi, inv_dz, step = state_grid(n_states)
     g = grad.to(torch.float32).contiguous()
     bad = torch.zeros((), dtype=torch.int64)
     K = s.shape[-1] if s.dim() else 1

@@ -39,9 +39,7 @@ def test_fine_tuning_a_converted_model_lowers_the_loss():
     x = torch.randn(2048, 32)
     y = teacher(x).detach()
     student = convert(nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 8)), skip=())
-    disc = [p for p in student.parameters() if is_discrete(p)]
-    flt = [p for p in student.parameters() if not is_discrete(p)]
-    opt = DST([{"params": disc}, {"params": flt, "base": "adam", "lr": 1e-2}], lr=0.05, base="normalized", seed=1)
+    opt = DST.for_model(student, lr=0.05, float_lr=1e-2, seed=1)
     loss0 = float(nn.functional.mse_loss(student(x), y).detach())
     for _ in range(60):
         opt.zero_grad()

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .. import format as fmt
-from .._checks import check_dst, check_state_values
+from .._checks import check_dst, check_state_values, state_grid
 from .launch import cdiv, launch
 from .pack import validate_packed
 
@@ -145,8 +145,7 @@ def dst_update_states_(s, grad, lr, m, n_states, seed, offset, increment=False, 
     torch._check(s.is_contiguous(), lambda: "s: expected a contiguous tensor (it is updated in place)")
     if check:
         check_state_values(s, n_states)
-    hi = 1 if n_states == 0 else 2 ** (n_states - 1)
-    inv_dz, step = (0.5, 2) if n_states == 0 else (float(hi), 1)
+    hi, inv_dz, step = state_grid(n_states)
     g = grad.to(torch.float32).contiguous()
     bad = torch.zeros((), dtype=torch.int64, device=s.device)
     n = s.numel()
