@@ -209,16 +209,19 @@ class _GXNORBase(nn.Module):
             self.weight_scale.data.copy_(scale.to(self.weight_scale.device))
         self._stamp()
 
-    def _scale_out(self, y: torch.Tensor, channel_dim: int) -> torch.Tensor:
-        if self.weight_scale is None:
-            return y
-        shape = [1] * y.dim()
-        shape[channel_dim] = -1
-        return y * self.weight_scale.reshape(shape)
+    def _epilogue(self, y: torch.Tensor) -> torch.Tensor:
+        """y (N, O, ...) float32 times the per-channel scale, plus the bias (both on dim 1)."""
+        shape = (-1, *([1] * (y.dim() - 2)))
+        if self.weight_scale is not None:
+            y = y * self.weight_scale.reshape(shape)
+        if self.bias is not None:
+            y = y + self.bias.float().reshape(shape)
+        return y
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
         wkey = prefix + "weight"
-        if wkey in state_dict and prefix + "weight_q" not in state_dict:  # a float checkpoint
+        converted = wkey in state_dict and prefix + "weight_q" not in state_dict
+        if converted:  # a float checkpoint
             w = state_dict.pop(wkey)
             if tuple(w.shape) != tuple(self._weight_shape()):
                 errors.append(f"{wkey}: expected shape {tuple(self._weight_shape())}, got {tuple(w.shape)}")
@@ -234,7 +237,8 @@ class _GXNORBase(nn.Module):
             errors.append(f"{vkey}: expected packed format {fmt.FORMAT_VERSION}, got {int(state_dict[vkey])}")
             return
         qkey = prefix + "weight_q"
-        if qkey in state_dict and self.n_states == 1 and state_dict[qkey].shape == self.weight_q.shape:
+        loaded = not converted and self.n_states == 1 and qkey in state_dict
+        if loaded and state_dict[qkey].shape == self.weight_q.shape:
             # The kernels' results are defined for canonical words only: a packed weight entering from a
             # file is checked here (one pass, once), everything the package writes itself is canonical.
             n = int(F.count_noncanonical(state_dict[qkey], self.K))
@@ -284,9 +288,7 @@ class GXNORLinear(_GXNORBase):
             raise ValueError(f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
         lead, out_dtype = x.shape[:-1], _out_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
-            y = self._scale_out(self._matmul(x.reshape(-1, self.in_features).float()), 1)
-            if self.bias is not None:
-                y = y + self.bias.float()
+            y = self._epilogue(self._matmul(x.reshape(-1, self.in_features).float()))
         return y.reshape(*lead, self.out_features).to(out_dtype)
 
     @classmethod
@@ -362,10 +364,7 @@ class GXNORConv2d(_GXNORBase):
                              f"{tuple(x.shape)}")
         out_dtype = _out_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
-            y = self._conv(x.float())
-            y = self._scale_out(y, 1)
-            if self.bias is not None:
-                y = y + self.bias.float()[:, None, None]
+            y = self._epilogue(self._conv(x.float()))
         return y.to(out_dtype)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
