@@ -3,7 +3,7 @@ TRITON_INTERPRET=1).
 
 1-D grid of cdiv(M, BM) * cdiv(O/groups, BN) * groups tiles, M = N * Ho * Wo output positions. Per program a
 (BM, BN) int32 tile; loops over the kernel taps (ky, kx) and the BW-word chunks of the group's
-packed channels; a tap in the zero padding loads zero words (gate off). Gated XNOR + SWAR popcount
+packed channels; a tap in the zero padding loads zero words (gate off). Gated XNOR + popcount
 as in gemm.py. Output (N, Ho, Wo, O) memory, returned as an (N, O, Ho, Wo) view.
 
 xnor_conv2d_pack fuses the threshold + pack into the same kernel (PACK): with BN = 32 each program

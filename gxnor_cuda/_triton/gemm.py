@@ -1,8 +1,8 @@
 """Triton GEMM kernels on packed ternary operands (GPU, or CPU with TRITON_INTERPRET=1).
 
 - ``_xnor_popcount_kernel``: 1-D grid of cdiv(M, BM) * cdiv(N, BN) tiles; per program a (BM, BN) int32 tile,
-  loop over the W/2 gate/sign word pairs of 32 bits; gated XNOR + bit-trick popcount (the
-  interpreter has no popc; on a GPU the compiler sees the same SWAR sequence).
+  loop over the W/2 gate/sign word pairs of 32 bits; gated XNOR + popcount (``_popc32``: the POPC
+  instruction when compiled, a SWAR bit trick in the interpreter).
 - ``_xnor_dot_kernel``: same tiles; per 64-wide k step unpack (BM, 64) and (BN, 64) int8 tiles in
   registers and tl.dot with int32 accumulation (tensor cores on a GPU; exact).
 - ``_ternary_nt_kernel`` / ``_ternary_nn_kernel``: float x ternary, weights unpacked to float32
