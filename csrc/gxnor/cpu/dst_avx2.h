@@ -63,6 +63,18 @@ GXNOR_TARGET_AVX2 inline void counters8(uint64_t base, __m256i* lo, __m256i* hi)
   *hi = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(base >> 32)), carry);  // carry lanes are -1
 }
 
+// dst::tanh_rational on 8 lanes, the same operations in the same order.
+GXNOR_TARGET_AVX2 inline __m256 tanh_rational8(__m256 x) {
+  x = _mm256_min_ps(x, _mm256_set1_ps(kTanhClamp));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(kTanhP[0]), q = _mm256_set1_ps(kTanhQ[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < 7; ++i) p = _mm256_add_ps(_mm256_mul_ps(p, x2), _mm256_set1_ps(kTanhP[i]));
+#pragma GCC unroll 8
+  for (int i = 1; i < 4; ++i) q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(kTanhQ[i]));
+  return _mm256_div_ps(_mm256_mul_ps(p, x), q);
+}
+
 // dst::move on NV vectors of 8: t increments in state units, w their uint32 draws, nf all-ones
 // where the gradient is not finite (move 0; an infinite increment of a finite one saturates); mv moves.
 template <int NV>
@@ -78,24 +90,8 @@ GXNOR_TARGET_AVX2 inline void move8(const __m256* t_in, const __m256i* w, const 
     t = _mm256_max_ps(_mm256_min_ps(t, _mm256_set1_ps(1e9f)), _mm256_set1_ps(-1e9f));
     const __m256i k = _mm256_cvttps_epi32(t);
     const __m256 f = _mm256_sub_ps(t, _mm256_cvtepi32_ps(k));
-    __m256 x = _mm256_min_ps(_mm256_mul_ps(_mm256_set1_ps(p.m), _mm256_and_ps(f, absmask)),
-                             _mm256_set1_ps(7.90531110763549805f));
-    const __m256 x2 = _mm256_mul_ps(x, x);
-    auto step = [&](__m256 acc, float c)
-                    GXNOR_TARGET_AVX2 { return _mm256_add_ps(_mm256_mul_ps(acc, x2), _mm256_set1_ps(c)); };
-    __m256 pp = _mm256_set1_ps(-2.76076847742355e-16f);
-    pp = step(pp, 2.00018790482477e-13f);
-    pp = step(pp, -8.60467152213735e-11f);
-    pp = step(pp, 5.12229709037114e-08f);
-    pp = step(pp, 1.48572235717979e-05f);
-    pp = step(pp, 6.37261928875436e-04f);
-    pp = step(pp, 4.89352455891786e-03f);
-    pp = _mm256_mul_ps(pp, x);
-    __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
-    q = step(q, 1.18534705686654e-04f);
-    q = step(q, 2.26843463243900e-03f);
-    q = step(q, 4.89352518554385e-03f);
-    const __m256 hit = _mm256_cmp_ps(u, _mm256_div_ps(pp, q), _CMP_LT_OQ);
+    const __m256 pr = tanh_rational8(_mm256_mul_ps(_mm256_set1_ps(p.m), _mm256_and_ps(f, absmask)));
+    const __m256 hit = _mm256_cmp_ps(u, pr, _CMP_LT_OQ);
     const __m256i up = _mm256_castps_si256(_mm256_and_ps(hit, _mm256_cmp_ps(f, zero, _CMP_GT_OQ)));
     const __m256i down = _mm256_castps_si256(_mm256_and_ps(hit, _mm256_cmp_ps(f, zero, _CMP_LT_OQ)));
     mv[v] = _mm256_add_epi32(_mm256_sub_epi32(k, up), down);  // true lanes are -1

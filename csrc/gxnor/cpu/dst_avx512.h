@@ -21,24 +21,16 @@ GXNOR_TARGET_AVX512 inline __m512i mul_hilo_epu32(__m512i a, uint32_t c, __m512i
   return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
+// dst::tanh_rational on 16 lanes, the same operations in the same order.
 GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
-  x = _mm512_min_ps(x, _mm512_set1_ps(7.90531110763549805f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(kTanhClamp));
   const __m512 x2 = _mm512_mul_ps(x, x);
-  auto step = [&](__m512 acc, float c)
-                  GXNOR_TARGET_AVX512 { return _mm512_add_ps(_mm512_mul_ps(acc, x2), _mm512_set1_ps(c)); };
-  __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
-  p = step(p, 2.00018790482477e-13f);
-  p = step(p, -8.60467152213735e-11f);
-  p = step(p, 5.12229709037114e-08f);
-  p = step(p, 1.48572235717979e-05f);
-  p = step(p, 6.37261928875436e-04f);
-  p = step(p, 4.89352455891786e-03f);
-  p = _mm512_mul_ps(p, x);
-  __m512 q = _mm512_set1_ps(1.19825839466702e-06f);
-  q = step(q, 1.18534705686654e-04f);
-  q = step(q, 2.26843463243900e-03f);
-  q = step(q, 4.89352518554385e-03f);
-  return _mm512_div_ps(p, q);
+  __m512 p = _mm512_set1_ps(kTanhP[0]), q = _mm512_set1_ps(kTanhQ[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < 7; ++i) p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(kTanhP[i]));
+#pragma GCC unroll 8
+  for (int i = 1; i < 4; ++i) q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(kTanhQ[i]));
+  return _mm512_div_ps(_mm512_mul_ps(p, x), q);
 }
 
 // NV independent Philox chains of 16 lanes at once (interleaved, hiding the multiply latency).

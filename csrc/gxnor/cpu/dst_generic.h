@@ -11,6 +11,17 @@
 
 namespace gxnor::cpu {
 
+// dst::tanh_rational's coefficients (highest power first) and clamp, for the vector paths: tanh(x) is
+// x * P(x^2) / Q(x^2), evaluated with a multiply then an add per coefficient in this order. The
+// scalar function keeps them as literals because CUDA device code cannot read a namespace-scope
+// array.
+inline constexpr float kTanhP[] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                   5.12229709037114e-08f,  1.48572235717979e-05f, 6.37261928875436e-04f,
+                                   4.89352455891786e-03f};
+inline constexpr float kTanhQ[] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
+                                   4.89352518554385e-03f};
+inline constexpr float kTanhClamp = 7.90531110763549805f;
+
 struct DstParams {
   float lr = 0.f;          // D = -lr * grad, unless increment
   bool increment = false;  // grad holds D itself
