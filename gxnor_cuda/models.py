@@ -1,7 +1,9 @@
-"""The GXNOR-Net networks of the original code (GXNOR.md section 5), as GXNOR or float twins.
+"""The GXNOR-Net networks of the original code (the paper's MNIST and CIFAR-10 architectures), as GXNOR or float twins.
 
 Each phi is fused into the next weight layer as its input quantizer, so activations travel
 packed into xnor_gemm; the float twin uses the same structure with nn.Conv2d / nn.Linear.
+n_states is the weights' N, act_states the activations' N (phi's levels); bn_eps is BatchNorm's
+epsilon (the original code's 1e-4 under ``--recipe paper``).
 """
 
 from __future__ import annotations
@@ -23,22 +25,22 @@ def _fc(f_in, f_out, gx, n_states, quant):
     return nn.Sequential(*([quant] if quant is not None else []), nn.Linear(f_in, f_out, bias=False))
 
 
-def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5,
-              window: str = "rect") -> nn.Sequential:
+def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5, window: str = "rect",
+              act_states: int = 1, bn_eps: float = 1e-5) -> nn.Sequential:
     """32C5 - MP2 - BN - phi - 64C5 - MP2 - BN - phi - 512FC - BN - phi - 10FC - BN (input 1x28x28)."""
-    phi = lambda: TernaryActivation(r, a, window)
+    phi = lambda: TernaryActivation(r, a, window, act_states)
     return nn.Sequential(
-        _conv(1, 32, 5, 0, gx, n_states, None), nn.MaxPool2d(2), nn.BatchNorm2d(32),
-        _conv(32, 64, 5, 0, gx, n_states, phi()), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.Flatten(),
-        _fc(64 * 4 * 4, 512, gx, n_states, phi()), nn.BatchNorm1d(512),
-        _fc(512, 10, gx, n_states, phi()), nn.BatchNorm1d(10),
+        _conv(1, 32, 5, 0, gx, n_states, None), nn.MaxPool2d(2), nn.BatchNorm2d(32, bn_eps),
+        _conv(32, 64, 5, 0, gx, n_states, phi()), nn.MaxPool2d(2), nn.BatchNorm2d(64, bn_eps), nn.Flatten(),
+        _fc(64 * 4 * 4, 512, gx, n_states, phi()), nn.BatchNorm1d(512, bn_eps),
+        _fc(512, 10, gx, n_states, phi()), nn.BatchNorm1d(10, bn_eps),
     )
 
 
-def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5,
-              window: str = "rect") -> nn.Sequential:
+def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5, window: str = "rect",
+              act_states: int = 1, bn_eps: float = 1e-5) -> nn.Sequential:
     """2x128C3 - MP2 - 2x256C3 - MP2 - 2x512C3 - MP2 - 1024FC - 10FC, BN after each, phi after BN."""
-    phi = lambda: TernaryActivation(r, a, window)
+    phi = lambda: TernaryActivation(r, a, window, act_states)
     layers: list[nn.Module] = []
     c_in, first = 3, True
     for c in (128, 256, 512):
@@ -46,19 +48,19 @@ def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
             layers += [_conv(c_in, c, 3, 1, gx, n_states, None if first else phi())]
             if j == 1:
                 layers.append(nn.MaxPool2d(2))
-            layers.append(nn.BatchNorm2d(c))
+            layers.append(nn.BatchNorm2d(c, bn_eps))
             c_in, first = c, False
-    layers += [nn.Flatten(), _fc(512 * 4 * 4, 1024, gx, n_states, phi()), nn.BatchNorm1d(1024),
-               _fc(1024, 10, gx, n_states, phi()), nn.BatchNorm1d(10)]
+    layers += [nn.Flatten(), _fc(512 * 4 * 4, 1024, gx, n_states, phi()), nn.BatchNorm1d(1024, bn_eps),
+               _fc(1024, 10, gx, n_states, phi()), nn.BatchNorm1d(10, bn_eps)]
     return nn.Sequential(*layers)
 
 
 def mlp(in_features: int, gx: bool = True, n_states: int = 1, hidden: int = 512, r: float = 1.0,
-        a: float = 0.5, window: str = "rect") -> nn.Sequential:
+        a: float = 0.5, window: str = "rect", act_states: int = 1, bn_eps: float = 1e-5) -> nn.Sequential:
     """Flatten - FC - BN - phi - FC - BN - phi - FC - BN."""
-    phi = lambda: TernaryActivation(r, a, window)
+    phi = lambda: TernaryActivation(r, a, window, act_states)
     return nn.Sequential(
-        nn.Flatten(), _fc(in_features, hidden, gx, n_states, None), nn.BatchNorm1d(hidden),
-        _fc(hidden, hidden, gx, n_states, phi()), nn.BatchNorm1d(hidden),
-        _fc(hidden, 10, gx, n_states, phi()), nn.BatchNorm1d(10),
+        nn.Flatten(), _fc(in_features, hidden, gx, n_states, None), nn.BatchNorm1d(hidden, bn_eps),
+        _fc(hidden, hidden, gx, n_states, phi()), nn.BatchNorm1d(hidden, bn_eps),
+        _fc(hidden, 10, gx, n_states, phi()), nn.BatchNorm1d(10, bn_eps),
     )

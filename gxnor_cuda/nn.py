@@ -26,7 +26,14 @@ class TernaryActivation(nn.Module):
     """phi_r: +1 if x >= r, -1 if x <= -r, else 0; surrogate gradient window of half-width a.
 
     window: "rect" (1/(2a) on r-a <= |x| <= r+a), "tri" (peak 1/a at |x| = r), "bell" (Gaussian,
-    std a, unit area per jump). Multi-level (n_states > 1): 2^N + 1 levels in [-1, 1].
+    std a), each of unit area per jump. n_states (N) as for weights: N = 1 ternary; N >= 2 gives
+    2^N + 1 levels k/h in [-1, 1] (h = 2^(N-1)) with the jump to level k/h at |x| = r k / h, so the
+    top level starts at r as in the ternary case, and windows of half-width a/h and area 1/h (the
+    jump's height) around each jump; N = 0 is sign(x) with one window of area 2 around 0.
+
+    The windows stay apart while a <= r (N = 1) or a <= r / 2 (N >= 2, jumps r/h apart). Wider
+    windows merge into one box (a clipped straight-through estimator, not the GXNOR derivative
+    approximation): allowed, with a warning.
     """
 
     def __init__(self, r: float = 1.0, a: float = 0.5, window: str = "rect", n_states: int = 1):
@@ -35,7 +42,14 @@ class TernaryActivation(nn.Module):
             raise ValueError(f"r, a: expected positive floats, got r={r}, a={a}")
         if window not in ("rect", "tri", "bell"):
             raise ValueError(f"window: expected 'rect', 'tri' or 'bell', got {window!r}")
+        if not 0 <= int(n_states) <= 7:
+            raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
         self.r, self.a, self.window, self.n_states = float(r), float(a), window, int(n_states)
+        if windows_merge(self.r, self.a, self.n_states):
+            warnings.warn(f"TernaryActivation(r={r}, a={a}, n_states={n_states}): the surrogate windows around the "
+                          f"jumps overlap (a > {max_separate_a(self.r, self.n_states):g}), so the backward is a "
+                          "clipped straight-through estimator rather than GXNOR's derivative approximation",
+                          stacklevel=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _PhiFn.apply(x, self.r, self.a, self.window, self.n_states)
@@ -44,33 +58,65 @@ class TernaryActivation(nn.Module):
         return f"r={self.r}, a={self.a}, window={self.window!r}, n_states={self.n_states}"
 
 
-def phi_levels(x: torch.Tensor, r: float, n_states: int) -> torch.Tensor:
-    if n_states <= 1:
+def max_separate_a(r: float, n_states: int) -> float:
+    """The widest half-width a whose windows do not overlap (rect windows then just touch)."""
+    return r if n_states == 1 else (r / 2 if n_states >= 2 else math.inf)
+
+
+def windows_merge(r: float, a: float, n_states: int = 1) -> bool:
+    return a > max_separate_a(r, n_states)
+
+
+def _jumps(r: float, n_states: int) -> list[tuple[float, float, float]]:
+    """(position > 0, height, window scale) of the staircase's jumps on |x|; N = 0 has one at 0."""
+    if n_states == 0:
+        return [(0.0, 2.0, 1.0)]
+    h = 2 ** (n_states - 1)
+    return [(r * k / h, 1.0 / h, 1.0 / h) for k in range(1, h + 1)]
+
+
+def phi_levels(x: torch.Tensor, r: float, n_states: int = 1) -> torch.Tensor:
+    """The forward staircase: levels k/h, level k/h from |x| >= r k / h (N = 0: sign, +1 at 0)."""
+    if n_states == 0:
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    if n_states == 1:
         return torch.where(x >= r, 1.0, torch.where(x <= -r, -1.0, 0.0)).to(x.dtype)
-    h = 2 ** (n_states - 1)  # levels k/h, thresholds halfway, scaled by r
-    return (torch.clamp(torch.round(x / r * h), -h, h) / h).to(x.dtype)
+    h = 2 ** (n_states - 1)
+    return (torch.sign(x) * torch.clamp(torch.floor(x.abs() * (h / r)), max=h) / h).to(x.dtype)
 
 
-def window_grad(x: torch.Tensor, r: float, a: float, window: str) -> torch.Tensor:
-    d = (x.abs() - r).abs()
+def _pulse(d: torch.Tensor, a: float, window: str) -> torch.Tensor:
+    """A unit-area window of half-width a at distance d >= 0 from its centre."""
     if window == "rect":
-        return (d <= a).to(x.dtype) / (2 * a)
+        return (d <= a).to(d.dtype) / (2 * a)
     if window == "tri":
         return torch.clamp(1 - d / a, min=0) / a
     return torch.exp(-0.5 * (d / a) ** 2) / (a * math.sqrt(2 * math.pi))
+
+
+def window_grad(x: torch.Tensor, r: float, a: float, window: str, n_states: int = 1) -> torch.Tensor:
+    """The surrogate d phi / dx: a window per jump, of the jump's height in area (the derivative of
+    the staircase smoothed by the window); for N = 1 a window of half-width a around |x| = r."""
+    ax = x.abs()
+    if n_states == 0:
+        return 2 * _pulse(ax, a, window)
+    g = torch.zeros_like(x)
+    for pos, height, scale in _jumps(r, n_states):
+        g = g + height * _pulse((ax - pos).abs(), a * scale, window)
+    return g
 
 
 class _PhiFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, r, a, window, n_states):
         ctx.save_for_backward(x)
-        ctx.r, ctx.a, ctx.window = r, a, window
+        ctx.r, ctx.a, ctx.window, ctx.n_states = r, a, window, n_states
         return phi_levels(x, r, n_states)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * window_grad(x, ctx.r, ctx.a, ctx.window), None, None, None, None
+        return g * window_grad(x, ctx.r, ctx.a, ctx.window, ctx.n_states), None, None, None, None
 
 
 MultiStepActivation = TernaryActivation

@@ -22,6 +22,7 @@ import pathlib
 import pickle
 import sys
 import time
+import warnings
 
 import torch
 from tabulate import tabulate
@@ -29,10 +30,46 @@ from tqdm import tqdm
 
 from . import data as D
 from . import models
-from .nn import GXNORConv2d, GXNORLinear
+from .nn import GXNORConv2d, GXNORLinear, windows_merge
 from .optim import DST, is_discrete, rank, world_size
 
 QUICK_EPOCHS = 26
+
+# The defaults of each recipe, for options the command line leaves unset. "mnist" holds MNIST's
+# values where they differ from the other datasets'. fast: large batches give DST gradients whose
+# signs mean something, r = 0.35 keeps activations dense, the batch grows 8x over a full run (4x
+# over --quick) and images shift by 1 px; paper: the original code's settings, except its batch of
+# 10,000 and 4,000-epoch schedule (a growing batch and a cosine lr over a CPU budget instead).
+RECIPES = {
+    "fast": {"epochs": (100, 20), "batch_size": (1000, 100), "lr": (0.05, 0.005), "act_r": (0.35, 1.0),
+             "act_a": 0.5, "base": "normalized", "bn": "recalibrate", "bn_eps": 1e-5, "val": (0, 0),
+             "growth": (8, 4), "augment": (1, 0)},
+    "paper": {"epochs": (40, 20), "batch_size": (1000, 100), "lr": (0.05, 0.005), "act_r": (1.0, 1.0),
+              "act_a": 0.5, "base": "adam", "bn": "running", "bn_eps": 1e-4, "val": (10000, 5000),
+              "growth": (8, 8), "augment": (0, 0)},
+}
+
+
+def apply_recipe(args) -> None:
+    """Fills every option left unset (None) from RECIPES[args.recipe]; growth is (full run, --quick)
+    on MNIST, none on the other datasets, and so is augment."""
+    mnist = args.dataset == "mnist"
+    rec = RECIPES[args.recipe]
+    for key, v in rec.items():
+        if key in ("growth", "augment") or getattr(args, key, 0) is not None:
+            continue
+        if isinstance(v, tuple):
+            v = v[0] if mnist else v[1]
+        if key == "val" and args.dataset == "digits":
+            v = 0
+        setattr(args, key, v)
+    if args.quick and mnist:
+        args.epochs = min(args.epochs, QUICK_EPOCHS)
+    growth, shift = rec["growth"][1 if args.quick else 0], rec["augment"][1 if args.quick else 0]
+    if args.batch_final is None:
+        args.batch_final = growth * args.batch_size if mnist else args.batch_size
+    if args.augment is None:
+        args.augment = shift if mnist else 0
 
 
 def squared_hinge(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -41,7 +78,8 @@ def squared_hinge(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def build(args, gx: bool):
-    act = {"r": args.act_r, "a": args.act_a, "window": args.window}
+    act = {"r": args.act_r, "a": args.act_a, "window": args.window, "act_states": args.act_states,
+           "bn_eps": args.bn_eps}
     if args.arch == "paper":
         make = models.mnist_net if args.dataset != "cifar10" else models.cifar_net
         return make(gx, args.n_states, **act)
@@ -237,7 +275,13 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="mnist", choices=["mnist", "cifar10", "digits"])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arch", default="paper", choices=["paper", "mlp"])
-    ap.add_argument("--epochs", type=int, default=None, help="default: mnist 100, others 20")
+    ap.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+                    help="the defaults of every option left unset: fast (this package's MNIST recipe: r = 0.35 "
+                    "with merged windows, i.e. a clipped straight-through estimator, normalized DST base, 1 px "
+                    "shift, BatchNorm re-estimated before each evaluation, all 60k images) or paper (the "
+                    "original code's: r = 1, a = 0.5, Adam DST base, no augmentation, running-average BatchNorm "
+                    "with eps 1e-4, 50k train / 10k validation, epoch selected on validation)")
+    ap.add_argument("--epochs", type=int, default=None, help="default: mnist 100 (paper recipe 40), others 20")
     ap.add_argument("--batch-size", type=int, default=None, help="default: mnist 1000, others 100")
     ap.add_argument("--batch-final", type=int, default=None, metavar="B",
                     help="grow the batch geometrically, epoch by epoch, from --batch-size to B in the last epoch "
@@ -247,16 +291,25 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="DST lr (start; cosine decay to lr * --lr-final); default: "
                     "mnist 0.05, others 0.005")
     ap.add_argument("--float-lr", type=float, default=3e-3, help="Adam lr of BatchNorm parameters")
-    ap.add_argument("--base", default="normalized", choices=["sgd", "normalized", "rownorm", "adam"])
+    ap.add_argument("--base", default=None, choices=["sgd", "normalized", "rownorm", "adam"],
+                    help="DST increment base (default: fast normalized, paper adam)")
     ap.add_argument("--m", type=float, default=3.0)
-    ap.add_argument("--n-states", type=int, default=1)
-    ap.add_argument("--act-r", type=float, default=None, help="activation threshold r of phi_r (default: mnist "
-                    "0.35, others 1 as in the original code)")
-    ap.add_argument("--act-a", type=float, default=0.5, help="half-width a of the surrogate window (default 0.5)")
+    ap.add_argument("--n-states", type=int, default=1, help="N of the weights (1: ternary)")
+    ap.add_argument("--act-states", type=int, default=1, help="N of the activations (1: ternary, >= 2: 2^N + 1 levels)")
+    ap.add_argument("--bn", default=None, choices=["recalibrate", "running"],
+                    help="BatchNorm statistics for evaluation: re-estimated over 10k training images with the "
+                    "current weights, or the running averages of training (default: fast recalibrate, paper running)")
+    ap.add_argument("--bn-eps", type=float, default=None, help="BatchNorm epsilon (default: fast 1e-5, paper 1e-4)")
+    ap.add_argument("--val", type=int, default=None, metavar="N",
+                    help="hold out the last N training images as a validation split for epoch selection "
+                    "(default: fast 0, paper 10000 on MNIST and 5000 on CIFAR-10)")
+    ap.add_argument("--act-r", type=float, default=None, help="activation threshold r of phi_r (default: fast "
+                    "recipe on mnist 0.35, otherwise 1 as in the original code)")
+    ap.add_argument("--act-a", type=float, default=None, help="half-width a of the surrogate window (default 0.5)")
     ap.add_argument("--window", default="rect", choices=["rect", "tri", "bell"], help="surrogate gradient window")
     ap.add_argument("--augment", type=int, default=None, metavar="S",
-                    help="random translation of training images by up to S pixels (default: MNIST full runs 1, "
-                    "otherwise 0: none)")
+                    help="random translation of training images by up to S pixels (default: fast recipe MNIST "
+                    "full runs 1, otherwise 0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -264,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-float-twin", action="store_true")
     ap.add_argument("--out", default=None, help="output directory (default runs/<dataset>)")
     ap.add_argument("--resume", default=None, help="checkpoint to continue from (bit-identical continuation)")
+    ap.add_argument("--record", default=None, metavar="CSV",
+                    help="append the run's summary row (settings, accuracies, sparsity, memory, machine) to CSV")
     args = ap.parse_args(argv)
     if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
         ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
@@ -274,25 +329,7 @@ def main(argv=None) -> int:
     if args.dataset == "digits" and args.arch == "paper":
         print("note: 8x8 digits are too small for the paper's conv net; using --arch mlp", file=sys.stderr)
         args.arch = "mlp"
-    # MNIST recipe: large batches give DST gradients whose signs mean something (the paper used
-    # 10,000); the lr is the normalized-base step, so flips stay rare per step (~10 %).
-    mnist = args.dataset == "mnist"
-    full_mnist = mnist and not args.quick  # full runs get the batch growth and the shift below
-    # r = 0.35 instead of the original 1: denser activations (input sparsity ~0.35 / 0.20 / 0.17 instead
-    # of ~0.70 / 0.80 / 0.87) measured +0.2-0.3 points at the same budget (98.62 vs 98.3 %).
-    # 100 epochs for full MNIST runs: measured 99.27 % final / 99.29 % best vs 99.11 / 99.19 % at 60
-    # (batch growth and the 1 px shift below; the cosine lr spans the run).
-    for key, mn, other in (("epochs", 100, 20), ("batch_size", 1000, 100), ("lr", 0.05, 0.005),
-                           ("act_r", 0.35, 1.0)):
-        if getattr(args, key) is None:
-            setattr(args, key, mn if mnist else other)
-    if args.batch_final is None:
-        # MNIST full runs grow the batch 8x over the run: measured 99.01 % (60 epochs) vs 98.61 % without.
-        args.batch_final = 8 * args.batch_size if full_mnist else args.batch_size
-    if args.augment is None:
-        # MNIST full runs shift training images by up to 1 px: measured 99.11 % final / 99.19 % best
-        # (60 epochs) vs 99.01 / 99.04 without; 2 px measured 98.99 / 99.13.
-        args.augment = 1 if full_mnist else 0
+    apply_recipe(args)
     for name in ("batch_size", "batch_final"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')}: expected a batch size >= 1, got {getattr(args, name)}")
@@ -300,8 +337,10 @@ def main(argv=None) -> int:
         v = getattr(args, name)
         if not (math.isfinite(v) and v > 0):
             ap.error(f"--{name.replace('_', '-')}: expected a positive number, got {v}")
-    if args.quick and mnist:
-        args.epochs = min(args.epochs, QUICK_EPOCHS)
+    if not 0 <= args.act_states <= 7:
+        ap.error(f"--act-states: expected N in [0, 7], got {args.act_states}")
+    if args.val < 0 or not math.isfinite(args.bn_eps) or args.bn_eps <= 0:
+        ap.error(f"--val / --bn-eps: expected N >= 0 and eps > 0, got {args.val} and {args.bn_eps}")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -323,8 +362,15 @@ def main(argv=None) -> int:
     except D.DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.val:
+        if args.val >= len(ys):
+            ap.error(f"--val: expected fewer than the {len(ys)} training images, got {args.val}")
+        (xs, ys), (xv, yv) = (xs[:-args.val], ys[:-args.val]), (xs[-args.val:], ys[-args.val:])
     torch.manual_seed(args.seed)
-    net = build(args, gx=True).to(dev)
+    with warnings.catch_warnings():
+        if args.recipe == "fast":  # the report names the merged windows; no warning per layer
+            warnings.filterwarnings("ignore", message="TernaryActivation.*windows")
+        net = build(args, gx=True).to(dev)
     opt = make_optimizer(net, args, gx=True)
     model = net  # what trains: under torchrun a DistributedDataParallel wrapper (checkpoints hold net)
     if world_size() > 1:
@@ -353,21 +399,24 @@ def main(argv=None) -> int:
     for ep in range(start, args.epochs):
         loss, secs = run_epoch(model, opt, xs, ys, batch_at(args, ep), lr_at, ep, gen, f"gxnor epoch {ep + 1}",
                                args.augment)
-        recalibrate_bn(net, xs)  # the same images on every rank: identical statistics
+        if args.bn == "recalibrate":
+            recalibrate_bn(net, xs)  # the same images on every rank: identical statistics
         acc = evaluate(net, xt, yt)
+        val = evaluate(net, xv, yv) if args.val else None
         opt.warn_nonfinite()
-        history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "seconds": secs,
+        history.append({"epoch": ep + 1, "loss": loss, "test_acc": acc, "val_acc": val, "seconds": secs,
                         "lr": opt.param_groups[0]["lr"]})
         if this_rank != 0:  # rank 0 alone reports and writes
             continue
-        print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
+        vtxt = f"  val acc {val * 100:.2f} %" if val is not None else ""
+        print(f"epoch {ep + 1}/{args.epochs}: loss {loss:.4f}{vtxt}  test acc {acc * 100:.2f} %  ({secs:.0f} s)",
               flush=True)
         write_csv_atomic(log, history)
         save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                      "history": history, "epoch": ep + 1, "args_key": _args_key(args),
                      "threads": torch.get_num_threads()}, out / "checkpoint.pt")
     if this_rank == 0:
-        report(args, net, history, xs, ys, xt, out)
+        report(args, net, history, xs, ys, xt, out, opt)
     if world_size() > 1:
         torch.distributed.destroy_process_group()
     return 0
@@ -414,30 +463,62 @@ def _args_key(args) -> dict:
     key = {k: getattr(args, k) for k in keys}
     if args.batch_final != args.batch_size:  # absent otherwise: earlier checkpoints still resume
         key["batch_final"] = args.batch_final
-    for k, default in (("m", 3.0), ("float_lr", 3e-3)):  # likewise: present only when changed
+    for k, default in (("m", 3.0), ("float_lr", 3e-3), ("act_states", 1), ("bn", "recalibrate"), ("bn_eps", 1e-5),
+                       ("val", 0)):  # likewise: present only when changed
         if getattr(args, k) != default:
             key[k] = getattr(args, k)
     return key
 
 
-def report(args, net, history, xs, ys, xt, out) -> None:
+def selections(history) -> dict:
+    """Test accuracy at the final epoch, at the epoch best on validation (when there is a validation
+    split) and at the epoch best on the test set (the original code's selection, optimistic)."""
     final = history[-1]
-    best = max(history, key=lambda h: h["test_acc"])
+    best_test = max(history, key=lambda h: h["test_acc"])
+    sel = {"final": (final["epoch"], final["test_acc"]), "best_test": (best_test["epoch"], best_test["test_acc"])}
+    if history[-1].get("val_acc") is not None:
+        bv = max(history, key=lambda h: h["val_acc"])
+        sel["best_val"] = (bv["epoch"], bv["test_acc"])
+    return sel
+
+
+def persistent_bytes_per_weight(net, opt) -> float:
+    """Bytes kept between steps per discrete weight: the packed states and the optimizer's state for
+    them (the Adam base's two float moments; nothing for the stateless bases)."""
+    discrete = [p for p in net.parameters() if is_discrete(p)]
+    n = weight_bytes(net)[2]
+    kept = sum(p.numel() * p.element_size() for p in discrete)
+    for p in discrete:
+        kept += sum(v.numel() * v.element_size() for v in opt.state.get(p, {}).values() if torch.is_tensor(v)
+                    and v.numel() > 1)
+    return kept / n
+
+
+def report(args, net, history, xs, ys, xt, out, opt=None) -> None:
+    sel = selections(history)
     print("\n=== GXNOR training report ===")
     shift = f", random shift {args.augment} px" if args.augment else ""
     ramp = f" growing to {args.batch_final}" if args.batch_final != args.batch_size else ""
-    print(f"dataset {args.dataset}, arch {args.arch}, N = {args.n_states}, DST base {args.base}, "
-          f"{len(history)} epochs, batch {args.batch_size}{ramp}, device {device_of(net)}, threads "
-          f"{torch.get_num_threads()}, activation r = "
-          f"{args.act_r:g} (window {args.window}, a = {args.act_a:g}){shift}")
-    print(f"test accuracy, final epoch ({final['epoch']}): {final['test_acc'] * 100:.2f} %")
-    print(f"test accuracy, best epoch ({best['epoch']}, selected on the test set as the original code does): "
-          f"{best['test_acc'] * 100:.2f} %")
-    print(tabulate(layer_stats(net, xt[:500]), headers=["layer", "weight shape", "input sparsity",
-                                                        "weight density", "gated-XNOR event rate"]))
+    merged = " (windows merged: a clipped straight-through estimator)" if windows_merge(
+        args.act_r, args.act_a, args.act_states) else ""
+    print(f"recipe {args.recipe}: dataset {args.dataset} ({len(ys)} training images), arch {args.arch}, "
+          f"N = {args.n_states} (activations {args.act_states}), DST base {args.base}, {len(history)} epochs, batch "
+          f"{args.batch_size}{ramp}, device {device_of(net)}, threads {torch.get_num_threads()}, activation r = "
+          f"{args.act_r:g} (window {args.window}, a = {args.act_a:g}){merged}{shift}, BatchNorm {args.bn} "
+          f"(eps {args.bn_eps:g})")
+    print(f"test accuracy, final epoch ({sel['final'][0]}): {sel['final'][1] * 100:.2f} %")
+    if "best_val" in sel:
+        print(f"test accuracy at the epoch best on validation ({sel['best_val'][0]}): {sel['best_val'][1] * 100:.2f} %")
+    print(f"test accuracy, best epoch ({sel['best_test'][0]}, selected on the test set as the original code does): "
+          f"{sel['best_test'][1] * 100:.2f} %")
+    stats = layer_stats(net, xt[:500])
+    print(tabulate(stats, headers=["layer", "weight shape", "input sparsity", "weight density",
+                                   "gated-XNOR event rate"]))
     packed, flt, n = weight_bytes(net)
     print(f"weight memory: packed {packed / 1024:.1f} KiB ({packed * 8 / n:.2f} bits/weight incl. padding) vs "
           f"float32 {flt / 1024:.1f} KiB ({flt / packed:.1f}x smaller)")
+    per_weight = persistent_bytes_per_weight(net, opt) if opt is not None else packed / n
+    print(f"persistent training state: {per_weight:.3f} bytes per weight (packed states + DST base state)")
     gx_epoch = sum(h["seconds"] for h in history) / len(history)
     if not args.no_float_twin:
         torch.manual_seed(args.seed)
@@ -451,6 +532,55 @@ def report(args, net, history, xs, ys, xt, out) -> None:
         print(f"time per epoch: GXNOR {gx_epoch:.1f} s")
     _plot(history, out / "curves.png")
     print(f"log {out / 'log.csv'}, checkpoint {out / 'checkpoint.pt'}, curves {out / 'curves.png'}")
+    if args.record:
+        record_row(args, net, history, sel, stats, per_weight, len(ys), pathlib.Path(args.record))
+
+
+def record_row(args, net, history, sel, stats, per_weight, n_train, path: pathlib.Path) -> None:
+    """Appends one row per run to a results CSV (the README's results table is rendered from it)."""
+    import platform
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
+                             cwd=pathlib.Path(__file__).parent).stdout.strip()
+    except OSError:
+        sha = ""
+    from . import _backend
+
+    info = _backend.native_info() or {}
+    row = {"recipe": args.recipe, "dataset": args.dataset, "base": args.base, "r": args.act_r, "a": args.act_a,
+           "window": args.window, "act_states": args.act_states, "augment_px": args.augment, "bn": args.bn,
+           "bn_eps": args.bn_eps, "epochs": len(history), "batch": f"{args.batch_size}->{args.batch_final}",
+           "train_images": n_train, "val_images": args.val, "seed": args.seed,
+           "final_test": round(sel["final"][1] * 100, 2),
+           "best_val_test": round(sel["best_val"][1] * 100, 2) if "best_val" in sel else "",
+           "best_val_epoch": sel["best_val"][0] if "best_val" in sel else "",
+           "best_test": round(sel["best_test"][1] * 100, 2), "best_test_epoch": sel["best_test"][0],
+           "input_sparsity": "/".join(r[2] for r in stats), "event_rate": "/".join(r[4] for r in stats),
+           "bytes_per_weight": round(per_weight, 3),
+           "minutes": round(sum(h["seconds"] for h in history) / 60, 1), "threads": torch.get_num_threads(),
+           "cpu_isa": info.get("cpu_isa", "none"), "cpu": _cpu_model(), "machine": platform.machine(),
+           "git": sha, "command": "python -m gxnor_cuda.train " + " ".join(sys.argv[1:])}
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
 
 
 def _plot(history, path) -> None:

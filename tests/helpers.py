@@ -41,3 +41,23 @@ def rand_ternary(*shape, p_zero: float = 1 / 3, dtype=torch.float32, device="cpu
 
 
 __all__ = ["CPU_BACKENDS", "UNAVAILABLE", "backend_params", "device_for", "gxnor_cuda", "rand_ternary"]
+
+
+def parsed_train_args(argv, monkeypatch):
+    """The options ``python -m gxnor_cuda.train`` resolves for argv (recipe defaults filled in), on a
+    tiny fake MNIST, stopping before the first epoch."""
+    import gxnor_cuda.train as T
+
+    fake = ((torch.randn(64, 1, 28, 28), torch.zeros(64, dtype=torch.long)),
+            (torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)))
+    monkeypatch.setattr(T.D, "load", lambda *a: fake)
+    seen = []
+
+    def stop(args, ep):
+        seen.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "batch_at", stop)
+    with pytest.raises(KeyboardInterrupt):
+        T.main(argv)
+    return seen[0]

@@ -10,6 +10,8 @@ import torch
 from gxnor_cuda import data as D
 from gxnor_cuda.train import load_checkpoint, main, random_shift
 
+from .helpers import parsed_train_args
+
 
 def test_digits_run_reports(tmp_path, capsys):
     assert main(["--dataset", "digits", "--epochs", "3", "--out", str(tmp_path), "--lr", "0.03"]) == 0
@@ -65,20 +67,11 @@ def test_batch_grows_geometrically():
 def test_mnist_full_runs_grow_the_batch_and_shift_by_default(tmp_path, monkeypatch):
     import gxnor_cuda.train as T
 
-    fake = ((torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)),
-            (torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)))
-    monkeypatch.setattr(T.D, "load", lambda *a: fake)
     seen = []
-
-    def record(args, ep):
-        seen.append((args.epochs, args.batch_size, args.batch_final, args.augment))
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(T, "batch_at", record)
     for extra in ([], ["--quick"], ["--batch-final", "1000"]):
-        with pytest.raises(KeyboardInterrupt):
-            T.main(["--dataset", "mnist", "--out", str(tmp_path), *extra])
-    assert seen == [(100, 1000, 8000, 1), (T.QUICK_EPOCHS, 1000, 1000, 0), (100, 1000, 1000, 1)]
+        a = parsed_train_args(["--dataset", "mnist", "--out", str(tmp_path), *extra], monkeypatch)
+        seen.append((a.epochs, a.batch_size, a.batch_final, a.augment))
+    assert seen == [(100, 1000, 8000, 1), (T.QUICK_EPOCHS, 1000, 4000, 0), (100, 1000, 1000, 1)]
 
 
 def test_random_shift_translates_each_image():
@@ -99,8 +92,9 @@ def test_random_shift_translates_each_image():
 def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "imagenet"])
-    assert main(["--dataset", "cifar10", "--out", str(tmp_path)]) == 2
-    assert "cifar10: pass --data-dir" in capsys.readouterr().err
+    assert main(["--dataset", "cifar10", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no CIFAR-10 batches found" in err and "data_batch_1.bin" in err and "--data-dir" in err
     bad = tmp_path / "mnist"
     bad.mkdir()
     for v in D.MNIST_FILES.values():
