@@ -88,9 +88,10 @@ def gpu_rows(shapes):
             "cuda popcount": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="cuda")),
             "triton popcount": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="triton", method="popcount")),
             "triton dot": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="triton", method="dot")),
+            "triton tc": tt.do_bench(lambda: F.xnor_gemm(a, b, K, backend="triton", method="tc")),
         }
         rows.append({"shape": name, "M": M, "N": N, "K": K, **{f"{k} ms": v for k, v in t.items()},
-                     "best gxnor vs bf16": t["bf16 mm"] / min(t["cuda popcount"], t["triton dot"])})
+                     "best gxnor vs bf16": t["bf16 mm"] / min(t["cuda popcount"], t["triton dot"], t["triton tc"])})
     return rows
 
 

@@ -2,7 +2,8 @@
 
     python bench/bench_gpu.py [--sizes 4096 8192]
 
-Rows: xnor_gemm (CUDA popcount, Triton popcount, Triton int8 tl.dot) vs torch.mm bf16 and
+Rows: xnor_gemm (CUDA popcount, Triton popcount, Triton int8 tl.dot on format v1 and on the tc16 layout,
+with and without the layout pass) vs torch.mm bf16 and
 torch._int_mm int8 at M = N = K; DST update (packed, contract 2) vs a copy of the bytes it touches.
 Needs a CUDA device. CSV: bench/results/bench_gpu.csv.
 """
@@ -19,6 +20,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
+from gxnor_cuda._triton.tc import tc_gemm, to_tc_layout  # noqa: E402
 
 
 def main() -> None:
@@ -35,12 +37,15 @@ def main() -> None:
         b = F.pack_ternary(torch.randint(-1, 2, (n, n), device="cuda").float())
         xb = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
         xi = torch.randint(-1, 2, (n, n), device="cuda", dtype=torch.int8)
+        at, bt = to_tc_layout(a, n), to_tc_layout(b, n)
         cands = {
             "torch.mm bf16": lambda: torch.mm(xb, xb),
             "torch._int_mm int8": lambda: torch._int_mm(xi, xi),
             "xnor_gemm cuda": lambda: F.xnor_gemm(a, b, n, backend="cuda"),
             "xnor_gemm triton popcount": lambda: F.xnor_gemm(a, b, n, backend="triton", method="popcount"),
             "xnor_gemm triton dot": lambda: F.xnor_gemm(a, b, n, backend="triton", method="dot"),
+            "xnor_gemm triton tc (incl. layout pass)": lambda: F.xnor_gemm(a, b, n, backend="triton", method="tc"),
+            "xnor_gemm triton tc kernel only": lambda: tc_gemm(at, bt),
         }
         ms = {k: do_bench(fn, warmup=25, rep=100) for k, fn in cands.items()}
         for k, t in ms.items():

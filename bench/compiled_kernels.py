@@ -24,7 +24,7 @@ CLASSES = ("POPC", "IMMA", "IGMMA", "HMMA", "FFMA", "FMUL", "FADD", "IMAD", "LOP
 
 def _triton_rows():
     cfgs = list(launch.configs())
-    reqs = [(i, arch, None, {}) for i in range(len(cfgs)) for arch in (80, 90)]
+    reqs = [(i, arch, None, {}) for i, c in enumerate(cfgs) for arch in (80, 90) if launch.runs_on(c[1], c[3], arch)]
     rows = []
     for (i, arch, _, _), c in zip(reqs, aot.compile_many(reqs), strict=True):
         name, k, sig, const = cfgs[i]

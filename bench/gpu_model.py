@@ -31,41 +31,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
 from common import emit  # noqa: E402
 
+from gxnor_cuda._triton.aot import INT_OPS, MAC_CLASSES, hot_loop, parse  # noqa: E402, F401
+
 GPUS = {  # sm, SMs, GHz, dense int8 / bf16 MACs per clock per SM, DRAM B/s
     "A100 SXM": dict(sm=80, sms=108, ghz=1.41, int8=2048, bf16=1024, dram=2.04e12, fp32=64),
     "H100 SXM": dict(sm=90, sms=132, ghz=1.83, int8=4096, bf16=2048, dram=3.35e12, fp32=128),
 }
 CUBLAS = 0.75
-INT_OPS = ("IADD3", "IADD", "LOP3", "SHF", "ISETP", "IMNMX", "VIMNMX", "IMAD", "LEA", "SEL", "PRMT", "MOV", "SGXT",
-           "BMSK", "IABS", "FLO", "BREV", "LOP")
-MAC_CLASSES = ("POPC", "IMMA", "IGMMA", "HMMA", "HGMMA", "FFMA")
-_INSTR = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)((?:\.[A-Z0-9_x]+)*)\s*([^;]*);")
-
-
-def parse(sass: str) -> list[tuple[int, str, str, str]]:
-    """(address, opcode, modifiers, operands) of each instruction."""
-    out = []
-    for line in sass.splitlines():
-        m = _INSTR.match(line)
-        if m:
-            out.append((int(m[1], 16), m[2], m[3], m[4]))
-    return out
-
-
-def hot_loop(instrs) -> list[tuple[int, str, str, str]]:
-    """The body of the backward branch holding the most MAC-carrying instructions."""
-    best, best_n = [], -1
-    for addr, op, _, args in instrs:
-        m = re.match(r"0x([0-9a-f]+)", args.strip()) if op == "BRA" else None
-        if not m or int(m[1], 16) >= addr:
-            continue
-        body = [i for i in instrs if int(m[1], 16) <= i[0] <= addr]
-        n = sum(1 for i in body if i[1] in MAC_CLASSES)
-        if n > best_n:
-            best, best_n = body, n
-    return best
-
-
 def _rate(op: str, mods: str, gpu: dict) -> tuple[str, float]:
     """(pipe, warp-instructions per clock per SM) of one instruction."""
     if op in ("IMMA", "IGMMA", "HMMA", "HGMMA"):
@@ -114,17 +86,76 @@ def predict(body, macs_per_warp_iter: float, gpu: dict) -> dict:
     return {"bound": bound, "T MAC/s": tmacs, "instr/iter": len(body)}
 
 
+def smem_bytes(op: str, mods: str, args: str) -> int:
+    """Bytes one thread moves through shared memory with this instruction (0 for other instructions)."""
+    if op not in ("LDS", "STS", "LDSM", "LDGSTS") or args.startswith("RZ, [RZ]"):
+        return 0
+    if op == "LDSM":  # .4: four 8x8 matrices of 16-bit elements, one register each per thread
+        n = re.search(r"\.(\d)$", mods)
+        return 4 * int(n[1]) if n else 4
+    for width, b in ((".128", 16), (".64", 8), (".U16", 2), (".S16", 2), (".U8", 1), (".S8", 1)):
+        if width in mods:
+            return b
+    return 4
+
+
+def wgmma_smem_bytes(op: str, mods: str, args: str) -> int:
+    """Bytes one warpgroup-wide IGMMA / HGMMA reads from shared memory (B always; A unless in registers)."""
+    m = re.search(r"\.(\d+)x(\d+)x(\d+)", mods)
+    if op not in ("IGMMA", "HGMMA") or not m:
+        return 0
+    elem = 1 if op == "IGMMA" else 2
+    a_in_regs = re.match(r"\s*R\d+,\s*R\d+", args) is not None
+    return (int(m[2]) + (0 if a_in_regs else int(m[1]))) * int(m[3]) * elem
+
+
+def predict_full(body, cta_macs: float, warps: int, regs: int, gpu: dict) -> dict:
+    """predict() plus shared-memory traffic (128 B per SM per clock: cp.async writes, loads and stores,
+    ldmatrix, wgmma operand reads) and serialisation: a loop that waits for all its wgmma each
+    iteration (WARPGROUP.DEPBAR ... 0x0) runs its MMA and the rest of the iteration one after the
+    other, unless a second resident CTA (registers permitting) fills the gap."""
+    per_warp = {}
+    for _, op, mods, _ in body:
+        pipe, r = _rate(op, mods, gpu)
+        if pipe not in ("tensor", "shared"):
+            per_warp[pipe] = per_warp.get(pipe, 0.0) + 1.0 / r
+    rest = {k: v * warps for k, v in per_warp.items()}  # SM clocks per CTA iteration
+    rest["issue"] = len(body) * warps / 4.0
+    rest["smem"] = sum(smem_bytes(op, mods, args) for _, op, mods, args in body) * 32 * warps / 128
+    mma = {"tensor": 0.0, "wgmma smem": 0.0}
+    if any(op in ("IMMA", "IGMMA", "HMMA", "HGMMA") for _, op, _, _ in body):
+        rate = gpu["int8"] if any(op in ("IMMA", "IGMMA") for _, op, _, _ in body) else gpu["bf16"]
+        mma["tensor"] = cta_macs / rate
+        mma["wgmma smem"] = sum(wgmma_smem_bytes(op, mods, args) for _, op, mods, args in body) * warps / 4 / 128
+    serial = any(op == "WARPGROUP" and "DEPBAR" in mods and args.strip().endswith("0x0") for _, op, mods, args in body)
+    ctas = max(1, min(65536 // max(1, regs * warps * 32), 64 // warps))
+    t_rest, t_mma = max(rest.values()), max(mma.values())
+    if serial:
+        clocks = max(t_mma, t_rest, (t_mma + t_rest) / ctas)
+        bound = "MMA wait + " + max(rest, key=rest.get) if clocks > max(t_mma, t_rest) else max(
+            {**rest, **mma}, key={**rest, **mma}.get)
+    else:
+        allp = {**rest, "smem": rest["smem"] + mma["wgmma smem"], "tensor": mma["tensor"]}
+        bound = max(allp, key=allp.get)
+        clocks = allp[bound]
+    return {"bound": bound, "T MAC/s": cta_macs / clocks * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12,
+            "CTAs/SM": ctas, "serial": serial}
+
+
 def _triton_kernels():
     from gxnor_cuda._triton import aot, launch
 
-    cfgs = [(i, c) for i, c in enumerate(launch.configs()) if c[0] in ("xnor_popcount", "xnor_dot", "xnor_conv")
-            and not c[3].get("HAS_SCALE") and not c[3].get("HAS_BIAS")]
-    reqs = [(i, gpu["sm"], None, {}) for i, _ in cfgs for gpu in GPUS.values()]
-    for (_, (name, k, _, const)), comp in zip([c for c in cfgs for _ in GPUS], aot.compile_many(reqs), strict=True):
+    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc")
+    all_cfgs = list(launch.configs())
+    cfgs = [(i, c) for i, c in enumerate(all_cfgs) if c[0] in names and not c[3].get("HAS_SCALE")
+            and not c[3].get("HAS_BIAS")]
+    reqs = [(i, gpu["sm"], None, {}) for i, c in cfgs for gpu in GPUS.values() if launch.runs_on(c[1], c[3], gpu["sm"])]
+    for (i, _, _, _), comp in zip(reqs, aot.compile_many(reqs), strict=True):
+        name, k, _, const = all_cfgs[i]
         bm, bn = const["BM"], const["BN"]
-        kper = const.get("BW", 2) * 32  # values per loop iteration (dot: 2 words = 64)
-        per_warp = bm * bn * kper / k.num_warps
-        yield f"triton {name} {bm}x{bn}" + (" pack" if const.get("PACK") else ""), comp.arch, comp.sass, per_warp, bm
+        kper = 16 * const["BT"] if "BT" in const else const.get("BW", 2) * 32  # values per loop iteration
+        yield {"name": f"triton {name} {bm}x{bn}" + (" pack" if const.get("PACK") else ""), "arch": comp.arch,
+               "sass": comp.sass, "cta_macs": bm * bn * kper, "warps": k.num_warps, "regs": comp.registers, "bm": bm}
 
 
 def _cuda_kernels():
@@ -137,28 +168,37 @@ def _cuda_kernels():
     for (arch, name), text in sass.kernels().items():
         if "xnor_gemm_kernel" in name or "xnor_conv2d_kernel" in name:
             # 64x64 C tile per 256-thread block, K chunks of 8 word pairs (256 values) per iteration
-            yield f"cuda {'gemm' if 'gemm' in name else 'conv'} 64x64", int(arch[3:]), text, 64 * 64 * 256 / 8, 64
+            yield {"name": f"cuda {'gemm' if 'gemm' in name else 'conv'} 64x64", "arch": int(arch[3:]), "sass": text,
+                   "cta_macs": 64 * 64 * 256, "warps": 8, "regs": 0, "bm": 64}  # registers matter to wgmma loops only
+
+
+def rows_for(kern: dict, gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> list[dict]:
+    body = hot_loop(parse(kern["sass"]))
+    p = predict(body, kern["cta_macs"] / kern["warps"], gpu)
+    f = predict_full(body, kern["cta_macs"], kern["warps"], kern["regs"], gpu)
+    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    i8 = CUBLAS * gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    out = []
+    for n in sizes:  # M = n, N = K = 8192 (n = 16: memory-bound)
+        bytes_per_mac = ((n + 8192) * 8192 / 4 + 4 * n * 8192) / (n * 8192 * 8192)
+        dram = gpu["dram"] / bytes_per_mac / 1e12
+        fill = n / (-(-n // kern["bm"]) * kern["bm"])  # rows of a partly filled tile idle
+        t_pipes, t = min(p["T MAC/s"] * fill, dram), min(f["T MAC/s"] * fill, dram)
+        out.append({"kernel": kern["name"], "GPU": gpu_name, "shape": f"{n}x8192x8192",
+                    "bound": f["bound"] if t < dram else "DRAM", "instr/iter": p["instr/iter"],
+                    "CTAs/SM": f["CTAs/SM"], "pipes only T MAC/s": t_pipes, "model T MAC/s": t,
+                    "of int8 peak": t / i8 * CUBLAS, "vs cuBLAS bf16": t / bf16, "vs cuBLAS int8": t / i8})
+    return out
 
 
 def main() -> None:
     rows = []
-    for name, arch, text, per_warp, bm in [*_triton_kernels(), *_cuda_kernels()]:
-        body = hot_loop(parse(text))
+    for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
-            if gpu["sm"] != arch:
-                continue
-            p = predict(body, per_warp, gpu)
-            bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
-            i8 = CUBLAS * gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
-            for n in (16, 4096, 8192):  # M = n, N = K = 8192 (n = 16: memory-bound)
-                bytes_per_mac = ((n + 8192) * 8192 / 4 + 4 * n * 8192) / (n * 8192 * 8192)
-                dram = gpu["dram"] / bytes_per_mac / 1e12
-                t = min(p["T MAC/s"] * n / (-(-n // bm) * bm), dram)  # rows of a partly filled tile idle
-                rows.append({"kernel": name, "GPU": gname, "shape": f"{n}x8192x8192", "bound": p["bound"]
-                             if t < dram else "DRAM", "instr/iter": p["instr/iter"], "model T MAC/s": t,
-                             "vs cuBLAS bf16": t / bf16, "vs cuBLAS int8": t / i8})
-    emit("gpu_model", rows, ["kernel", "GPU", "shape", "bound", "instr/iter", "model T MAC/s", "vs cuBLAS bf16",
-                             "vs cuBLAS int8"])
+            if gpu["sm"] == kern["arch"]:
+                rows += rows_for(kern, gname, gpu)
+    emit("gpu_model", rows, ["kernel", "GPU", "shape", "bound", "instr/iter", "CTAs/SM", "pipes only T MAC/s",
+                             "model T MAC/s", "of int8 peak", "vs cuBLAS bf16", "vs cuBLAS int8"])
     print("A model from the SASS, not a measurement (bench/gpu_model.py docstring: what it leaves out).")
 
 

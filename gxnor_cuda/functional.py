@@ -99,10 +99,17 @@ def validate_packed(packed: torch.Tensor, K: int, *, backend: str | None = None)
     return packed
 
 
+def _eager(t: torch.Tensor) -> bool:
+    """A real tensor outside torch.compile: the Triton tensor-core path is launched directly from
+    Python, so traced and fake calls stay on the registered op (which has a fake and a CUDA kernel)."""
+    return not torch.compiler.is_compiling() and not isinstance(t, torch._subclasses.FakeTensor)
+
+
 def gpu_gemm_method(M: int, N: int, K: int) -> str:
-    """GPU roofline rule (docs/gemm_dispatch.md): int8 tensor cores ("dot") once the C tile fills
-    a 64 x 64 MMA block and K amortises the in-register unpack, else the popcount kernel."""
-    return "dot" if (M >= 64 and N >= 64 and K >= 256) else "popcount"
+    """The one GPU shape rule (docs/gemm_dispatch.md): int8 tensor cores in the tc16 layout ("tc")
+    once the C tile fills an MMA block and K amortises the layout pass (and 4096 K fits int32),
+    else the CUDA-core popcount kernel, which reads the same 2-bit bytes and needs no decode."""
+    return "tc" if (M >= 64 and N >= 64 and 256 <= K < 2**19) else "popcount"
 
 
 def xnor_gemm(
@@ -120,9 +127,13 @@ def xnor_gemm(
     a: (M, 2, W) int32 packed, b: (N, 2, W) int32 packed (both along K).
     scale, bias: optional (N,) float32; with either, returns (M, N) float32 = C * scale + bias
     (fused epilogue), otherwise (M, N) int32.
-    backend="triton" takes ``method`` = "popcount" | "dot" (int8 tensor cores); None picks by
-    ``gpu_gemm_method``.
+    backend="triton" takes ``method`` = "popcount" | "dot" (int8 tensor cores, format v1 unpacked
+    per tile) | "tc" (int8 tensor cores, tc16 layout); None picks by ``gpu_gemm_method``, which
+    also sends CUDA tensors of the default backend to the "tc" kernel when the shape suits it.
     """
+    if (backend is None and a.device.type == "cuda" and _backend.available("triton") and _eager(a)
+            and gpu_gemm_method(a.shape[0], b.shape[0], K) == "tc"):
+        backend = "triton"
     if backend == "triton":
         _backend.require("triton")
         from . import _triton

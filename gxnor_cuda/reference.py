@@ -133,6 +133,20 @@ def xnor_gemm(
     return out
 
 
+def to_tc_layout(packed: torch.Tensor, K: int) -> torch.Tensor:
+    """Format v1 (R, 2, W) -> the tensor-core layout tc16 (R, T) int32 (gxnor_cuda/_triton/tc.py):
+    T = 8 ceil(K / 128); value k = 16 t + 4 p + j of a row is the 2-bit two's complement code at
+    bits 8 j + 6 - 2 p and 8 j + 7 - 2 p of word t, zero past K."""
+    check_packed(packed, "packed", K)
+    R, T = packed.shape[0], 8 * ((K + 127) // 128)
+    v = torch.zeros((R, 16 * T), dtype=torch.int64, device=packed.device)
+    v[:, :K] = unpack_ternary(packed, K).to(torch.int64)
+    code = (v & 3).reshape(R, T, 4, 4)  # [.., p, j]
+    p, j = torch.arange(4).reshape(4, 1), torch.arange(4).reshape(1, 4)
+    shift = (8 * j + 6 - 2 * p).to(packed.device)
+    return _to_int32_bits((code << shift).sum(dim=(2, 3)))
+
+
 def ternary_matmul(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False) -> torch.Tensor:
     """Float x ternary, accumulated in float64 here (the oracle).
 

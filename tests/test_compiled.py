@@ -33,13 +33,18 @@ def _index(name: str, **const) -> int:
 _BROKEN = [  # (request, what it breaks)
     ((_index("dst_packed", INCREMENT=False, RNG=2), 90, True, {}), "fp fusion on"),
     ((_index("xnor_popcount", HAS_SCALE=False), 90, None, {"HW_POPC": False}), "SWAR popcount"),
+    ((_index("xnor_tc", HAS_SCALE=False, BN=256), 90, None, {"HW_ASM": False}), "byte split by shift + truncate"),
 ]
+
+
+# (config, arch) pairs the wrappers launch
+PAIRS = [(i, arch) for i, c in enumerate(CONFIGS) for arch in ARCHS if launch.runs_on(c[1], c[3], arch)]
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    """Every configuration for every arch, plus the deliberately broken compiles, in one batch."""
-    reqs = [(i, arch, None, {}) for i in range(len(CONFIGS)) for arch in ARCHS] + [r for r, _ in _BROKEN]
+    """Every configuration for every arch it runs on, plus the deliberately broken compiles, in one batch."""
+    reqs = [(i, arch, None, {}) for i, arch in PAIRS] + [r for r, _ in _BROKEN]
     return dict(zip([(r[0], r[1], r[2], str(r[3])) for r in reqs], aot.compile_many(reqs), strict=True))
 
 
@@ -47,8 +52,7 @@ def _get(compiled, i, arch, fusion=None, over=None):
     return compiled[(i, arch, fusion, str(over or {}))]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("i", range(len(CONFIGS)), ids=[_id(c) for c in CONFIGS])
+@pytest.mark.parametrize("i, arch", PAIRS, ids=[f"{_id(CONFIGS[i])}-sm{arch}" for i, arch in PAIRS])
 def test_compiled_kernel(compiled, i, arch):
     name, k, _, const = CONFIGS[i]
     c = _get(compiled, i, arch)
@@ -62,6 +66,26 @@ def test_compiled_kernel(compiled, i, arch):
         assert c.count("POPC") >= per_thread, f"{name} sm_{arch}: {c.count('POPC')} POPC < {per_thread}"
     if k.hot == "MMA":
         assert c.count("IMMA") + c.count("IGMMA") > 0, f"{name} sm_{arch}: no int8 tensor-core instruction"
+    if name == "xnor_tc":
+        decode, total, prmt = _tc_decode_cost(c, const, k.num_warps)
+        assert prmt == 0 and decode <= 0.5 and total <= TC_INT_PER_VALUE, (
+            f"{name} sm_{arch} {const}: {decode:.3f} decode and {total:.3f} integer instructions in all per "
+            f"decoded value in the hot loop (at most 0.5 and {TC_INT_PER_VALUE}), {prmt} byte permutes")
+
+
+# The decode is 7 instructions per word of 16 values (0.44: three shifts, four ANDs); the loop's
+# cp.async addresses (one per 4-byte load) and counters add 0.09-0.16.
+TC_INT_PER_VALUE = 0.6
+
+
+def _tc_decode_cost(c, const, warps):
+    """(decode instructions, integer instructions, PRMTs) per decoded value in the tc16 hot loop."""
+    body = aot.hot_loop(aot.parse(c.sass))
+    values = (const["BM"] + const["BN"]) * 16 * const["BT"] / (32 * warps)  # per thread and iteration
+    decode = sum(1 for _, op, mods, args in body if (op == "LOP3" and "0xc0c0c0c0" in args)
+                 or (op == "IMAD" and mods.startswith(".SHL")) or (op == "SHF" and mods.startswith(".L")))
+    total = sum(1 for _, op, _, _ in body if op in aot.INT_OPS)
+    return decode / values, total / values, sum(1 for _, op, _, _ in body if op == "PRMT")
 
 
 def test_fma_check_fails_on_a_fused_dst_kernel(compiled):
@@ -76,6 +100,14 @@ def test_popc_check_fails_on_the_swar_popcount(compiled):
     const = CONFIGS[i][3]
     per_thread = 2 * const["BM"] * const["BN"] * const["BW"] // (32 * CONFIGS[i][1].num_warps)
     assert _get(compiled, i, arch, fusion, over).count("POPC") < per_thread
+
+
+def test_tc_decode_check_fails_on_a_byte_split_decode(compiled):
+    """Splitting the decoded words into bytes by shifts and truncation (what the interpreter runs)
+    makes ptxas re-pack every register with PRMT: the decode-cost check sees it."""
+    (i, arch, fusion, over), _ = _BROKEN[2]
+    _, total, prmt = _tc_decode_cost(_get(compiled, i, arch, fusion, over), CONFIGS[i][3], CONFIGS[i][1].num_warps)
+    assert prmt > 0 and total > TC_INT_PER_VALUE
 
 
 def test_every_wrapper_launch_is_in_the_table():

@@ -45,6 +45,44 @@ class Compiled:
         return self.local_bytes + self.count("STL") + self.count("LDL")
 
 
+INT_OPS = ("IADD3", "IADD", "LOP3", "SHF", "ISETP", "IMNMX", "VIMNMX", "IMAD", "LEA", "SEL", "PRMT", "MOV", "SGXT",
+           "BMSK", "IABS", "FLO", "BREV", "LOP")
+MAC_CLASSES = ("POPC", "IMMA", "IGMMA", "HMMA", "HGMMA", "FFMA")
+_INSTR = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)((?:\.[A-Z0-9_x]+)*)\s*([^;]*);")
+
+
+def parse(sass: str) -> list[tuple[int, str, str, str]]:
+    """(address, opcode, modifiers, operands) of each instruction."""
+    out = []
+    for line in sass.splitlines():
+        m = _INSTR.match(line)
+        if m:
+            out.append((int(m[1], 16), m[2], m[3], m[4]))
+    return out
+
+
+def hot_loop(instrs) -> list[tuple[int, str, str, str]]:
+    """The body of the backward branch holding the most MAC-carrying instructions."""
+    best, best_n = [], -1
+    for addr, op, _, args in instrs:
+        m = re.match(r"0x([0-9a-f]+)", args.strip()) if op == "BRA" else None
+        if not m or int(m[1], 16) >= addr:
+            continue
+        body = [i for i in instrs if int(m[1], 16) <= i[0] <= addr]
+        n = sum(1 for i in body if i[1] in MAC_CLASSES)
+        if n > best_n:
+            best, best_n = body, n
+    return best
+
+
+def loop_ops(sass: str) -> dict[str, int]:
+    """Instruction counts (by opcode) of the hot loop of a kernel's SASS."""
+    out: dict[str, int] = {}
+    for _, op, _, _ in hot_loop(parse(sass)):
+        out[op] = out.get(op, 0) + 1
+    return out
+
+
 def tool(name: str) -> str:
     return str(pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name)
 

@@ -143,22 +143,34 @@ def _ternary_nn_kernel(g_ptr, w_ptr, o_ptr, M, N, K, W, BM: tl.constexpr, BN: tl
              mask=(rm[:, None] < M) & (rk[None, :] < K))
 
 
+def gemm_output(M, N, scale, bias, device):
+    """The (M, N) output (float32 with an epilogue, else int32), the scale / bias pointers (the
+    output stands in for an absent one) and the epilogue constexprs of a GEMM launch."""
+    fl = scale is not None or bias is not None
+    out = torch.empty((M, N), dtype=torch.float32 if fl else torch.int32, device=device)
+    sc = scale.contiguous() if scale is not None else out
+    bi = bias.contiguous() if bias is not None else out
+    return out, sc, bi, dict(HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, FLOAT_OUT=fl)
+
+
 def xnor_gemm(a, b, K, scale=None, bias=None, *, method: str = "popcount"):
-    """Triton twin of reference.xnor_gemm; ``method`` = "popcount" (CUDA cores) or "dot" (int8 tl.dot).
+    """Triton twin of reference.xnor_gemm; ``method`` = "popcount" (CUDA cores), "dot" (int8 tl.dot on
+    format v1 unpacked per tile) or "tc" (int8 tl.dot on the tc16 layout, tc.py).
 
     a: (M, 2, W) int32, b: (N, 2, W) int32 -> (M, N) int32, or float32 with scale/bias (N,).
     """
     check_gemm(a, b, K, scale, bias)
-    torch._check(method in ("popcount", "dot"), lambda: f"method: expected 'popcount' or 'dot', got {method!r}")
+    torch._check(method in ("popcount", "dot", "tc"),
+                 lambda: f"method: expected 'popcount', 'dot' or 'tc', got {method!r}")
+    if method == "tc":
+        from .tc import xnor_gemm_tc
+
+        return xnor_gemm_tc(a, b, K, scale, bias)
     a, b = a.contiguous(), b.contiguous()
     M, N, W = a.shape[0], b.shape[0], a.shape[2]
-    fl = scale is not None or bias is not None
-    out = torch.empty((M, N), dtype=torch.float32 if fl else torch.int32, device=a.device)
+    out, sc, bi, flags = gemm_output(M, N, scale, bias, a.device)
     if M == 0 or N == 0:
         return out
-    sc = scale.contiguous() if scale is not None else out
-    bi = bias.contiguous() if bias is not None else out
-    flags = dict(HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, FLOAT_OUT=fl)
     if method == "popcount":
         BM, BN = 16, 16
         launch("xnor_popcount", cdiv(M, BM) * cdiv(N, BN), a, b, out, sc, bi, M, N, W, **flags, BM=BM, BN=BN, BW=2)

@@ -31,6 +31,7 @@ class Kernel:
     hot: str | None = None  # instruction class the hot loop must hold: "POPC" or "MMA"
     num_warps: int = 4
     num_stages: int = 3
+    per_arch: dict = dataclasses.field(default_factory=dict)  # constexpr -> {sm major: values launched there}
 
     def fn(self):
         import importlib
@@ -59,6 +60,11 @@ KERNELS = {
     "xnor_popcount": Kernel("gemm", "_xnor_popcount_kernel", _GEMM_SIG,
                             {**_FLAGS, "BM": (16,), "BN": (16,), "BW": (2,), "HW_POPC": (True,)}, hot="POPC"),
     "xnor_dot": Kernel("gemm", "_xnor_dot_kernel", _GEMM_SIG, {**_FLAGS, "BM": (32,), "BN": (32,)}, hot="MMA"),
+    "to_tc": Kernel("tc", "_to_tc_kernel", {"p_ptr": _P32, "out_ptr": _P32, "n_words": _I64, "W": _I64, "T": _I64},
+                    {"BLOCK": (1024,)}),
+    "xnor_tc": Kernel("tc", "_xnor_tc_kernel", {**{k: v for k, v in _GEMM_SIG.items() if k != "W"}, "T": _I64},
+                      {**_FLAGS, "BM": (128,), "BN": (128, 256), "BT": (8,), "HW_ASM": (True,)}, hot="MMA",
+                      num_warps=8, per_arch={"BN": {8: (128,), 9: (256,)}}),  # tc.tc_tile
     "ternary_nt": Kernel("gemm", "_ternary_nt_kernel",
                          {"x_ptr": _PF, "w_ptr": _P32, "o_ptr": _PF, "M": _I64, "N": _I64, "K": _I64, "W": _I64},
                          {"BM": (32,), "BN": (32,)}, ({}, {"x_ptr": "*bf16", "o_ptr": "*bf16"}), exact=False,
@@ -103,18 +109,28 @@ def configs():
                     yield name, k, {**k.signature, **variant}, c
 
 
+def runs_on(k: Kernel, const: dict, arch: int) -> bool:
+    """Whether the wrappers launch this configuration on sm_<arch> (see Kernel.per_arch)."""
+    return all(const[key] in by_major.get(arch // 10, ()) for key, by_major in k.per_arch.items())
+
+
 def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+HW_FLAGS = ("HW_POPC", "HW_ASM")
+
+
 def launch(name: str, n_programs: int, *args, **constexprs) -> None:
     """Launch KERNELS[name] on a 1-D grid of ``n_programs``, on the device of the first tensor.
-    HW_POPC (the POPC instruction) is set here: on for compiled code, off in the interpreter."""
+    The HW_ flags (HW_POPC: the POPC instruction, HW_ASM: inline PTX) are set here: on for compiled
+    code, off in the interpreter, which has neither."""
     k = KERNELS[name]
-    if "HW_POPC" in k.constexprs:
-        constexprs["HW_POPC"] = not interpreting()
+    for flag in HW_FLAGS:
+        if flag in k.constexprs:
+            constexprs[flag] = not interpreting()
     for key, v in constexprs.items():
-        if key == "HW_POPC":
+        if key in HW_FLAGS:
             continue
         assert v in k.constexprs[key], f"{name}: {key}={v} is not in the launch table"
     dev = next(a.device for a in args if isinstance(a, torch.Tensor))
