@@ -145,7 +145,7 @@ def predict_full(body, cta_macs: float, warps: int, regs: int, gpu: dict) -> dic
 def _triton_kernels():
     from gxnor_cuda._triton import aot, launch
 
-    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc")
+    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc", "xnor_tc_skinny")
     all_cfgs = list(launch.configs())
     cfgs = [(i, c) for i, c in enumerate(all_cfgs) if c[0] in names and not c[3].get("HAS_SCALE")
             and not c[3].get("HAS_BIAS")]

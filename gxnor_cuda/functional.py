@@ -107,9 +107,9 @@ def _eager(t: torch.Tensor) -> bool:
 
 def gpu_gemm_method(M: int, N: int, K: int) -> str:
     """The one GPU shape rule (docs/gemm_dispatch.md): int8 tensor cores in the tc16 layout ("tc")
-    once the C tile fills an MMA block and K amortises the layout pass (and 4096 K fits int32),
-    else the CUDA-core popcount kernel, which reads the same 2-bit bytes and needs no decode."""
-    return "tc" if (M >= 64 and N >= 64 and 256 <= K < 2**19) else "popcount"
+    when B fills the tile's columns and K amortises the layout pass (and 4096 K fits int32; M of
+    at most 16 takes a 16-row tile), else the CUDA-core popcount kernel."""
+    return "tc" if (N >= 64 and 256 <= K < 2**19) else "popcount"
 
 
 def xnor_gemm(

@@ -75,7 +75,8 @@ def test_tc_refuses_k_past_the_int32_accumulator():
 
 def test_gpu_shape_rule():
     assert F.gpu_gemm_method(4096, 4096, 4096) == "tc"
-    assert F.gpu_gemm_method(16, 4096, 4096) == "popcount"  # memory-bound: no decode on the popcount path
+    assert F.gpu_gemm_method(16, 4096, 4096) == "tc"  # memory-bound: the 16-row tile streams B
+    assert F.gpu_gemm_method(4096, 16, 4096) == "popcount"  # B would idle most of the 256-column tile
     assert F.gpu_gemm_method(4096, 4096, 128) == "popcount"
     assert F.gpu_gemm_method(4096, 4096, 2**19) == "popcount"  # past the int32 accumulator of the tc path
 

@@ -114,11 +114,14 @@ def to_tc_layout(p: torch.Tensor, K: int) -> torch.Tensor:
     return out
 
 
-def tc_tile(device: torch.device) -> tuple[int, int]:
-    """(BM, BN) of the C tile: 128 x 256 for wgmma on sm_90, 128 x 128 for mma.sync elsewhere."""
+def tc_config(device: torch.device, M: int) -> tuple[str, int, int]:
+    """(launch-table entry, BM, BN): a 16-row tile for M <= 16 (mma.sync, 4 warps: streams B, the
+    memory-bound case); else 128 x 256 for wgmma on sm_90, 128 x 128 for mma.sync elsewhere."""
+    if M <= 16:
+        return "xnor_tc_skinny", 16, 256
     if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9:
-        return 128, 256
-    return 128, 128
+        return "xnor_tc", 128, 256
+    return "xnor_tc", 128, 128
 
 
 def xnor_gemm_tc(a, b, K, scale=None, bias=None):
@@ -135,6 +138,6 @@ def tc_gemm(at, bt, scale=None, bias=None):
     out, sc, bi, flags = gemm_output(M, N, scale, bias, at.device)
     if M == 0 or N == 0:
         return out
-    BM, BN = tc_tile(at.device)
-    launch("xnor_tc", cdiv(M, BM) * cdiv(N, BN), at, bt, out, sc, bi, M, N, at.shape[1], **flags, BM=BM, BN=BN, BT=8)
+    name, BM, BN = tc_config(at.device, M)
+    launch(name, cdiv(M, BM) * cdiv(N, BN), at, bt, out, sc, bi, M, N, at.shape[1], **flags, BM=BM, BN=BN, BT=8)
     return out
