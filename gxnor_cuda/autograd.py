@@ -76,6 +76,8 @@ class TernaryInputMatmul(torch.autograd.Function):
         hq, win, w = ctx.saved_tensors
         gy = gy.contiguous()
         gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
-        gx = gx * F.unpack_ternary(win, ctx.K, torch.float32) * (1.0 / (2 * ctx.a))
+        gx = gx.mul_(F.unpack_ternary(win, ctx.K, torch.float32))  # in place: gx is this call's own
+        if ctx.a != 0.5:
+            gx = gx.mul_(1.0 / (2 * ctx.a))
         _accumulate(w, F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, nn=True))
         return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None

@@ -86,17 +86,18 @@ class TernaryInputConv(torch.autograd.Function):
         cg = c // groups
         s, p, d, _ = ctx.spec
         wd = F.unpack_conv_weight(w, cg)
+        wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
         # CPU: grad-weight straight from the packed activations (table lookups), grad-input on the
         # platform conv, which reads its input argument for shape and layout only; CUDA: both in one
         # cuDNN call on the unpacked operands
         if hq.device.type == "cpu":
-            gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd, ctx.spec, True, False)
+            gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
             gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups)
         else:
             xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-            gx, gw = conv_backward(gy, xd, wd, ctx.spec, True)
+            gx, gw = conv_backward(gy, xd, wd_win, ctx.spec, True)  # gw does not read the weight
         _accumulate(w, gw.contiguous())
-        gx = gx * F.unpack_ternary(win, ww, torch.float32) * (1.0 / (2 * ctx.a))
+        gx = gx.mul_(F.unpack_ternary(win, ww, torch.float32))
         return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None, None
 
 
@@ -108,7 +109,10 @@ class TernaryWeightConv(torch.autograd.Function):
         s, p, d, groups = spec
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
-        return F.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
+        y = F.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
+        # channels-last like every other GXNOR conv output: pooling, BatchNorm and their backward
+        # then see one layout through the step (mixed layouts cost them a strided pass each)
+        return y.contiguous(memory_format=torch.channels_last) if y.device.type == "cpu" else y
 
     @staticmethod
     def backward(ctx, gy):
