@@ -170,7 +170,8 @@ def dst_update_(
     (those weights do not move).
     """
     check_dst_scalars(lr, m, seed, offset, increment)
-    return _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment, rng, check)
+    bad = _kernel("dst_update_", backend, w.device)(w, grad, lr, m, seed, offset, increment, rng, check)
+    return _written(w, bad)
 
 
 def dst_update_states_(
@@ -183,8 +184,17 @@ def dst_update_states_(
     returns: () int64 non-finite count.
     """
     check_dst_scalars(lr, m, seed, offset, increment)
-    return _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment, rng,
-                                                           check)
+    bad = _kernel("dst_update_states_", backend, s.device)(s, grad, lr, m, n_states, seed, offset, increment, rng,
+                                                          check)
+    return _written(s, bad)
+
+
+def _written(t: torch.Tensor, result):
+    """Bump t's version counter after an in-place write by a custom op (which does not bump it), so
+    that anything keyed on it (autograd's saved-tensor check, cached layouts) sees the change."""
+    if not torch.compiler.is_compiling() and not t.is_inference():
+        torch.autograd.graph.increment_version(t)
+    return result
 
 
 def pack_conv_input(x: torch.Tensor, groups: int = 1, threshold: float | None = None, *,

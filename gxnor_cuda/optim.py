@@ -164,6 +164,7 @@ class DST(torch.optim.Optimizer):
         else:
             bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc,
                                        self.dst_rng, check)
+        torch.autograd.graph.increment_version(p)  # written through p.data, whose counter is its own
         p.gxnor_stamp = stamp_of(p)
         self.dst_offset += counters_used(tuple(t.shape), self.dst_rng)
         return bad.to(torch.int64)

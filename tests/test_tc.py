@@ -113,3 +113,21 @@ def test_fake_and_traced_cuda_calls_stay_on_the_registered_op():
         b = torch.empty(128, 2, 8, dtype=torch.int32, device="cuda")
         c = F.xnor_gemm(a, b, 256)
     assert c.shape == (256, 128) and c.dtype == torch.int32 and c.device.type == "cuda"
+
+
+def test_weight_conversion_is_cached_until_the_weight_changes():
+    from gxnor_cuda.nn import GXNORLinear
+
+    layer = GXNORLinear(200, 64)
+    w, K = layer.weight_q, 200
+    a = F.pack_ternary(rand_ternary(5, K))
+    first = F.xnor_gemm(a, w, K, backend="triton", method="tc")
+    cached = w.gxnor_tc[1]
+    assert torch.equal(F.xnor_gemm(a, w, K, backend="triton", method="tc"), first) and w.gxnor_tc[1] is cached
+    from gxnor_cuda.optim import DST
+
+    layer.weight_q.gxnor_grad = torch.randn(64, K) * 50
+    DST([layer.weight_q], lr=1.0).step()  # writes through .data and bumps the Parameter's version
+    got = F.xnor_gemm(a, w, K, backend="triton", method="tc")
+    assert w.gxnor_tc[1] is not cached
+    assert torch.equal(got, reference.xnor_gemm(a, w.detach(), K)) and not torch.equal(got, first)

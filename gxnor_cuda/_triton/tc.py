@@ -129,7 +129,24 @@ def xnor_gemm_tc(a, b, K, scale=None, bias=None):
     check_gemm(a, b, K, scale, bias)
     torch._check(K <= MAX_K, lambda: f"K: expected at most {MAX_K} for the int8 tensor-core path (the int32 "
                  f"accumulator holds 4096 C), got {K}")
-    return tc_gemm(to_tc_layout(a, K), to_tc_layout(b, K), scale, bias)
+    return tc_gemm(tc_operand(a, K), tc_operand(b, K), scale, bias)
+
+
+def tc_operand(t: torch.Tensor, K: int) -> torch.Tensor:
+    """tc16 words of t. A discrete weight keeps its conversion (attribute ``gxnor_tc``) until a write
+    changes its stamp (optim.stamp_of; DST bumps the version): one layout pass per optimizer step,
+    not per call, for twice the weight's packed memory."""
+    from ..optim import is_discrete, stamp_of
+
+    if not is_discrete(t):
+        return to_tc_layout(t, K)
+    key = (stamp_of(t), K)
+    hit = getattr(t, "gxnor_tc", None)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    words = to_tc_layout(t, K)
+    t.gxnor_tc = (key, words)
+    return words
 
 
 def tc_gemm(at, bt, scale=None, bias=None):
