@@ -1,7 +1,9 @@
 """Renders bench/results/mnist_runs.csv (rows appended by ``python -m gxnor_cuda.train --record``)
 as the README's MNIST results table, with the paper's published figure beside the runs.
 
-    python bench/mnist_table.py [--csv bench/results/mnist_runs.csv]
+    python bench/mnist_table.py [--csv bench/results/mnist_runs.csv] [--readme README.md]
+
+--readme writes the table between the README's <!-- mnist-table --> markers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import pathlib
 
 from tabulate import tabulate
 
-CSV = pathlib.Path(__file__).resolve().parent / "results" / "mnist_runs.csv"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CSV = ROOT / "bench" / "results" / "mnist_runs.csv"
+BEGIN, END = "<!-- mnist-table -->", "<!-- /mnist-table -->"
 HEADERS = ["recipe", "DST base", "r", "a", "shift px", "BatchNorm", "epochs", "batch", "train images",
            "final %", "best-val %", "best-test %", "input sparsity", "event rate", "bytes / weight",
            "minutes (threads)", "CPU path", "git"]
@@ -34,10 +38,23 @@ def render(path: pathlib.Path = CSV) -> str:
     return tabulate([*rows, PAPER], headers=HEADERS, tablefmt="github", disable_numparse=True)
 
 
+def readme_table(readme: pathlib.Path) -> str:
+    """The text between the README's markers."""
+    text = readme.read_text()
+    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=pathlib.Path, default=CSV)
-    print(render(ap.parse_args().csv))
+    ap.add_argument("--readme", type=pathlib.Path, default=None)
+    args = ap.parse_args()
+    table = render(args.csv)
+    print(table)
+    if args.readme:
+        text = args.readme.read_text()
+        a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
+        args.readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
 
 
 if __name__ == "__main__":

@@ -320,6 +320,7 @@ def main(argv=None) -> int:
     ap.add_argument("--record", default=None, metavar="CSV",
                     help="append the run's summary row (settings, accuracies, sparsity, memory, machine) to CSV")
     args = ap.parse_args(argv)
+    args.git = _git_describe() if args.record else ""
     if not (math.isfinite(args.lr_final) and 0 < args.lr_final <= 1):
         ap.error(f"--lr-final: expected a factor in (0, 1], got {args.lr_final}")
     if args.augment is not None and args.augment < 0:
@@ -539,13 +540,7 @@ def report(args, net, history, xs, ys, xt, out, opt=None) -> None:
 def record_row(args, net, history, sel, stats, per_weight, n_train, path: pathlib.Path) -> None:
     """Appends one row per run to a results CSV (the README's results table is rendered from it)."""
     import platform
-    import subprocess
 
-    try:
-        sha = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
-                             cwd=pathlib.Path(__file__).parent).stdout.strip()
-    except OSError:
-        sha = ""
     from . import _backend
 
     info = _backend.native_info() or {}
@@ -561,7 +556,7 @@ def record_row(args, net, history, sel, stats, per_weight, n_train, path: pathli
            "bytes_per_weight": round(per_weight, 3),
            "minutes": round(sum(h["seconds"] for h in history) / 60, 1), "threads": torch.get_num_threads(),
            "cpu_isa": info.get("cpu_isa", "none"), "cpu": _cpu_model(), "machine": platform.machine(),
-           "git": sha, "command": "python -m gxnor_cuda.train " + " ".join(sys.argv[1:])}
+           "git": args.git, "command": "python -m gxnor_cuda.train " + " ".join(sys.argv[1:])}
     new = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
@@ -569,6 +564,17 @@ def record_row(args, net, history, sel, stats, per_weight, n_train, path: pathli
         if new:
             w.writeheader()
         w.writerow(row)
+
+
+def _git_describe() -> str:
+    """The checkout's commit (-dirty with uncommitted changes), read when the run starts."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True,
+                              text=True, cwd=pathlib.Path(__file__).parent).stdout.strip()
+    except OSError:
+        return ""
 
 
 def _cpu_model() -> str:
