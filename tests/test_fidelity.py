@@ -131,6 +131,17 @@ def test_selections():
     assert T.selections(h) == {"final": (3, 0.92), "best_test": (2, 0.97), "best_val": (1, 0.9)}
 
 
+def test_readme_results_table_is_rendered_from_the_csv():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mnist_table", ROOT / "bench" / "mnist_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    table = mod.render(ROOT / "bench" / "results" / "mnist_runs.csv")
+    assert mod.readme_table(ROOT / "README.md") == table.strip(), (
+        "README's MNIST table differs from the CSV: python bench/mnist_table.py --readme README.md")
+
+
 def _write_cifar_bin(d: pathlib.Path, n: int, rng: np.random.Generator):
     d.mkdir(parents=True)
     want = {}
