@@ -65,7 +65,32 @@ def main() -> None:
                                                                    backend="triton"))):
             t = do_bench(fn, warmup=10, rep=50)
             rows.append({"op": k, "shape": f"{mw}M weights", "ms": t, "GB/s (touched)": touched / t / 1e6})
+    rows += conv_rows(do_bench)
     emit("bench_gpu", rows, ["op", "shape", "ms", "T MAC/s", "vs bf16", "GB/s (touched)"])
+
+
+def conv_rows(do_bench) -> list[dict]:
+    """CIFAR VGG 3x3 convs at batch 256: cuDNN bf16 (channels-last) against the popcount CUDA kernel
+    and the Triton tensor-core implicit GEMM (with and without its input layout pass)."""
+    from gxnor_cuda._triton.tc_conv import xnor_conv2d_tc
+
+    rows = []
+    for c, o, hw in ((128, 128, 32), (256, 256, 16), (512, 512, 8)):
+        n = 256
+        x = torch.randint(-1, 2, (n, c, hw, hw), device="cuda").float()
+        wt = torch.randint(-1, 2, (o, c, 3, 3), device="cuda").float()
+        xb = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        wb = wt.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        xp, wp = F.pack_conv_input(x), F.pack_conv_weight(wt)
+        cands = {"conv2d cuDNN bf16": lambda: torch.nn.functional.conv2d(xb, wb, padding=1),
+                 "xnor_conv2d cuda popcount": lambda: F.xnor_conv2d(xp, wp, c, 1, 1, backend="cuda"),
+                 "xnor_conv2d triton tc": lambda: xnor_conv2d_tc(xp, wp, c, 1, 1)}
+        ms = {k: do_bench(fn, warmup=10, rep=50) for k, fn in cands.items()}
+        macs = n * hw * hw * o * c * 9
+        for k, t in ms.items():
+            rows.append({"op": k, "shape": f"{c}->{o} 3x3 {hw}x{hw} batch {n}", "ms": t, "T MAC/s": macs / t / 1e9,
+                         "vs bf16": ms["conv2d cuDNN bf16"] / t})
+    return rows
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def predict_full(body, cta_macs: float, warps: int, regs: int, gpu: dict) -> dic
 def _triton_kernels():
     from gxnor_cuda._triton import aot, launch
 
-    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc", "xnor_tc_skinny")
+    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc", "xnor_tc_skinny", "xnor_tc_conv")
     all_cfgs = list(launch.configs())
     cfgs = [(i, c) for i, c in enumerate(all_cfgs) if c[0] in names and not c[3].get("HAS_SCALE")
             and not c[3].get("HAS_BIAS")]
@@ -155,7 +155,8 @@ def _triton_kernels():
         bm, bn = const["BM"], const["BN"]
         kper = 16 * const["BT"] if "BT" in const else const.get("BW", 2) * 32  # values per loop iteration
         yield {"name": f"triton {name} {bm}x{bn}" + (" pack" if const.get("PACK") else ""), "arch": comp.arch,
-               "sass": comp.sass, "cta_macs": bm * bn * kper, "warps": k.num_warps, "regs": comp.registers, "bm": bm}
+               "sass": comp.sass, "cta_macs": bm * bn * kper, "warps": k.num_warps, "regs": comp.registers, "bm": bm,
+               "bn": bn}
 
 
 def _cuda_kernels():
@@ -191,12 +192,35 @@ def rows_for(kern: dict, gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> li
     return out
 
 
+# The CIFAR-10 VGG network's ternary-input convs (C -> O, 3x3, padding 1, output side), batch 256
+CIFAR_CONVS = [(128, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8), (512, 512, 8)]
+
+
+def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
+    """The implicit-GEMM conv's loop on the CIFAR VGG layers: K pads C to the 128-value step, the
+    output channels fill the tile's columns; the per-tap address setup is not counted."""
+    f = predict_full(hot_loop(parse(kern["sass"])), kern["cta_macs"], kern["warps"], kern["regs"], gpu)
+    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    i8 = CUBLAS * gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    out = []
+    for c, o, hw in CIFAR_CONVS:
+        fill = c / (128 * -(-c // 128)) * o / (kern["bn"] * -(-o // kern["bn"]))
+        t = f["T MAC/s"] * fill
+        out.append({"kernel": kern["name"], "GPU": gpu_name, "shape": f"conv {c}->{o} 3x3 {hw}x{hw} batch 256",
+                    "bound": f["bound"], "instr/iter": len(hot_loop(parse(kern["sass"]))), "CTAs/SM": f["CTAs/SM"],
+                    "pipes only T MAC/s": predict(hot_loop(parse(kern["sass"])), kern["cta_macs"] / kern["warps"],
+                                                  gpu)["T MAC/s"] * fill,
+                    "model T MAC/s": t, "of int8 peak": t / i8 * CUBLAS, "vs cuBLAS bf16": t / bf16,
+                    "vs cuBLAS int8": t / i8})
+    return out
+
+
 def main() -> None:
     rows = []
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
             if gpu["sm"] == kern["arch"]:
-                rows += rows_for(kern, gname, gpu)
+                rows += conv_rows(kern, gname, gpu) if "tc_conv" in kern["name"] else rows_for(kern, gname, gpu)
     emit("gpu_model", rows, ["kernel", "GPU", "shape", "bound", "instr/iter", "CTAs/SM", "pipes only T MAC/s",
                              "model T MAC/s", "of int8 peak", "vs cuBLAS bf16", "vs cuBLAS int8"])
     print("A model from the SASS, not a measurement (bench/gpu_model.py docstring: what it leaves out).")

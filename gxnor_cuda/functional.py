@@ -284,8 +284,21 @@ def xnor_conv2d(
     returns: (N, O, Ho, Wo) int32 (or float32), equal to F.conv2d on the dense values, stored
     channels-last (``.permute(0, 2, 3, 1)`` is a free contiguous NHWC view; ``.contiguous()`` gives NCHW).
     """
+    if (backend is None and x.device.type == "cuda" and _backend.available("triton") and _eager(x)
+            and gpu_conv_method(C, w.shape[0], w.shape[1] * w.shape[2], groups) == "tc"):
+        from ._triton.tc_conv import xnor_conv2d_tc
+
+        return xnor_conv2d_tc(x, w, C, stride, padding, dilation, groups, scale, bias)
     return _kernel("xnor_conv2d", backend, x.device)(x, w, C, *_pairs(stride, padding, dilation),
                                                       groups, scale, bias)
+
+
+def gpu_conv_method(C: int, O: int, taps: int, groups: int = 1) -> str:  # noqa: E741 (O: output channels)
+    """The GPU conv rule (docs/gemm_dispatch.md): the int8 tensor-core implicit GEMM ("tc") when a
+    group's output channels fill the 128-column tile at least half and its input channels fill
+    half of the 128-value K step, else the CUDA-core popcount kernel (the registered op)."""
+    cg, og = C // groups, O // groups
+    return "tc" if (og >= 64 and cg >= 64 and taps * cg < 2**19) else "popcount"
 
 
 def xnor_conv2d_pack(
@@ -297,9 +310,9 @@ def xnor_conv2d_pack(
     x, w, C, stride, padding, dilation, groups, scale, bias: as ``xnor_conv2d``; threshold: r > 0.
     returns: (N, Ho, Wo, 2, Wo_words) int32 (``pack_conv_input`` layout for a groups = 1 next layer)
     = ``quantize_pack(y.permute(0, 2, 3, 1), r)``: +1 where y >= r, -1 where y <= -r, else 0.
-    The C++ kernel thresholds and packs each L2-sized chunk of rows as it is computed, so the float
-    (N, O, Ho, Wo) tensor is never written; the Triton and CUDA paths run their conv and
-    quantize_pack kernels back to back.
+    Every backend thresholds and packs as it computes (the C++ kernel per L2-sized chunk of rows,
+    Triton and CUDA in the conv kernel's epilogue), so the float (N, O, Ho, Wo) tensor is never
+    written.
     """
     return _kernel("xnor_conv2d_pack", backend, x.device)(x, w, C, float(threshold), *_pairs(stride, padding, dilation),
                                                            groups, scale, bias)

@@ -11,7 +11,9 @@ import torch
 from gxnor_cuda import _backend, reference
 from gxnor_cuda import functional as F
 
-from .helpers import rand_ternary
+from .helpers import device_for, rand_ternary
+
+DEV = device_for("triton")  # a GPU when there is one, else the interpreter on the CPU
 
 pytestmark = pytest.mark.skipif(not _backend.available("triton"), reason="triton not installed")
 
@@ -40,7 +42,7 @@ def test_tc_layout_matches_its_definition(K):
                                                                                           dtype=torch.int64))
     from gxnor_cuda._triton.tc import to_tc_layout
 
-    assert torch.equal(to_tc_layout(p, K), ref)
+    assert torch.equal(to_tc_layout(p.to(DEV), K).cpu(), ref)
 
 
 @pytest.mark.parametrize("M, N, K", [(1, 1, 1), (5, 7, 130), (130, 70, 200), (3, 300, 129), (128, 128, 256),
@@ -51,24 +53,26 @@ def test_tc_gemm_is_exact(M, N, K, epilogue):
     b = F.pack_ternary(rand_ternary(N, K, p_zero=0.5))
     scale = torch.randn(N) if "scale" in epilogue else None
     bias = torch.randn(N) if "bias" in epilogue else None
-    got = F.xnor_gemm(a, b, K, scale, bias, backend="triton", method="tc")
     want = reference.xnor_gemm(a, b, K, scale, bias)
+    on = lambda t: t.to(DEV) if t is not None else None  # noqa: E731
+    got = F.xnor_gemm(on(a), on(b), K, on(scale), on(bias), backend="triton", method="tc").cpu()
     assert got.dtype == want.dtype and torch.equal(got, want)
 
 
 def test_tc_gemm_extremes_of_the_accumulator():
     """All +1 against all -1 over a long K: every product -1, the sum -K (4096 K in the int32)."""
     K = 5000
-    a = F.pack_ternary(torch.ones(3, K))
-    b = F.pack_ternary(-torch.ones(2, K))
-    assert torch.equal(F.xnor_gemm(a, b, K, backend="triton", method="tc"), torch.full((3, 2), -K, dtype=torch.int32))
+    a = F.pack_ternary(torch.ones(3, K, device=DEV))
+    b = F.pack_ternary(-torch.ones(2, K, device=DEV))
+    want = torch.full((3, 2), -K, dtype=torch.int32, device=DEV)
+    assert torch.equal(F.xnor_gemm(a, b, K, backend="triton", method="tc"), want)
 
 
 def test_tc_refuses_k_past_the_int32_accumulator():
     from gxnor_cuda._triton.tc import MAX_K, xnor_gemm_tc
 
     K = MAX_K + 1
-    a = torch.zeros(1, 2, 2 * -(-K // 64), dtype=torch.int32)
+    a = torch.zeros(1, 2, 2 * -(-K // 64), dtype=torch.int32, device=DEV)
     with pytest.raises(RuntimeError, match=r"K: expected at most 524287 .* got 524288"):
         xnor_gemm_tc(a, a, K)
 
@@ -89,19 +93,21 @@ if _backend.available("triton"):
     from gxnor_cuda._triton.tc import _decode
 
     @triton.jit
-    def _decode_rows(w_ptr, o_ptr, R: tl.constexpr, BT: tl.constexpr):
+    def _decode_rows(w_ptr, o_ptr, R: tl.constexpr, BT: tl.constexpr, HW_ASM: tl.constexpr):
         r = tl.arange(0, R)
         w = tl.load(w_ptr + r[:, None] * BT + tl.arange(0, BT)[None, :])
-        tl.store(o_ptr + r[:, None] * (16 * BT) + tl.arange(0, 16 * BT)[None, :], _decode(w, False))
+        tl.store(o_ptr + r[:, None] * (16 * BT) + tl.arange(0, 16 * BT)[None, :], _decode(w, HW_ASM))
 
 
-def test_decode_gives_64_v_in_k_order():
+@pytest.mark.parametrize("hw_asm", [False, pytest.param(True, marks=pytest.mark.skipif(
+    DEV.type != "cuda", reason="the inline-asm decode runs on a GPU only (the interpreter has no inline asm)"))])
+def test_decode_gives_64_v_in_k_order(hw_asm):
     """The kernel's decode alone (a consistent permutation of k would leave every GEMM exact)."""
     x = rand_ternary(4, 128)
-    words = reference.to_tc_layout(F.pack_ternary(x), 128)
-    out = torch.empty(4, 128, dtype=torch.int8)
-    _decode_rows[(1,)](words, out, 4, 8)
-    assert torch.equal(out, (64 * x).to(torch.int8))
+    words = reference.to_tc_layout(F.pack_ternary(x), 128).to(DEV)
+    out = torch.empty(4, 128, dtype=torch.int8, device=DEV)
+    _decode_rows[(1,)](words, out, 4, 8, hw_asm)
+    assert torch.equal(out.cpu(), (64 * x).to(torch.int8))
 
 
 def test_fake_and_traced_cuda_calls_stay_on_the_registered_op():
@@ -118,16 +124,49 @@ def test_fake_and_traced_cuda_calls_stay_on_the_registered_op():
 def test_weight_conversion_is_cached_until_the_weight_changes():
     from gxnor_cuda.nn import GXNORLinear
 
-    layer = GXNORLinear(200, 64)
+    layer = GXNORLinear(200, 64).to(DEV)
     w, K = layer.weight_q, 200
-    a = F.pack_ternary(rand_ternary(5, K))
+    a = F.pack_ternary(rand_ternary(5, K, device=DEV))
     first = F.xnor_gemm(a, w, K, backend="triton", method="tc")
     cached = w.gxnor_tc[1]
     assert torch.equal(F.xnor_gemm(a, w, K, backend="triton", method="tc"), first) and w.gxnor_tc[1] is cached
     from gxnor_cuda.optim import DST
 
-    layer.weight_q.gxnor_grad = torch.randn(64, K) * 50
+    layer.weight_q.gxnor_grad = torch.randn(64, K, device=DEV) * 50
     DST([layer.weight_q], lr=1.0).step()  # writes through .data and bumps the Parameter's version
     got = F.xnor_gemm(a, w, K, backend="triton", method="tc")
     assert w.gxnor_tc[1] is not cached
-    assert torch.equal(got, reference.xnor_gemm(a, w.detach(), K)) and not torch.equal(got, first)
+    assert torch.equal(got.cpu(), reference.xnor_gemm(a.cpu(), w.detach().cpu(), K)) and not torch.equal(got, first)
+
+
+@pytest.mark.parametrize("n, c, h, w, o, k, stride, pad, dil, groups", [
+    (2, 5, 6, 7, 3, 3, 1, 1, 1, 1), (1, 130, 5, 5, 20, 3, 2, 1, 1, 1), (2, 8, 5, 6, 6, 2, 1, 0, 2, 2),
+    (1, 64, 4, 4, 70, 1, 1, 0, 1, 1), (1, 3, 9, 9, 129, 5, 2, 2, 1, 1), (3, 256, 3, 3, 8, 3, 1, 1, 1, 1)])
+@pytest.mark.parametrize("epilogue", ["int", "scale_bias"])
+def test_tc_conv_is_exact(n, c, h, w, o, k, stride, pad, dil, groups, epilogue):
+    from gxnor_cuda._triton.tc_conv import xnor_conv2d_tc
+
+    xp = F.pack_conv_input(rand_ternary(n, c, h, w), groups)
+    wp = F.pack_conv_weight(rand_ternary(o, c // groups, k, k, p_zero=0.5))
+    scale, bias = (torch.randn(o), torch.randn(o)) if epilogue == "scale_bias" else (None, None)
+    want = reference.xnor_conv2d(xp, wp, c, stride, pad, dil, groups, scale, bias)
+    on = lambda t: t.to(DEV) if t is not None else None  # noqa: E731
+    got = xnor_conv2d_tc(on(xp), on(wp), c, stride, pad, dil, groups, on(scale), on(bias)).cpu()
+    assert got.dtype == want.dtype and torch.equal(got, want)
+    assert got.permute(0, 2, 3, 1).is_contiguous()  # channels-last like every backend
+
+
+def test_tc_conv_refuses_k_past_the_int32_accumulator():
+    from gxnor_cuda._triton.tc_conv import xnor_conv2d_tc
+
+    c = 2**19 // 9 + 64  # 3x3 taps over c channels: more than 2^19 - 1 values per output
+    xp = F.pack_conv_input(torch.zeros(1, c, 3, 3, device=DEV))
+    wp = F.pack_conv_weight(torch.zeros(1, c, 3, 3, device=DEV))
+    with pytest.raises(RuntimeError, match=r"w: expected kh \* kw \* C / groups at most 524287"):
+        xnor_conv2d_tc(xp, wp, c)
+
+
+def test_gpu_conv_rule():
+    assert F.gpu_conv_method(128, 256, 9) == "tc"
+    assert F.gpu_conv_method(32, 64, 25) == "popcount"  # C / groups under half the 128-value K step
+    assert F.gpu_conv_method(128, 128, 9, groups=128) == "popcount"  # depthwise

@@ -67,6 +67,11 @@ KERNELS = {
                       num_warps=8, per_arch={"BN": {8: (128,), 9: (256,)}}),  # tc.tc_config
     "xnor_tc_skinny": Kernel("tc", "_xnor_tc_kernel", {**{k: v for k, v in _GEMM_SIG.items() if k != "W"}, "T": _I64},
                              {**_FLAGS, "BM": (16,), "BN": (256,), "BT": (8,), "HW_ASM": (True,)}, hot="MMA"),
+    "xnor_tc_conv": Kernel("tc_conv", "_xnor_tc_conv_kernel",
+                           {"x_ptr": _P32, "w_ptr": _P32, "c_ptr": _P32, "scale_ptr": _PF, "bias_ptr": _PF,
+                            **{k: _I64 for k in _CONV_INTS if k != "WG"}, "T": _I64, "ZERO_ROW": "i64"},
+                           {**_FLAGS, "BM": (128,), "BN": (128,), "BT": (8,), "HW_ASM": (True,)}, hot="MMA",
+                           num_warps=8),
     "ternary_nt": Kernel("gemm", "_ternary_nt_kernel",
                          {"x_ptr": _PF, "w_ptr": _P32, "o_ptr": _PF, "M": _I64, "N": _I64, "K": _I64, "W": _I64},
                          {"BM": (32,), "BN": (32,)}, ({}, {"x_ptr": "*bf16", "o_ptr": "*bf16"}), exact=False,

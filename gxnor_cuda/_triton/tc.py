@@ -104,13 +104,15 @@ def _xnor_tc_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, T,
     _store_c(acc >> 12, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE, HAS_BIAS, FLOAT_OUT)
 
 
-def to_tc_layout(p: torch.Tensor, K: int) -> torch.Tensor:
-    """Format v1 (R, 2, W) int32 -> tc16 (R, T) int32 (reference twin: reference.to_tc_layout)."""
+def to_tc_layout(p: torch.Tensor, K: int, zero_rows: int = 0) -> torch.Tensor:
+    """Format v1 (R, 2, W) int32 -> tc16 (R + zero_rows, T) int32 (reference twin:
+    reference.to_tc_layout), the extra rows zero (a conv reads its padding taps there)."""
     p = p.contiguous()
     R, W, T = p.shape[0], p.shape[2], tc_words(K)
-    out = torch.empty((R, T), dtype=torch.int32, device=p.device)
-    if out.numel():
-        launch("to_tc", cdiv(out.numel(), 1024), p, out, out.numel(), W, T, BLOCK=1024)
+    out = torch.empty((R + zero_rows, T), dtype=torch.int32, device=p.device)
+    out[R:] = 0
+    if R * T:
+        launch("to_tc", cdiv(R * T, 1024), p, out, R * T, W, T, BLOCK=1024)
     return out
 
 
@@ -132,19 +134,22 @@ def xnor_gemm_tc(a, b, K, scale=None, bias=None):
     return tc_gemm(tc_operand(a, K), tc_operand(b, K), scale, bias)
 
 
-def tc_operand(t: torch.Tensor, K: int) -> torch.Tensor:
-    """tc16 words of t. A discrete weight keeps its conversion (attribute ``gxnor_tc``) until a write
-    changes its stamp (optim.stamp_of; DST bumps the version): one layout pass per optimizer step,
-    not per call, for twice the weight's packed memory."""
+def tc_operand(t: torch.Tensor, K: int, rows: int | None = None) -> torch.Tensor:
+    """tc16 words of t, read as ``rows`` rows (default t.shape[0]) of packed length K (a conv weight
+    (O, kh, kw, 2, Wg) is O kh kw rows). A discrete weight keeps its conversion (attribute
+    ``gxnor_tc``) until a write changes its stamp (optim.stamp_of; DST bumps the version): one
+    layout pass per optimizer step, not per call, for twice the weight's packed memory."""
     from ..optim import is_discrete, stamp_of
 
+    rows = t.shape[0] if rows is None else rows
+    convert = lambda: to_tc_layout(t.contiguous().reshape(rows, 2, t.shape[-1]), K)  # noqa: E731
     if not is_discrete(t):
-        return to_tc_layout(t, K)
-    key = (stamp_of(t), K)
+        return convert()
+    key = (stamp_of(t), K, rows)
     hit = getattr(t, "gxnor_tc", None)
     if hit is not None and hit[0] == key:
         return hit[1]
-    words = to_tc_layout(t, K)
+    words = convert()
     t.gxnor_tc = (key, words)
     return words
 
