@@ -6,14 +6,14 @@ gradient, shape (O, kh, kw, C/groups), is accumulated into ``w.gxnor_grad`` for 
 - ternary input (fused phi_r, rectangular window): forward quantizes and packs the input
   channels-last in one pass and runs the exact xnor_conv2d; saves the packed activations
   (2 bits/value) and a packed window mask, never the float input. Backward: grad-weight by
-  xnor_conv2d_weight_grad on the packed activations (CPU: float table lookups, 1.5-1.8x oneDNN's
-  fp32 grad-weight on the CIFAR layers), grad-input by aten.convolution_backward on the dense
-  (unpacked) operands (oneDNN on CPU).
+  xnor_conv2d_weight_grad on the packed activations (CPU: float table lookups, faster than
+  oneDNN's fp32 grad-weight on the CIFAR layers), grad-input by aten.convolution_backward on the
+  dense (unpacked) operands (oneDNN on CPU).
 - float input (first layer, or another quantizer): forward is the platform conv on the unpacked
   weight (small); saves the float input. Backward: the platform conv, except a one-channel CPU
   input's grad-weight (the MNIST first layer), which is unfold + batched GEMM.
-The other float-side convs run on the platform conv because it measured faster than im2col +
-ternary_matmul here (bench/bench_conv.py); the weight unpack is O*C*kh*kw/groups values.
+The other float-side convs run on the platform conv, faster than im2col + ternary_matmul
+(bench/bench_conv.py); the weight unpack is O*C*kh*kw/groups values.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):
     dilation, groups). Returns (gx or None, gw (O, kh, kw, C/groups) or None), gw in the stored layout.
     The operands keep their memory format (channels-last from xnor_conv2d and the unpacked
     activations), except with one input channel per group, where every operand goes NCHW: there
-    oneDNN's channels-last kernels measured 1.2x (grad-input, 4.84 vs 4.00 ms) and 2.8x (grad-weight,
-    1.20 vs 0.43 ms) slower than NCHW on MNIST conv1 (1 -> 32, 5x5, 28x28, batch 100, 2 threads, AMD
-    EPYC), with every operand already in the layout timed.
+    oneDNN's channels-last backward kernels are slower than NCHW (up to 2.8x for grad-weight on
+    MNIST conv1, bench/bench_conv.py).
     """
     s, p, d, groups = spec
     if x.shape[1] == groups:

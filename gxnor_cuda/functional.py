@@ -239,14 +239,10 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
 
 
 def _cpu_conv_prefers_channels_last() -> bool:
-    """Whether the float-side CPU conv runs faster on its channels-last path for an NCHW input.
-
-    Measured (paired runs, 2 threads, batch 100, torch 2.14.1 oneDNN): on an AMD EPYC (Zen 5 class,
-    AVX-512, no AMX) channels-last, input conversion included, was 1-15 % faster on every
-    multi-channel GXNOR layer (MNIST conv2 1.66 vs 1.94 ms, CIFAR 256->256 3x3 @ 16 65.2 vs 70.4 ms,
-    512->512 @ 8 65.1 vs 66.8 ms); on a Sapphire Rapids Xeon (AMX) it
-    was up to 1.2x slower on the 512-channel 8x8 layers. So: channels-last where the C++ kernels
-    run without AMX, NCHW on AMX CPUs and where the native library (the ISA probe) is missing.
+    """Whether the float-side CPU conv runs faster on its channels-last path for an NCHW input:
+    on CPUs without AMX, oneDNN's channels-last kernels (input conversion included) beat NCHW on the
+    multi-channel GXNOR layers; with AMX they lose on the wide 8x8 layers (bench/bench_conv.py), so
+    NCHW there and where the native library (the ISA probe) is missing.
     """
     return _PREFERS_CHANNELS_LAST
 
@@ -351,8 +347,8 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
     """Float input x packed ternary weight conv2d (the first layer), float32 accumulation.
 
     x: (N, C, H, W) float32/bfloat16, w: (O, kh, kw, 2, Wg) int32. The weight is unpacked to x.dtype
-    (O*C*kh*kw/groups values: small) and the platform conv runs (oneDNN on CPU, cuDNN on GPU):
-    measured faster than im2col + ternary_matmul (bench/bench_conv.py).
+    (O*C*kh*kw/groups values: small) and the platform conv runs (oneDNN on CPU, cuDNN on GPU),
+    faster than im2col + ternary_matmul (bench/bench_conv.py).
     """
     return float_conv2d(x, unpack_conv_weight(w, C // groups, x.dtype, backend=backend), stride, padding, dilation,
                         groups)
@@ -360,10 +356,8 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
 
 def _im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
     """Whether a float32 CPU conv's weight gradient runs as unfold + batched GEMM over K = kh * kw:
-    one input channel (the MNIST first layer), where oneDNN's backward-weight conv measured 5.5 ms
-    against 2.7 ms (MNIST conv1 1 -> 32, 5x5, 28x28, batch 100, 2 threads, AMD EPYC Zen 3). Its
-    forward stays on oneDNN: 1.0-1.3 ms once warm against 2.2 ms for unfold + GEMM (but 7-9 ms in a
-    process that has not yet run a batched matmul: the bench tables show both)."""
+    one input channel (the MNIST first layer), where oneDNN's backward-weight conv is about twice as
+    slow (bench/bench_conv.py). Its forward stays on oneDNN, which is faster there once warm."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and groups == 1 and wd.shape[1] == 1
 
 

@@ -1,11 +1,11 @@
 // Large CPU outputs: on 2 MiB pages, and kept mapped between calls. A fresh (N, O, Ho, Wo) conv
 // output or a 4096^2 GEMM result is tens of MB that the kernel then writes once; with 4 KiB pages
-// every call takes one page fault per 4 KiB (about a quarter of xnor_conv2d's time on CIFAR
-// 128->128 at 32x32, measured with perf). Such an allocation is advised MADV_HUGEPAGE before the
+// every call takes one page fault per 4 KiB (about a quarter of xnor_conv2d's time on the widest
+// CIFAR layer, seen with perf). Such an allocation is advised MADV_HUGEPAGE before the
 // first touch (what torch does for all its CPU allocations when THP_MEM_ALLOC_ENABLE=1), so the
 // kernel faults it in 2 MiB at a time where transparent huge pages are enabled ("always" or
-// "madvise"; elsewhere the advice is a no-op). Even so, faulting in and zeroing 52 MB measured
-// 4.7-24 ms on an AMD EPYC VM, against 1.6 ms to write the same bytes again, so freed outputs go
+// "madvise"; elsewhere the advice is a no-op). Even so, faulting in and zeroing fresh pages costs
+// several times writing the same bytes again, so freed outputs go
 // back to a small pool (OutputPool: at most kPoolBuffers buffers, kPoolBytes in all) and the next
 // output of about the same size reuses one, already mapped, as torch's CUDA caching allocator does.
 // Contents and results are unchanged: every output byte is written by the op.

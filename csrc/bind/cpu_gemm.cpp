@@ -1,8 +1,8 @@
 // CPU bindings of xnor_gemm (AMX-INT8 or popcount micro-kernels, multithreaded with
 // at::parallel_for) and ternary_matmul (float x ternary: the weight unpacked to float and multiplied
 // by the BLAS, either per L2-sized tile inside each thread (float32, up to 1024 rows) or in chunks of
-// at most 16 MiB, each followed by one multithreaded GEMM; measured faster than masked
-// add/subtract on this CPU; for a weight of at most 16 rows, the AVX-512 kernels of small_n.h).
+// at most 16 MiB, each followed by one multithreaded GEMM; faster than masked add/subtract; for a
+// weight of at most 16 rows, the AVX-512 kernels of small_n.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -46,7 +46,7 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
 
 // Unpacked weight rows per chunk: at most 16 MiB of floats, so the scratch stays below glibc's
 // largest mmap threshold and is reused from the heap instead of page-faulting in on every call
-// (a 32 MiB copy measured 2x slower than the GEMM itself here), and peak memory stays bounded.
+// (fresh pages would cost more than the GEMM itself), and peak memory stays bounded.
 constexpr int64_t kScratchBytes = int64_t(16) << 20;
 
 // Cache-blocked float32 path: each thread unpacks an (nb x kc) weight tile (256 KiB) into its own
@@ -57,7 +57,7 @@ constexpr int64_t kScratchBytes = int64_t(16) << 20;
 // wrapper is not exported); without one, the one-big-GEMM path below runs.
 constexpr int64_t kTileRows = 256, kTileCols = 256;
 // Above kBlockedMaxM rows, or for the NN form with fewer than kBlockedMinInner weight rows (the
-// inner dimension: each tile GEMM would be a rank-N update), the one-big-GEMM path measured faster,
+// inner dimension: each tile GEMM would be a rank-N update), the one-big-GEMM path is faster,
 // except for at most kSmallM rows and a weight that fits one tile (no unpacked copy to allocate).
 constexpr int64_t kBlockedMaxM = 1024, kBlockedMinInner = 128, kSmallM = 256;
 
@@ -113,17 +113,17 @@ void ternary_matmul_blocked(SgemmFn f, const float* x, const int32_t* w, int64_t
 }
 
 // Rows per task of the short-weight kernels: at least this many MACs, so that a smaller call stays
-// on the calling thread (measured on N = 10, K = 512 / 1024, M = 100 / 1000, 2 threads: NT was
-// slower split below 2^20 MACs a task, the cheaper NN lookup gained down to 2^17).
+// on the calling thread (below it the split costs more than it gains; the NN lookup is cheaper per
+// MAC, so it splits sooner).
 constexpr int64_t kSmallNtTaskMacs = int64_t(1) << 20, kSmallNnTaskMacs = int64_t(1) << 17;
-// NN outputs from this size on (beyond half the L2) are written with non-temporal stores
-// (measured 1.4-1.8x faster at 1000 x 512 and 1000 x 1024; slower at 100 x 1024, 400 KB).
+// NN outputs from this size on (beyond half the L2) are written with non-temporal stores, which
+// pay off only once the output would not stay in the cache.
 constexpr int64_t kSmallNStreamBytes = int64_t(1) << 20;
 
 // N <= 16 weight rows, float32 x, AVX-512: the weight unpacked once to zero-padded float32 rows
 // (NT: register-blocked FMAs) or to pattern indices (NN: table lookups), then the kernels of
-// small_n.h over row ranges. Measured against torch's fp32 mm (MKL) on the MNIST / CIFAR output
-// layers (N = 10) in bench/README.md.
+// small_n.h over row ranges (bench/bench_gemm.py times them against torch's fp32 mm on the
+// MNIST / CIFAR output layers, N = 10).
 at::Tensor ternary_matmul_small_n(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn,
                                   cpu::Isa isa) {
 #if GXNOR_X86

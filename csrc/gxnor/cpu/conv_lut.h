@@ -21,10 +21,9 @@
 namespace gxnor::cpu::lut {
 
 constexpr int kLanes = 32;  // output channels per ymm (one byte each)
-// 5 x 2: 10 accumulators, 4 weight (two steps), 1 table and 1 product register of the 16 ymm;
-// measured before the two-step codes (1 core, pinned, best of 30) 236-240 / 252-254 G MAC/s on CIFAR
-// 128->128@32 / 256->512@8, against 151-194 / 236-242 for 6 x 2 and 215-219 / 237-240 for 3 x 3
-// (4 x 3 spills an accumulator). See docs/cpu_lut.md for the two-step codes.
+// 5 x 2: 10 accumulators, 4 weight (two steps), 1 table and 1 product register of the 16 ymm; the
+// fastest blocking on the CIFAR layers (6 x 2 and 3 x 3 were slower, 4 x 3 spills an accumulator).
+// See docs/cpu_lut.md for the two-step codes.
 constexpr int kMR = 5;              // output rows per micro-kernel
 constexpr int kNC = 2;              // 32-channel blocks per micro-kernel
 constexpr int kFlush = 62;          // u8 accumulator steps before widening (62 * 4 <= 255; even)
