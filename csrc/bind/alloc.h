@@ -61,7 +61,8 @@ class OutputPool {
       std::lock_guard<std::mutex> lock(mu_);
       int best = -1;
       for (int i = 0; i < static_cast<int>(free_.size()); ++i)
-        if (free_[i].bytes >= n && free_[i].bytes / 4 * 3 <= n && (best < 0 || free_[i].bytes < free_[best].bytes))
+        if (free_[i].bytes >= n && free_[i].bytes / 4 * 3 <= n &&
+            (best < 0 || free_[i].bytes < free_[best].bytes))
           best = i;
       if (best >= 0) {
         const Buffer b = free_[best];
@@ -100,11 +101,11 @@ class OutputPool {
 // possibly reused, contents undefined like at::empty's).
 inline at::Tensor empty_out(at::IntArrayRef sizes, const at::TensorOptions& opts) {
   if (opts.device().is_cpu()) {
-    const int64_t n = c10::multiply_integers(sizes) * static_cast<int64_t>(c10::elementSize(opts.dtype().toScalarType()));
+    const int64_t n =
+        c10::multiply_integers(sizes) * static_cast<int64_t>(c10::elementSize(opts.dtype().toScalarType()));
     if (n >= kHugeAdviseMinBytes) {
       const OutputPool::Buffer b = OutputPool::get().take(n);
-      return at::from_blob(
-          b.p, sizes, [b](void*) { OutputPool::get().give(b); }, opts);
+      return at::from_blob(b.p, sizes, [b](void*) { OutputPool::get().give(b); }, opts);
     }
   }
   return at::empty(sizes, opts);

@@ -88,8 +88,8 @@ inline at::Tensor alloc_named(at::IntArrayRef sizes, const at::TensorOptions& op
   } catch (const std::bad_alloc&) {
   } catch (const c10::Error&) {
   }
-  TORCH_CHECK(false, "padding, stride: the output of shape ", sizes, " (from the input size, padding and stride) ",
-              "could not be allocated");
+  TORCH_CHECK(false, "padding, stride: the output of shape ", sizes,
+              " (from the input size, padding and stride) ", "could not be allocated");
 }
 
 // (N, O, Ho, Wo) output in channels-last memory: what the implicit GEMM writes row by row.

@@ -18,9 +18,9 @@ int main() {
   namespace L = cpu::lut;
   std::vector<test::Case> cases(std::begin(test::kCases), std::end(test::kCases));
   cases.insert(cases.end(), {
-                                {2, 7, 6, 6, 130, 3, 1, 1, 1, 1},    // 5 channel blocks
-                                {1, 33, 5, 6, 128, 3, 2, 1, 1, 1},   // 4 channel blocks
-                                {3, 2, 4, 4, 64, 5, 1, 2, 1, 2},     // two groups of 32 channels
+                                {2, 7, 6, 6, 130, 3, 1, 1, 1, 1},     // 5 channel blocks
+                                {1, 33, 5, 6, 128, 3, 2, 1, 1, 1},    // 4 channel blocks
+                                {3, 2, 4, 4, 64, 5, 1, 2, 1, 2},      // two groups of 32 channels
                                 {1, 16000, 3, 3, 35, 3, 1, 1, 1, 1},  // 72000 pair steps: int32 widening
                             });
   std::mt19937 rng(42);

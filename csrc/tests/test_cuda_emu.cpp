@@ -40,8 +40,9 @@ int main() {
   {
     const int64_t M = 3, N = int64_t(65536) * 64 + 1, W = 2;  // N past 65535 column tiles
     std::vector<int32_t> a(M * 2 * W, 0), c(1);
-    CHECK(gxnor_cuda_xnor_gemm(a.data(), a.data(), M, N, W, nullptr, nullptr, c.data(), nullptr, nullptr) == 9,
-          "a gemm past the grid limits must be refused");
+    CHECK(
+        gxnor_cuda_xnor_gemm(a.data(), a.data(), M, N, W, nullptr, nullptr, c.data(), nullptr, nullptr) == 9,
+        "a gemm past the grid limits must be refused");
   }
   TEST_MAIN_END();
 }

@@ -144,8 +144,8 @@ GXNOR_TARGET_AVX2 inline void unpack_word_avx2(uint32_t g, uint32_t s, int n, fl
 
 GXNOR_TARGET_AVX2 inline void unpack_word_avx2(uint32_t g, uint32_t s, int n, int8_t* o) {
   // byte i of the spread word holds byte i / 8 of g (or s); the per-byte bit picks bit i % 8
-  const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                       3, 3, 3, 3, 3, 3, 3);
+  const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                       3, 3, 3, 3, 3, 3, 3, 3);
   const __m256i bits = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
   const __m256i gb = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(g)), idx);
   const __m256i sb = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(s)), idx);
