@@ -52,7 +52,7 @@ bench: setup
 	$(BIN)/python bench/bench_gemm.py
 	$(BIN)/python bench/bench_dst.py
 	$(BIN)/python bench/bench_conv.py
-	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_train.py --install
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/compiled_kernels.py
 

@@ -6,12 +6,15 @@ Contenders (each in its own worker process, so its memory high-water mark is its
 - float: the float twin (nn.Conv2d / nn.Linear) with Adam;
 - ste: a hand-written straight-through ternary network (float latent weights, ternarised in the
   forward, identity gradient; Adam);
+- brevitas: ternary QAT (2-bit narrow-range weights and activations with learned scales; Adam) and
+- torchao-bitnet: torchao's BitNet b1.58 training on the linear layers (convs stay float; Adam),
+  when those packages import (``--install`` installs them);
 Steps are handed out round-robin: every round each worker runs `--steps` steps, so the machine's
 drift lands on all contenders alike. Reported: median and min step time over the rounds, the step
 peak memory (ru_maxrss after the steps minus before the first), and the persistent bytes per weight
 (parameters, buffers and optimizer state between steps, over the weight count).
 
-    python bench/bench_train.py [--nets mnist cifar] [--batches 100 1000] [--rounds 4] [--steps 5]
+    python bench/bench_train.py [--nets mnist cifar] [--batches 100 1000] [--rounds 4] [--steps 5] [--install]
 
 CSV: bench/results/bench_train.csv, plot bench/results/bench_train.png.
 """
@@ -63,18 +66,36 @@ def _ste_net(name: str):
         def forward(self, x):
             return Tern.apply(x, 0.35)
 
+    return _paper_net(name, TConv, TLin, Act)
+
+
+def _paper_net(name: str, conv, lin, act):
+    """The paper's MNIST or CIFAR network built from the given conv / linear / activation classes."""
+    from torch import nn
+
     if name == "mnist":
-        return nn.Sequential(TConv(1, 32, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(32), Act(),
-                             TConv(32, 64, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.Flatten(), Act(),
-                             TLin(1024, 512, bias=False), nn.BatchNorm1d(512), Act(), TLin(512, 10, bias=False),
+        return nn.Sequential(conv(1, 32, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(32), act(),
+                             conv(32, 64, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.Flatten(), act(),
+                             lin(1024, 512, bias=False), nn.BatchNorm1d(512), act(), lin(512, 10, bias=False),
                              nn.BatchNorm1d(10))
     layers, c_in = [], 3
     for i, c in enumerate((128, 128, 256, 256, 512, 512)):
-        layers += ([Act()] if i else []) + [TConv(c_in, c, 3, padding=1, bias=False)]
+        layers += ([act()] if i else []) + [conv(c_in, c, 3, padding=1, bias=False)]
         layers += ([nn.MaxPool2d(2)] if i % 2 else []) + [nn.BatchNorm2d(c)]
         c_in = c
-    return nn.Sequential(*layers, nn.Flatten(), Act(), TLin(8192, 1024, bias=False), nn.BatchNorm1d(1024), Act(),
-                         TLin(1024, 10, bias=False), nn.BatchNorm1d(10))
+    return nn.Sequential(*layers, nn.Flatten(), act(), lin(8192, 1024, bias=False), nn.BatchNorm1d(1024), act(),
+                         lin(1024, 10, bias=False), nn.BatchNorm1d(10))
+
+
+def _brevitas_net(name: str):
+    """Ternary QAT in brevitas: 2-bit narrow-range weights and activations ({-1, 0, 1} x a learned
+    float scale), float latent weights."""
+    import brevitas.nn as qnn
+
+    conv = lambda *a, **k: qnn.QuantConv2d(*a, **k, weight_bit_width=2, weight_narrow_range=True)
+    lin = lambda *a, **k: qnn.QuantLinear(*a, **k, weight_bit_width=2, weight_narrow_range=True)
+    act = lambda: qnn.QuantIdentity(bit_width=2, narrow_range=True)
+    return _paper_net(name, conv, lin, act)
 
 
 def _build(contender: str, net: str):
@@ -92,6 +113,16 @@ def _build(contender: str, net: str):
         return m, torch.optim.Adam(m.parameters(), lr=1e-3)
     if contender == "ste":
         m = _ste_net(net)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+    if contender == "brevitas":
+        m = _brevitas_net(net)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+    if contender == "torchao-bitnet":  # BitNet b1.58 training on the linear layers; the convs stay float
+        from torchao import quantize_
+        from torchao.prototype.quantized_training import bitnet_training
+
+        m = make(False)
+        quantize_(m, bitnet_training())
         return m, torch.optim.Adam(m.parameters(), lr=1e-3)
     raise ValueError(contender)
 
@@ -129,13 +160,28 @@ def _worker(conn, contender: str, net: str, batch: int, threads: int) -> None:
     state = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
     nbytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *state])
     weights = sum(mm.weight.numel() for mm in model.modules()
-                  if type(mm).__name__ in ("GXNORConv2d", "GXNORLinear", "Conv2d", "Linear", "TConv", "TLin"))
+                  if isinstance(mm, (torch.nn.Conv2d, torch.nn.Linear)) or type(mm).__name__ in ("GXNORConv2d",
+                                                                                                 "GXNORLinear"))
     conn.send({"peak MiB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024,
                "persistent B/weight": nbytes / weights})
 
 
+OPTIONAL = {"brevitas": "brevitas==0.13.4", "torchao-bitnet": "torchao==0.18.0"}
+
+
 def _contenders() -> list[str]:
-    return ["gxnor", "float", "ste"]
+    """gxnor, float, ste, and the optional packages' contenders that import here."""
+    import importlib.util
+
+    have = [c for c, req in OPTIONAL.items() if importlib.util.find_spec(req.split("==")[0]) is not None]
+    return ["gxnor", "float", "ste", *have]
+
+
+def _install_optional() -> None:
+    """--install: the optional contenders' packages, into this interpreter's environment."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *OPTIONAL.values()], check=True)
 
 
 def main() -> None:
@@ -145,7 +191,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--install", action="store_true", help=f"pip install {' '.join(OPTIONAL.values())} first "
+                    "(their contenders run whenever they import)")
     args = ap.parse_args()
+    if args.install:
+        _install_optional()
     ctx = mp.get_context("spawn")
     rows = []
     for net in args.nets:
