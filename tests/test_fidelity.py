@@ -169,3 +169,15 @@ def test_cifar10_binary_loader_and_a_few_vgg_steps(tmp_path, capsys):
     assert T.main(["--dataset", "cifar10", "--data-dir", str(tmp_path), "--recipe", "paper", "--epochs", "1",
                    "--batch-size", "16", "--val", "8", "--no-float-twin", "--out", str(tmp_path / "run")]) == 0
     assert "recipe paper: dataset cifar10 (32 training images)" in capsys.readouterr().out
+
+
+def test_cli_trains_with_multilevel_activations(tmp_path, capsys):
+    assert T.main(["--dataset", "digits", "--epochs", "1", "--act-states", "2", "--no-float-twin",
+                   "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "N = 1 (activations 2)" in out
+    acc = float(out.split("test accuracy, final epoch (1): ")[1].split(" %")[0])
+    assert acc > 30.0  # ten classes: chance is 10 %
+    with pytest.raises(SystemExit):
+        T.main(["--dataset", "digits", "--act-states", "8"])
+    assert "--act-states: expected N in [0, 7], got 8" in capsys.readouterr().err
