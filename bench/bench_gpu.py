@@ -21,6 +21,7 @@ from common import emit  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 from gxnor_cuda._triton.tc import tc_gemm, to_tc_layout  # noqa: E402
+from gxnor_cuda.vendor import xnor_gemm_int_mm  # noqa: E402
 
 
 def main() -> None:
@@ -46,6 +47,7 @@ def main() -> None:
             "xnor_gemm triton dot": lambda: F.xnor_gemm(a, b, n, backend="triton", method="dot"),
             "xnor_gemm triton tc (incl. layout pass)": lambda: F.xnor_gemm(a, b, n, backend="triton", method="tc"),
             "xnor_gemm triton tc kernel only": lambda: tc_gemm(at, bt),
+            "xnor_gemm vendor (decode + torch._int_mm)": lambda: xnor_gemm_int_mm(a, b, n),
         }
         ms = {k: do_bench(fn, warmup=25, rep=100) for k, fn in cands.items()}
         for k, t in ms.items():

@@ -215,8 +215,26 @@ def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
     return out
 
 
+def vendor_rows(gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> list[dict]:
+    """The vendor route (gxnor_cuda/vendor.py): A decoded to int8 (reads M K / 4 bytes, writes M K; the
+    weight B is decoded once per optimizer step and not counted), then cuBLASLt int8 at CUBLAS of
+    its dense peak, the two one after the other."""
+    peak = gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9
+    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    out = []
+    for n in sizes:
+        macs = n * 8192 * 8192
+        seconds = n * 8192 * 1.25 / gpu["dram"] + max(macs / (CUBLAS * peak), (n * 8192 + 8192 * 8192) / gpu["dram"])
+        t = macs / seconds / 1e12
+        out.append({"kernel": "vendor: decode A + torch._int_mm", "GPU": gpu_name, "shape": f"{n}x8192x8192",
+                    "bound": "cuBLASLt int8 + decode pass", "instr/iter": "", "CTAs/SM": "",
+                    "pipes only T MAC/s": "", "model T MAC/s": t, "of int8 peak": t * 1e12 / peak,
+                    "vs cuBLAS bf16": t / bf16, "vs cuBLAS int8": t * 1e12 / (CUBLAS * peak)})
+    return out
+
+
 def main() -> None:
-    rows = []
+    rows = [r for gname, gpu in GPUS.items() for r in vendor_rows(gname, gpu)]
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
             if gpu["sm"] == kern["arch"]:

@@ -105,10 +105,14 @@ def _eager(t: torch.Tensor) -> bool:
     return not torch.compiler.is_compiling() and not isinstance(t, torch._subclasses.FakeTensor)
 
 
-def gpu_gemm_method(M: int, N: int, K: int) -> str:
-    """The one GPU shape rule (docs/gemm_dispatch.md): int8 tensor cores in the tc16 layout ("tc")
-    when B fills the tile's columns and K amortises the layout pass (and 4096 K fits int32; M of
-    at most 16 takes a 16-row tile), else the CUDA-core popcount kernel."""
+def gpu_gemm_method(M: int, N: int, K: int, sm_major: int = 8) -> str:
+    """The one GPU shape rule (docs/gemm_dispatch.md): on Hopper and later, large shapes decode to
+    int8 and run cuBLASLt ("int_mm", vendor.py: it needs M > 16 and N a multiple of 8); otherwise
+    int8 tensor cores in the tc16 layout ("tc") when B fills the tile's columns and K amortises the
+    layout pass (and 4096 K fits int32; M of at most 16 takes a 16-row tile), else the CUDA-core
+    popcount kernel."""
+    if sm_major >= 9 and M >= 128 and N >= 128 and N % 8 == 0 and K >= 256:
+        return "int_mm"
     return "tc" if (N >= 64 and 256 <= K < 2**19) else "popcount"
 
 
@@ -131,9 +135,14 @@ def xnor_gemm(
     per tile) | "tc" (int8 tensor cores, tc16 layout); None picks by ``gpu_gemm_method``, which
     also sends CUDA tensors of the default backend to the "tc" kernel when the shape suits it.
     """
-    if (backend is None and a.device.type == "cuda" and _backend.available("triton") and _eager(a)
-            and gpu_gemm_method(a.shape[0], b.shape[0], K) == "tc"):
-        backend = "triton"
+    if backend is None and a.device.type == "cuda" and _eager(a):
+        route = gpu_gemm_method(a.shape[0], b.shape[0], K, torch.cuda.get_device_capability(a.device)[0])
+        if route == "int_mm":
+            from .vendor import xnor_gemm_int_mm
+
+            return xnor_gemm_int_mm(a, b, K, scale, bias)
+        if route == "tc" and _backend.available("triton"):
+            backend = "triton"
     if backend == "triton":
         _backend.require("triton")
         from . import _triton

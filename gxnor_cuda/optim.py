@@ -189,6 +189,21 @@ def stamp_of(p: torch.Tensor) -> tuple[int, int]:
     return p.untyped_storage()._cdata, p._version
 
 
+def derived(p: torch.Tensor, name: str, key, make):
+    """``make()``, kept on a discrete weight as attribute ``name`` until a write changes its stamp or
+    ``key`` changes (a layout of the weight for a kernel, rebuilt once per optimizer step); computed
+    every time for any other tensor."""
+    if not is_discrete(p):
+        return make()
+    full = (stamp_of(p), key)
+    hit = getattr(p, name, None)
+    if hit is not None and hit[0] == full:
+        return hit[1]
+    v = make()
+    setattr(p, name, (full, v))
+    return v
+
+
 def world_size() -> int:
     """Processes of the initialised torch.distributed group (1 without one)."""
     d = torch.distributed

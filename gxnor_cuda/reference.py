@@ -122,9 +122,13 @@ def xnor_gemm(
     check_gemm(a, b, K, scale, bias)
     ad = unpack_ternary(a, K).to(torch.int64)
     bd = unpack_ternary(b, K).to(torch.int64)
-    c = ad @ bd.T
+    return gemm_epilogue((ad @ bd.T).to(torch.int32), scale, bias)
+
+
+def gemm_epilogue(c: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """The int32 C itself, or float32 C * scale + bias (in that order, as every backend rounds it)."""
     if scale is None and bias is None:
-        return c.to(torch.int32)
+        return c
     out = c.to(torch.float32)
     if scale is not None:
         out = out * scale

@@ -139,19 +139,10 @@ def tc_operand(t: torch.Tensor, K: int, rows: int | None = None) -> torch.Tensor
     (O, kh, kw, 2, Wg) is O kh kw rows). A discrete weight keeps its conversion (attribute
     ``gxnor_tc``) until a write changes its stamp (optim.stamp_of; DST bumps the version): one
     layout pass per optimizer step, not per call, for twice the weight's packed memory."""
-    from ..optim import is_discrete, stamp_of
+    from ..optim import derived
 
     rows = t.shape[0] if rows is None else rows
-    convert = lambda: to_tc_layout(t.contiguous().reshape(rows, 2, t.shape[-1]), K)  # noqa: E731
-    if not is_discrete(t):
-        return convert()
-    key = (stamp_of(t), K, rows)
-    hit = getattr(t, "gxnor_tc", None)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    words = convert()
-    t.gxnor_tc = (key, words)
-    return words
+    return derived(t, "gxnor_tc", (K, rows), lambda: to_tc_layout(t.contiguous().reshape(rows, 2, t.shape[-1]), K))
 
 
 def tc_gemm(at, bt, scale=None, bias=None):
