@@ -94,7 +94,7 @@ def test_recipes_fill_the_unset_options(tmp_path, monkeypatch):
     a = parsed_train_args(argv, monkeypatch)
     got = {k: getattr(a, k) for k in ("epochs", "batch_size", "batch_final", "act_r", "act_a", "window", "base", "m",
                                       "bn", "bn_eps", "augment", "val")}
-    assert got == {"epochs": 40, "batch_size": 1000, "batch_final": 8000, "act_r": 1.0, "act_a": 0.5,
+    assert got == {"epochs": 100, "batch_size": 1000, "batch_final": 8000, "act_r": 1.0, "act_a": 0.5,
                    "window": "rect", "base": "adam", "m": 3.0, "bn": "running", "bn_eps": 1e-4, "augment": 0, "val": 16}
     a = parsed_train_args(["--dataset", "mnist", "--out", str(tmp_path)], monkeypatch)
     assert (a.recipe, a.act_r, a.base, a.bn, a.bn_eps, a.val, a.augment) == ("fast", 0.35, "normalized",
