@@ -17,11 +17,11 @@ from tabulate import tabulate
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSV = ROOT / "bench" / "results" / "mnist_runs.csv"
 BEGIN, END = "<!-- mnist-table -->", "<!-- /mnist-table -->"
-HEADERS = ["recipe", "DST base", "r", "a", "shift px", "BatchNorm", "epochs", "batch", "train images",
+HEADERS = ["recipe", "DST base", "r", "a", "shift px", "BatchNorm", "epochs", "batch", "train images", "seed",
            "final %", "best-val %", "best-test %", "input sparsity", "event rate", "bytes / weight",
            "minutes (threads)", "CPU path", "git"]
 # Deng et al. 2018, Table 2: MNIST 99.32 %, reported as the best test-set epoch of a 4000-epoch run.
-PAPER = ["GXNOR-Net paper", "adam", "1", "0.5", "0", "running", "4000", "10000", "50000", "-", "-",
+PAPER = ["GXNOR-Net paper", "adam", "1", "0.5", "0", "running", "4000", "10000", "50000", "-", "-", "-",
          "99.32 (as published)", "-", "-", "-", "-", "GPU", "-"]
 
 
@@ -32,7 +32,7 @@ def render(path: pathlib.Path = CSV) -> str:
             if r["dataset"] != "mnist":
                 continue
             rows.append([r["recipe"], r["base"], f"{float(r['r']):g}", f"{float(r['a']):g}", r["augment_px"],
-                         r["bn"], r["epochs"], r["batch"], r["train_images"], r["final_test"],
+                         r["bn"], r["epochs"], r["batch"], r["train_images"], r["seed"], r["final_test"],
                          r["best_val_test"] or "-", r["best_test"], r["input_sparsity"], r["event_rate"],
                          r["bytes_per_weight"], f"{r['minutes']} ({r['threads']})", r["cpu_isa"], r["git"]])
     return tabulate([*rows, PAPER], headers=HEADERS, tablefmt="github", disable_numparse=True)
