@@ -67,14 +67,6 @@ def windows_merge(r: float, a: float, n_states: int = 1) -> bool:
     return a > max_separate_a(r, n_states)
 
 
-def _jumps(r: float, n_states: int) -> list[tuple[float, float, float]]:
-    """(position > 0, height, window scale) of the staircase's jumps on |x|; N = 0 has one at 0."""
-    if n_states == 0:
-        return [(0.0, 2.0, 1.0)]
-    h = 2 ** (n_states - 1)
-    return [(r * k / h, 1.0 / h, 1.0 / h) for k in range(1, h + 1)]
-
-
 def phi_levels(x: torch.Tensor, r: float, n_states: int = 1) -> torch.Tensor:
     """The forward staircase: levels k/h, level k/h from |x| >= r k / h (N = 0: sign, +1 at 0)."""
     if n_states == 0:
@@ -100,9 +92,10 @@ def window_grad(x: torch.Tensor, r: float, a: float, window: str, n_states: int 
     ax = x.abs()
     if n_states == 0:
         return 2 * _pulse(ax, a, window)
+    h = 2 ** (n_states - 1)  # jump k of height 1/h at |x| = r k / h, its window a / h wide
     g = torch.zeros_like(x)
-    for pos, height, scale in _jumps(r, n_states):
-        g = g + height * _pulse((ax - pos).abs(), a * scale, window)
+    for k in range(1, h + 1):
+        g = g + _pulse((ax - r * k / h).abs(), a / h, window) / h
     return g
 
 
