@@ -173,12 +173,17 @@ def _cuda_kernels():
                    "cta_macs": 64 * 64 * 256, "warps": 8, "regs": 0, "bm": 64}  # registers matter to wgmma loops only
 
 
+def cublas_t_macs(gpu: dict) -> tuple[float, float]:
+    """cuBLAS bf16 and int8 in T MAC/s at CUBLAS of the dense peaks."""
+    clock = gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    return CUBLAS * gpu["bf16"] * clock, CUBLAS * gpu["int8"] * clock
+
+
 def rows_for(kern: dict, gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> list[dict]:
     body = hot_loop(parse(kern["sass"]))
     p = predict(body, kern["cta_macs"] / kern["warps"], gpu)
     f = predict_full(body, kern["cta_macs"], kern["warps"], kern["regs"], gpu)
-    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
-    i8 = CUBLAS * gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    bf16, i8 = cublas_t_macs(gpu)
     out = []
     for n in sizes:  # M = n, N = K = 8192 (n = 16: memory-bound)
         bytes_per_mac = ((n + 8192) * 8192 / 4 + 4 * n * 8192) / (n * 8192 * 8192)
@@ -199,17 +204,17 @@ CIFAR_CONVS = [(128, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8), (5
 def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
     """The implicit-GEMM conv's loop on the CIFAR VGG layers: K pads C to the 128-value step, the
     output channels fill the tile's columns; the per-tap address setup is not counted."""
-    f = predict_full(hot_loop(parse(kern["sass"])), kern["cta_macs"], kern["warps"], kern["regs"], gpu)
-    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
-    i8 = CUBLAS * gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    body = hot_loop(parse(kern["sass"]))
+    f = predict_full(body, kern["cta_macs"], kern["warps"], kern["regs"], gpu)
+    pipes = predict(body, kern["cta_macs"] / kern["warps"], gpu)["T MAC/s"]
+    bf16, i8 = cublas_t_macs(gpu)
     out = []
     for c, o, hw in CIFAR_CONVS:
         fill = c / (128 * -(-c // 128)) * o / (kern["bn"] * -(-o // kern["bn"]))
         t = f["T MAC/s"] * fill
         out.append({"kernel": kern["name"], "GPU": gpu_name, "shape": f"conv {c}->{o} 3x3 {hw}x{hw} batch 256",
-                    "bound": f["bound"], "instr/iter": len(hot_loop(parse(kern["sass"]))), "CTAs/SM": f["CTAs/SM"],
-                    "pipes only T MAC/s": predict(hot_loop(parse(kern["sass"])), kern["cta_macs"] / kern["warps"],
-                                                  gpu)["T MAC/s"] * fill,
+                    "bound": f["bound"], "instr/iter": len(body), "CTAs/SM": f["CTAs/SM"],
+                    "pipes only T MAC/s": pipes * fill,
                     "model T MAC/s": t, "of int8 peak": t / i8 * CUBLAS, "vs cuBLAS bf16": t / bf16,
                     "vs cuBLAS int8": t / i8})
     return out
@@ -220,7 +225,7 @@ def vendor_rows(gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> list[dict]:
     weight B is decoded once per optimizer step and not counted), then cuBLASLt int8 at CUBLAS of
     its dense peak, the two one after the other."""
     peak = gpu["int8"] * gpu["sms"] * gpu["ghz"] * 1e9
-    bf16 = CUBLAS * gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
+    bf16 = cublas_t_macs(gpu)[0]
     out = []
     for n in sizes:
         macs = n * 8192 * 8192
