@@ -45,26 +45,39 @@ def _store_pack(acc, p_ptr, scale_ptr, bias_ptr, rm, rn, M, N, word, thr, WP, HA
 
 
 @triton.jit
-def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
-                      DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
-                      FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      BW: tl.constexpr, HW_POPC: tl.constexpr):
+def _conv_tile(M, OG, HO, WO, BM: tl.constexpr, BN: tl.constexpr):
+    """This program's tile of the implicit GEMM: (group, column tile, output positions rm, the
+    group's output channels rn, and rm as image b (int64), row oy and column ox)."""
     tm, tn = tl.cdiv(M, BM).to(tl.int32), tl.cdiv(OG, BN).to(tl.int32)  # int32 division: no call
     pid = tl.program_id(0)
     pn = pid // tm % tn
     gi = pid // (tm * tn)
     rm = (pid % tm) * BM + tl.arange(0, BM)  # the wrapper keeps M + BM below 2^31
     rn = pn * BN + tl.arange(0, BN)
-    ox = rm % WO
-    oy = (rm // WO) % HO
-    b = (rm // (WO * HO)).to(tl.int64)  # addresses in int64: N * H * W * words passes 2^31 first
+    # addresses in int64 from the image index on: N * H * W * words passes 2^31 first
+    return gi, pn, rm, rn, (rm // (WO * HO)).to(tl.int64), (rm // WO) % HO, rm % WO
+
+
+@triton.jit
+def _tap(rm, M, b, oy, ox, ky, kx, H, Wd, SH, SW, PH, PW, DH, DW):
+    """The input pixel (b H + iy) Wd + ix that output positions rm read at tap (ky, kx), and whether
+    it is a real one (inside the image, rm < M) rather than zero padding."""
+    iy = oy * SH - PH + ky * DH
+    ix = ox * SW - PW + kx * DW
+    return (b * H + iy) * Wd + ix, (rm < M) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < Wd)
+
+
+@triton.jit
+def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
+                      DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                      BW: tl.constexpr, HW_POPC: tl.constexpr):
+    gi, pn, rm, rn, b, oy, ox = _conv_tile(M, OG, HO, WO, BM, BN)
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for ky in range(KH):
         for kx in range(KW):
-            iy = oy * SH - PH + ky * DH
-            ix = ox * SW - PW + kx * DW
-            valid = (rm < M) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < Wd)
-            xb = ((b * H + iy) * Wd + ix) * G * 2 * WG + gi * 2 * WG
+            pixel, valid = _tap(rm, M, b, oy, ox, ky, kx, H, Wd, SH, SW, PH, PW, DH, DW)
+            xb = pixel * G * 2 * WG + gi * 2 * WG
             wb = ((gi * OG + rn).to(tl.int64) * KH * KW + ky * KW + kx) * 2 * WG
             for w0 in range(0, WG, BW):
                 rw = w0 + tl.arange(0, BW)

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from .._conv_checks import check_conv, conv_out_empty
+from .conv import _conv_tile, _tap
 from .gemm import _store_c
 from .launch import cdiv, launch
 from .tc import _decode, tc_operand, to_tc_layout
@@ -28,24 +29,14 @@ def _xnor_tc_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, 
                          DH, DW, HO, WO, T, ZERO_ROW, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
                          FLOAT_OUT: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BT: tl.constexpr,
                          HW_ASM: tl.constexpr):
-    tm, tn = tl.cdiv(M, BM).to(tl.int32), tl.cdiv(OG, BN).to(tl.int32)
-    pid = tl.program_id(0)
-    pn = pid // tm % tn
-    gi = pid // (tm * tn)
-    rm = (pid % tm) * BM + tl.arange(0, BM)  # the wrapper keeps M + BM below 2^31
-    rn = pn * BN + tl.arange(0, BN)
+    gi, _, rm, rn, b, oy, ox = _conv_tile(M, OG, HO, WO, BM, BN)
     rt = tl.arange(0, BT)
-    ox = rm % WO
-    oy = (rm // WO) % HO
-    b = (rm // (WO * HO)).to(tl.int64)
     w_rows = (gi * OG + tl.minimum(rn, OG - 1)).to(tl.int64) * KH * KW  # columns past OG read the last one
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for ky in range(KH):
         for kx in range(KW):
-            iy = oy * SH - PH + ky * DH
-            ix = ox * SW - PW + kx * DW
-            valid = (rm < M) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < Wd)
-            row = tl.where(valid, ((b * H + iy) * Wd + ix) * G + gi, ZERO_ROW)  # padding reads the zero row
+            pixel, valid = _tap(rm, M, b, oy, ox, ky, kx, H, Wd, SH, SW, PH, PW, DH, DW)
+            row = tl.where(valid, pixel * G + gi, ZERO_ROW)  # padding reads the zero row
             a_rows = x_ptr + (row * T)[:, None] + rt[None, :]  # (BM, BT): no masks in the loop below
             b_rows = w_ptr + ((w_rows + ky * KW + kx) * T)[:, None] + rt[None, :]  # (BN, BT)
             for t0 in range(0, T, BT):
