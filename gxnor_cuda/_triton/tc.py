@@ -110,7 +110,8 @@ def to_tc_layout(p: torch.Tensor, K: int, zero_rows: int = 0) -> torch.Tensor:
     p = p.contiguous()
     R, W, T = p.shape[0], p.shape[2], tc_words(K)
     out = torch.empty((R + zero_rows, T), dtype=torch.int32, device=p.device)
-    out[R:] = 0
+    if zero_rows:
+        out[R:] = 0
     if R * T:
         launch("to_tc", cdiv(R * T, 1024), p, out, R * T, W, T, BLOCK=1024)
     return out
