@@ -131,6 +131,7 @@ def _worker(conn, contender: str, net: str, batch: int, threads: int) -> None:
     import torch
 
     from gxnor_cuda.train import squared_hinge
+    from gxnor_cuda.weight import nbytes_stored
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -158,7 +159,7 @@ def _worker(conn, contender: str, net: str, batch: int, threads: int) -> None:
             times.append(time.perf_counter() - t0)
         conn.send(times)
     state = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
-    nbytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *state])
+    nbytes = sum(nbytes_stored(t) for t in [*model.parameters(), *model.buffers(), *state])
     weights = sum(mm.weight.numel() for mm in model.modules()
                   if isinstance(mm, (torch.nn.Conv2d, torch.nn.Linear)) or type(mm).__name__ in ("GXNORConv2d",
                                                                                                  "GXNORLinear"))

@@ -1,9 +1,8 @@
 """Autograd for ternary-weight matrix products (used by the modules).
 
-The weight is a packed int32 Parameter (or int8 states); its float gradient is accumulated into
-``w.gxnor_grad`` for the DST optimizer (it cannot live in ``.grad``: shape and dtype differ).
-``anchor`` is a scalar float Parameter of the module so backward runs even when the input does
-not require grad (first layer).
+The weight is a DiscreteWeight (gxnor_cuda.weight): the kernels read its storage ``w.packed``
+(packed int32, or int8 states), and its float gradient (O, K) is returned to autograd, which
+accumulates it in ``w.grad`` like any weight's.
 
 - float input (first layer):  y = x @ W.T;   saves x (float) and the packed W.
 - ternary input (fused phi_r): y = q(h) @ W.T with q = phi_r; saves the packed activations
@@ -15,11 +14,6 @@ from __future__ import annotations
 import torch
 
 from . import functional as F
-
-
-def _accumulate(w: torch.Tensor, dw: torch.Tensor) -> None:
-    prev = getattr(w, "gxnor_grad", None)
-    w.gxnor_grad = dw if prev is None else prev + dw
 
 
 def _dense(w: torch.Tensor, K: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
@@ -40,7 +34,8 @@ class TernaryWeightMatmul(torch.autograd.Function):
     """y (M, N) = x (M, K) @ W_dense.T for real-valued x."""
 
     @staticmethod
-    def forward(ctx, x, w, anchor, K, n_states):
+    def forward(ctx, x, weight, K, n_states):
+        w = weight.packed
         ctx.save_for_backward(x, w)
         ctx.K, ctx.n_states = K, n_states
         if n_states == 1:
@@ -55,15 +50,15 @@ class TernaryWeightMatmul(torch.autograd.Function):
             gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
         else:
             gx = gy @ _dense(w, ctx.K, ctx.n_states, gy.dtype)
-        _accumulate(w, gy.T @ x)
-        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None
+        return gx, gy.T @ x if ctx.needs_input_grad[1] else None, None, None
 
 
 class TernaryInputMatmul(torch.autograd.Function):
     """y (M, N) = phi_r(h) (M, K) @ W_dense.T with the rectangular surrogate window of half-width a."""
 
     @staticmethod
-    def forward(ctx, h, w, anchor, K, r, a):
+    def forward(ctx, h, weight, K, r, a):
+        w = weight.packed
         y, hq = ternary_input_matmul(h, w, K, r)
         ah = h.abs()
         window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
@@ -79,5 +74,5 @@ class TernaryInputMatmul(torch.autograd.Function):
         gx = gx.mul_(F.unpack_ternary(win, ctx.K, torch.float32))  # in place: gx is this call's own
         if ctx.a != 0.5:
             gx = gx.mul_(1.0 / (2 * ctx.a))
-        _accumulate(w, F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, nn=True))
-        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None
+        gw = F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, nn=True) if ctx.needs_input_grad[1] else None
+        return gx, gw, None, None, None

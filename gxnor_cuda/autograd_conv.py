@@ -1,7 +1,9 @@
 """Autograd for ternary-weight convolutions (used by GXNORConv2d).
 
-Weights are stored (O, kh, kw, 2, Wg) packed (or (O, kh, kw, C/groups) int8 states); their float
-gradient, shape (O, kh, kw, C/groups), is accumulated into ``w.gxnor_grad`` for DST.
+Weights are DiscreteWeights (gxnor_cuda.weight) stored (O, kh, kw, 2, Wg) packed (or (O, kh, kw, C/groups)
+int8 states); their float gradient is computed (O, kh, kw, C/groups) and returned as the logical
+(O, C/groups, kh, kw) view, whose channels-last strides are the weight's own: ``.grad`` takes it
+without a copy.
 
 - ternary input (fused phi_r, rectangular window): forward quantizes and packs the input
   channels-last in one pass and runs the exact xnor_conv2d; saves the packed activations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import torch
 
 from . import functional as F
-from .autograd import _accumulate
 
 
 def dense_conv_weight(w: torch.Tensor, c_per_group: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
@@ -50,6 +51,12 @@ def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):
     return gx, gw.permute(0, 2, 3, 1) if need_weight else None  # (O, kh, kw, C/groups), the stored layout
 
 
+def _logical(gw: torch.Tensor | None) -> torch.Tensor | None:
+    """A weight gradient computed in the stored order (O, kh, kw, C/groups) as the weight's logical
+    (O, C/groups, kh, kw) view, whose strides are the DiscreteWeight's own."""
+    return None if gw is None else gw.contiguous().permute(0, 3, 1, 2)
+
+
 def conv_input_like(hq: torch.Tensor, shape) -> torch.Tensor:
     """An uninitialised float32 (N, C, H, W) tensor in the layout of the unpacked activations of hq
     (channels-last): what grad-input needs of the conv's input, which is its shape and memory format."""
@@ -69,7 +76,8 @@ class TernaryInputConv(torch.autograd.Function):
     """y = conv(phi_r(h), W) with the rectangular surrogate window of half-width a."""
 
     @staticmethod
-    def forward(ctx, h, w, anchor, C, spec, r, a):
+    def forward(ctx, h, weight, C, spec, r, a):
+        w = weight.packed
         y, hq = ternary_input_conv(h, w, C, spec, r)
         ah = h.abs()
         window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
@@ -80,6 +88,7 @@ class TernaryInputConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         hq, win, w = ctx.saved_tensors
+        need_w = ctx.needs_input_grad[1]
         n, c, hh, ww = ctx.shape
         groups = ctx.spec[3]
         cg = c // groups
@@ -91,20 +100,20 @@ class TernaryInputConv(torch.autograd.Function):
         # cuDNN call on the unpacked operands
         if hq.device.type == "cpu":
             gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
-            gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups)
+            gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
         else:
             xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-            gx, gw = conv_backward(gy, xd, wd_win, ctx.spec, True)  # gw does not read the weight
-        _accumulate(w, gw.contiguous())
+            gx, gw = conv_backward(gy, xd, wd_win, ctx.spec, True, need_w)  # gw does not read the weight
         gx = gx.mul_(F.unpack_ternary(win, ww, torch.float32))
-        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None, None
+        return gx, _logical(gw), None, None, None, None
 
 
 class TernaryWeightConv(torch.autograd.Function):
     """y = conv(x, W_dense) for real-valued x (or x already quantized by a non-fused quantizer)."""
 
     @staticmethod
-    def forward(ctx, x, w, anchor, C, spec, n_states):
+    def forward(ctx, x, weight, C, spec, n_states):
+        w = weight.packed
         s, p, d, groups = spec
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
@@ -118,10 +127,10 @@ class TernaryWeightConv(torch.autograd.Function):
         x, w = ctx.saved_tensors
         s, p, d, groups = ctx.spec
         wd = dense_conv_weight(w, ctx.C // groups, ctx.n_states, gy.dtype)
+        need_x, need_w = ctx.needs_input_grad[:2]
         if F._im2col_path(x, wd, groups):  # one input channel: unfold + batched GEMM
-            gw = F.float_conv2d_weight_grad(gy, x, wd.shape[2:], s, p, d)
-            gx = conv_backward(gy, x, wd, ctx.spec, True, False)[0] if ctx.needs_input_grad[0] else None
+            gw = F.float_conv2d_weight_grad(gy, x, wd.shape[2:], s, p, d) if need_w else None
+            gx = conv_backward(gy, x, wd, ctx.spec, True, False)[0] if need_x else None
         else:
-            gx, gw = conv_backward(gy, x, F.weight_like_input(wd, x), ctx.spec, ctx.needs_input_grad[0])
-        _accumulate(w, gw.contiguous())
-        return gx, None, torch.zeros((), device=gy.device, dtype=gy.dtype), None, None, None
+            gx, gw = conv_backward(gy, x, F.weight_like_input(wd, x), ctx.spec, need_x, need_w)
+        return gx, _logical(gw), None, None, None

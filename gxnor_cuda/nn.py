@@ -1,8 +1,9 @@
 """Drop-in GXNOR modules: GXNORLinear, GXNORConv2d, TernaryActivation, and convert().
 
-Weights are Parameters holding the discrete state only: packed int32 (N = 1, 2 bits per weight)
-or int8 state indices (N != 1); ``.weight`` returns the dense values for inspection. Train them
-with ``gxnor_cuda.optim.DST``.
+``.weight`` is a Parameter of the float layer's shape and dtype whose values are stored in 2 bits
+(``gxnor_cuda.weight.DiscreteWeight``: packed int32 for N = 1, int8 state indices otherwise); its
+gradient is an ordinary ``.grad``. Train it with ``gxnor_cuda.optim.DST``. State dicts keep the
+storage as ``weight_q`` (plain tensors, loadable with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from torch import nn
 
 from . import format as fmt
 from . import functional as F
-from .autograd import TernaryInputMatmul, TernaryWeightMatmul, _dense, ternary_input_matmul
-from .autograd_conv import TernaryInputConv, TernaryWeightConv, dense_conv_weight, ternary_input_conv
-from .optim import stamp_of
+from .autograd import TernaryInputMatmul, TernaryWeightMatmul, ternary_input_matmul
+from .autograd_conv import TernaryInputConv, TernaryWeightConv, ternary_input_conv
+from .weight import DiscreteWeight, nbytes_stored, stamp_of
 
 
 class TernaryActivation(nn.Module):
@@ -130,35 +131,6 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype if x.is_floating_point() else torch.float32
 
 
-class DiscreteWeight(nn.Parameter):
-    """A discrete weight Parameter: packed int32 (N = 1) or int8 states, with its logical length K
-    and n_states attached so that they survive ``copy.deepcopy`` and pickling (a plain Parameter's
-    attributes do not, and the DST optimizer finds discrete weights by them)."""
-
-    def __new__(cls, data: torch.Tensor, K: int, n_states: int):
-        p = super().__new__(cls, data, requires_grad=False)
-        p.gxnor_K, p.gxnor_states = int(K), int(n_states)
-        return p
-
-    def __deepcopy__(self, memo):
-        if id(self) in memo:
-            return memo[id(self)]
-        out = type(self)(self.data.clone(memory_format=torch.preserve_format), self.gxnor_K, self.gxnor_states)
-        memo[id(self)] = out
-        return out
-
-    def __reduce_ex__(self, proto):
-        return _rebuild_discrete, (self.data, self.gxnor_K, self.gxnor_states)
-
-    def __repr__(self):
-        return (f"DiscreteWeight(K={self.gxnor_K}, n_states={self.gxnor_states}, storage {tuple(self.shape)} "
-                f"{self.dtype})")
-
-
-def _rebuild_discrete(data, K, n_states):
-    return DiscreteWeight(data, K, n_states)
-
-
 def twn_ternarize(w: torch.Tensor, delta: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
     """Ternary-weight-network rounding per output row (dim 0) of a float weight (O, K):
     threshold 0.7 * mean |w|, values sign(w) where |w| exceeds it, scale = mean |w| of those.
@@ -173,48 +145,33 @@ def twn_ternarize(w: torch.Tensor, delta: float = 0.7) -> tuple[torch.Tensor, to
 
 
 class _GXNORBase(nn.Module):
-    """Shared weight storage: a discrete Parameter plus format metadata; optionally a float scale
-    per output channel (``weight_scale``, on for converted float layers) applied to the output."""
+    """Shared weight storage: the DiscreteWeight Parameter ``weight`` plus format metadata; optionally
+    a float scale per output channel (``weight_scale``, on for converted float layers) applied to the
+    output."""
 
     weight_scale: nn.Parameter | None
 
-    def _init_weight(self, lead: tuple[int, ...], K: int, n_states: int, device, scaled: bool = False):
+    def _init_weight(self, lead: tuple[int, ...], K: int, n_states: int, device, scaled: bool = False,
+                     dtype=None):
         """Storage (*lead, 2, W) packed for N = 1, else (*lead, K) int8 states; K = packed axis."""
         if not 0 <= n_states <= 7:
             raise ValueError(f"n_states: expected N in [0, 7], got {n_states}")
         self.K, self.n_states = K, n_states
         s = _init_states((*lead, K), n_states, device)
         data = F.pack_ternary(s) if n_states == 1 else s
-        self.weight_q = DiscreteWeight(data, K, n_states)
-        self.anchor = nn.Parameter(torch.zeros((), device=device))
+        self.weight = nn.Parameter(DiscreteWeight(data, self._weight_shape(), n_states, dtype or torch.float32))
         self.register_buffer("format_version", torch.tensor(fmt.FORMAT_VERSION), persistent=True)
         self.weight_scale = nn.Parameter(torch.ones(lead[0], device=device)) if scaled else None
         self._stamp()
 
-    def _stamp(self) -> None:
-        """Record that the stored weight holds canonical values written here (optim.stamp_of)."""
-        self.weight_q.gxnor_stamp = stamp_of(self.weight_q)
-
-    def _apply(self, fn, recurse=True):
-        trusted = getattr(self.weight_q, "gxnor_stamp", None) == stamp_of(self.weight_q)
-        w = self._parameters.pop("weight_q")
-        try:
-            out = super()._apply(fn, recurse)
-        finally:
-            self._parameters["weight_q"] = w
-        # The packed storage keeps its own layout: a memory-format conversion of the model (a
-        # channels-last request refuses a 5-D tensor) sees it as 4-D, then it is made contiguous again.
-        with torch.no_grad():
-            moved = fn(w.data.reshape(*w.shape[:3], -1) if w.dim() == 5 else w.data)
-        w.data = moved.contiguous().reshape(w.shape)
-        if trusted:  # a move or copy of canonical words is canonical
-            self._stamp()
-        return out
-
     @property
-    def weight(self) -> torch.Tensor:
-        """Dense discrete weight values (float32), for inspection."""
-        return _dense(self.weight_q, self.K, self.n_states).reshape(self._weight_shape())
+    def weight_q(self) -> torch.Tensor:
+        """The weight's storage (``weight.packed``): what the kernels read and DST writes."""
+        return self.weight.packed
+
+    def _stamp(self) -> None:
+        """Record that the stored weight holds canonical values written here (weight.stamp_of)."""
+        self.weight_q.gxnor_stamp = stamp_of(self.weight_q)
 
     def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
         return w.reshape(w.shape[0], -1)
@@ -243,7 +200,8 @@ class _GXNORBase(nn.Module):
                 scale = rows.abs().amax(dim=1).clamp_min(1e-12)
                 w = w / scale.reshape(-1, *([1] * (w.dim() - 1)))
             s = torch.round(w.clamp(-1, 1) * h).to(torch.int8)
-        self.weight_q.data = F.pack_ternary(s) if self.n_states == 1 else s
+        with torch.no_grad():
+            self.weight_q.copy_(F.pack_ternary(s) if self.n_states == 1 else s)
         if self.weight_scale is not None and scale is not None:
             self.weight_scale.data.copy_(scale.to(self.weight_scale.device))
         self._stamp()
@@ -257,34 +215,52 @@ class _GXNORBase(nn.Module):
             y = y + self.bias.float().reshape(shape)
         return y
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination.pop(prefix + "weight", None)  # the storage, a plain tensor, stands for it
+        destination[prefix + "weight_q"] = self.weight_q
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
-        wkey = prefix + "weight"
-        converted = wkey in state_dict and prefix + "weight_q" not in state_dict
+        wkey, qkey = prefix + "weight", prefix + "weight_q"
+        state_dict.pop(prefix + "anchor", None)  # a scalar older modules kept so that backward ran
+        w = state_dict.get(wkey)
+        if isinstance(w, DiscreteWeight):  # a DiscreteWeight itself (not from state_dict(): that saves weight_q)
+            del state_dict[wkey]
+            if w.n_states == self.n_states:
+                state_dict[qkey] = w.packed
+            else:
+                state_dict[wkey] = w.dequantize(torch.float32)
+        converted = wkey in state_dict and qkey not in state_dict
         if converted:  # a float checkpoint
             w = state_dict.pop(wkey)
             if tuple(w.shape) != tuple(self._weight_shape()):
                 errors.append(f"{wkey}: expected shape {tuple(self._weight_shape())}, got {tuple(w.shape)}")
                 return
             self.set_weight(w)
-            state_dict[prefix + "weight_q"] = self.weight_q.data.clone()
+            state_dict[qkey] = self.weight_q.clone()
             if self.weight_scale is not None:
                 state_dict.setdefault(prefix + "weight_scale", self.weight_scale.data.clone())
-            state_dict.setdefault(prefix + "anchor", self.anchor.data.clone())
             state_dict.setdefault(prefix + "format_version", self.format_version.clone())
         vkey = prefix + "format_version"
         if vkey in state_dict and int(state_dict[vkey]) != fmt.FORMAT_VERSION:
             errors.append(f"{vkey}: expected packed format {fmt.FORMAT_VERSION}, got {int(state_dict[vkey])}")
             return
-        qkey = prefix + "weight_q"
-        loaded = not converted and self.n_states == 1 and qkey in state_dict
-        if loaded and state_dict[qkey].shape == self.weight_q.shape:
-            # The kernels' results are defined for canonical words only: a packed weight entering from a
-            # file is checked here (one pass, once), everything the package writes itself is canonical.
-            n = int(F.count_noncanonical(state_dict[qkey], self.K))
-            if n:
-                errors.append(f"{qkey}: expected canonical packed words (sign bits only with the gate bit, zero "
-                              f"padding past K = {self.K}), got {n} non-canonical word pair(s)")
+        if qkey in state_dict:
+            q = state_dict.pop(qkey)
+            have = self.weight_q
+            if tuple(q.shape) != tuple(have.shape) or q.dtype != have.dtype:
+                errors.append(f"size mismatch for {qkey}: expected {have.dtype} storage of shape {tuple(have.shape)}, "
+                              f"got {q.dtype} {tuple(q.shape)}")
                 return
+            if self.n_states == 1 and not converted:
+                # The kernels' results are defined for canonical words only: a packed weight entering from a
+                # file is checked here (one pass, once), everything the package writes itself is canonical.
+                n = int(F.count_noncanonical(q, self.K))
+                if n:
+                    errors.append(f"{qkey}: expected canonical packed words (sign bits only with the gate bit, zero "
+                                  f"padding past K = {self.K}), got {n} non-canonical word pair(s)")
+                    return
+            state_dict[wkey] = DiscreteWeight(q, self.weight.shape, self.n_states, self.weight.dtype)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
         self._stamp()
 
@@ -295,12 +271,12 @@ class _GXNORBase(nn.Module):
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_matmul(x2d, self.weight_q, self.K, q.r)[0]
         if fused:
-            return TernaryInputMatmul.apply(x2d, self.weight_q, self.anchor, self.K, q.r, q.a)
+            return TernaryInputMatmul.apply(x2d, self.weight, self.K, q.r, q.a)
         if q is not None:
             x2d = q(x2d)
         if not torch.is_grad_enabled() and self.n_states == 1:
             return F.ternary_matmul(x2d.contiguous(), self.weight_q, self.K)
-        return TernaryWeightMatmul.apply(x2d, self.weight_q, self.anchor, self.K, self.n_states)
+        return TernaryWeightMatmul.apply(x2d, self.weight, self.K, self.n_states)
 
 
 class GXNORLinear(_GXNORBase):
@@ -314,7 +290,7 @@ class GXNORLinear(_GXNORBase):
                  input_quantizer: nn.Module | None = None, scaled: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_weight((out_features,), in_features, n_states, device, scaled)
+        self._init_weight((out_features,), in_features, n_states, device, scaled, dtype)
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
@@ -349,7 +325,7 @@ class GXNORConv2d(_GXNORBase):
     With a rectangular ternary input_quantizer the input is quantized and packed channels-last
     in one pass and the exact xnor_conv2d kernel runs; backward keeps the packed activations and
     window mask only. A real-valued input (first layer) uses the platform conv on the unpacked
-    weight. ``.weight`` gives the dense (O, C/groups, kh, kw) values.
+    weight. ``.weight`` has the shape (O, C/groups, kh, kw), stored as above.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -379,18 +355,13 @@ class GXNORConv2d(_GXNORBase):
         else:
             self.padding = pair(padding)
             self._pad4 = (self.padding[1], self.padding[1], self.padding[0], self.padding[0])
-        self._init_weight((out_channels, *self.kernel_size), in_channels // groups, n_states, device, scaled)
+        self._init_weight((out_channels, *self.kernel_size), in_channels // groups, n_states, device, scaled, dtype)
         self.bias = nn.Parameter(torch.zeros(out_channels, device=device, dtype=dtype or torch.float32)) if bias \
             else None
         self.input_quantizer = input_quantizer
 
     def _weight_shape(self):
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """Dense discrete weight values (float32, (O, C/groups, kh, kw)), for inspection."""
-        return dense_conv_weight(self.weight_q, self.K, self.n_states)
 
     def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
         return w.reshape(self._weight_shape()).permute(0, 2, 3, 1)
@@ -419,10 +390,10 @@ class GXNORConv2d(_GXNORBase):
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r)[0]
         if fused:
-            return TernaryInputConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, q.r, q.a)
+            return TernaryInputConv.apply(x, self.weight, self.in_channels, spec, q.r, q.a)
         if q is not None:
             x = q(x)
-        return TernaryWeightConv.apply(x, self.weight_q, self.anchor, self.in_channels, spec, self.n_states)
+        return TernaryWeightConv.apply(x, self.weight, self.in_channels, spec, self.n_states)
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None, scaled: bool = True) -> GXNORConv2d:
@@ -561,7 +532,7 @@ def quantize_(model: nn.Module, filter_fn=None, *, skip=("first", "last"), n_sta
             new = _make(m, kind, n_states, scaled, quant)
             new_of[id(m)] = new
             row.update(action="converted", why="", **{"bytes after": sum(
-                t.numel() * t.element_size() for t in (new.weight_q, new.weight_scale) if t is not None)})
+                nbytes_stored(t) for t in (new.weight, new.weight_scale) if t is not None)})
         else:
             row.update(action="skipped", why=why)
         rows.append(row)

@@ -1,8 +1,9 @@
 """The DST optimizer: discrete weights move by stochastic state transitions, no hidden floats.
 
 ``DST(params, lr, m=3.0, base="sgd" | "normalized" | "adam", seed=None)``:
-- ternary packed weights (int32 Parameters made by gxnor_cuda.nn, gradient in ``p.gxnor_grad``)
-  and multi-state int8 weights get the in-place DST kernel;
+- discrete weights (``gxnor_cuda.weight.DiscreteWeight`` Parameters made by gxnor_cuda.nn: 2-bit
+  ternary or int8 multi-state storage, an ordinary float ``.grad`` of the logical shape) get the
+  in-place DST kernel on their storage;
 - float parameters (BatchNorm, biases) get the base update itself.
 Bases: "sgd" D = -lr * grad (no per-weight float state: 2 bits per ternary weight);
 "normalized" divides each tensor's gradient by its RMS (one float per tensor); "rownorm" divides each
@@ -16,8 +17,8 @@ saved before contract 2 existed).
 No host sync inside ``step``: the non-finite gradient count stays on the device
 (``nonfinite_total`` reads it); stored weights are validated (one sync) only the first time the
 optimizer sees them and whenever something other than the optimizer or the modules wrote them
-(``stamp_of``). Under torch.distributed the discrete gradients are averaged over the ranks before
-the update and the DST seed is rank 0's, so every rank's discrete weights stay bit-identical.
+(``stamp_of``). Under torch.distributed the DST seed is rank 0's, so with gradients that
+DistributedDataParallel (or FSDP) averaged, every rank's discrete weights stay bit-identical.
 """
 
 from __future__ import annotations
@@ -30,16 +31,13 @@ import torch
 from . import functional as F
 from ._checks import RNG_VERSIONS
 from .reference_dst import counters_used
+from .weight import DiscreteWeight, is_storage, stamp_of
 
 BASES = ("sgd", "normalized", "rownorm", "adam")
 
 
 def is_discrete(p: torch.Tensor) -> bool:
-    return hasattr(p, "gxnor_K") and p.dtype in (torch.int32, torch.int8)
-
-
-def _grad_of(p: torch.Tensor):
-    return getattr(p, "gxnor_grad", None) if is_discrete(p) else p.grad
+    return isinstance(p, DiscreteWeight)
 
 
 class DST(torch.optim.Optimizer):
@@ -81,13 +79,6 @@ class DST(torch.optim.Optimizer):
         """Non-finite gradient entries seen so far (their weights did not move). Reading it syncs."""
         return 0 if self._nonfinite is None else int(self._nonfinite)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        super().zero_grad(set_to_none)
-        for g in self.param_groups:
-            for p in g["params"]:
-                if is_discrete(p):
-                    p.gxnor_grad = None
-
     def state_dict(self):
         sd = super().state_dict()
         sd["dst"] = {"seed": self.dst_seed, "offset": self.dst_offset, "step": self.dst_step, "rng": self.dst_rng}
@@ -109,11 +100,10 @@ class DST(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.dst_step += 1
-        _all_reduce_discrete_grads(self.param_groups)
         for group in self.param_groups:
             lr, m, base = group["lr"], group["m"], group["base"]
             for p in group["params"]:
-                g = _grad_of(p)
+                g = p.grad
                 if g is None:
                     continue
                 if is_discrete(p):
@@ -157,15 +147,18 @@ class DST(torch.optim.Optimizer):
         return torch.where(torch.isfinite(g), d, g), True
 
     def _discrete_step(self, p, g, lr, m, base, group) -> torch.Tensor:
+        # the gradient in storage order (*lead, K), rows of K as the DST kernel and its counters take them
+        g = p.storage_order(g.to(torch.float32)).contiguous()
         t, inc = self._base_increment(p, g, lr, base, group)
-        check = getattr(p, "gxnor_stamp", None) != stamp_of(p)
-        if p.dtype == torch.int32:
-            bad = F.dst_update_(p.data, t, lr, m, self.dst_seed, self.dst_offset, inc, self.dst_rng, check)
+        store = p.packed
+        check = getattr(store, "gxnor_stamp", None) != stamp_of(store)
+        if p.n_states == 1:
+            bad = F.dst_update_(store, t, lr, m, self.dst_seed, self.dst_offset, inc, self.dst_rng, check)
         else:
-            bad = F.dst_update_states_(p.data, t, lr, m, p.gxnor_states, self.dst_seed, self.dst_offset, inc,
+            bad = F.dst_update_states_(store, t, lr, m, p.n_states, self.dst_seed, self.dst_offset, inc,
                                        self.dst_rng, check)
-        torch.autograd.graph.increment_version(p)  # written through p.data, whose counter is its own
-        p.gxnor_stamp = stamp_of(p)
+        torch.autograd.graph.increment_version(p)  # a forward that saved the weight itself sees the write
+        store.gxnor_stamp = stamp_of(store)
         self.dst_offset += counters_used(tuple(t.shape), self.dst_rng)
         return bad.to(torch.int64)
 
@@ -181,19 +174,12 @@ class DST(torch.optim.Optimizer):
         return bad
 
 
-def stamp_of(p: torch.Tensor) -> tuple[int, int]:
-    """(storage, version) of a discrete weight. The optimizer and the modules record it after they
-    write canonical values; the optimizer validates the weight (one host sync) whenever it differs:
-    a new storage (``.data = ...``, ``.to()``, deepcopy) or a tracked in-place write (``copy_``,
-    ``load_state_dict``). Writes through ``p.data`` in place are not seen."""
-    return p.untyped_storage()._cdata, p._version
-
 
 def derived(p: torch.Tensor, name: str, key, make):
     """``make()``, kept on a discrete weight as attribute ``name`` until a write changes its stamp or
     ``key`` changes (a layout of the weight for a kernel, rebuilt once per optimizer step); computed
     every time for any other tensor."""
-    if not is_discrete(p):
+    if not is_storage(p):
         return make()
     full = (stamp_of(p), key)
     hit = getattr(p, name, None)
@@ -228,17 +214,3 @@ def _rank0(seed: int) -> int:
         t = t.cuda()
     torch.distributed.broadcast(t, src=0)
     return int(t)
-
-
-def _all_reduce_discrete_grads(groups) -> None:
-    """Average the discrete weights' gradients over the ranks (DistributedDataParallel reduces only
-    ``.grad`` of float Parameters; the discrete gradients travel beside them)."""
-    if not _distributed():
-        return
-    ws = torch.distributed.get_world_size()
-    for group in groups:
-        for p in group["params"]:
-            g = getattr(p, "gxnor_grad", None) if is_discrete(p) else None
-            if g is not None:
-                torch.distributed.all_reduce(g)
-                g.div_(ws)

@@ -192,7 +192,7 @@ def layer_stats(net, x):
 
 
 def weight_bytes(net):
-    packed = sum(p.numel() * p.element_size() for p in net.parameters() if is_discrete(p))
+    packed = sum(p.nbytes_stored() for p in net.parameters() if is_discrete(p))
     logical = sum(m.weight.numel() for m in net.modules() if isinstance(m, (GXNORConv2d, GXNORLinear)))
     return packed, logical * 4, logical
 
@@ -488,7 +488,7 @@ def persistent_bytes_per_weight(net, opt) -> float:
     them (the Adam base's two float moments; nothing for the stateless bases)."""
     discrete = [p for p in net.parameters() if is_discrete(p)]
     n = weight_bytes(net)[2]
-    kept = sum(p.numel() * p.element_size() for p in discrete)
+    kept = sum(p.nbytes_stored() for p in discrete)
     for p in discrete:
         kept += sum(v.numel() * v.element_size() for v in opt.state.get(p, {}).values() if torch.is_tensor(v)
                     and v.numel() > 1)

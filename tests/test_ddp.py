@@ -1,10 +1,11 @@
 """DistributedDataParallel with DST: two CPU processes on the gloo backend train the MNIST network
-on different data; their discrete weights must stay bit-identical (the optimizer averages the
-discrete gradients over the ranks and uses rank 0's DST seed). The control run without that
-all-reduce shows the check can fail."""
+on different data; their discrete weights must stay bit-identical (DDP averages the discrete
+weights' ordinary ``.grad`` like any weight's, and the optimizer uses rank 0's DST seed). The control
+run under ``no_sync`` (no all-reduce) shows the check can fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -13,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gxnor_cuda import models, optim
+from gxnor_cuda import models
 from gxnor_cuda.optim import DST, is_discrete
 from gxnor_cuda.train import squared_hinge
 
@@ -29,8 +30,6 @@ def _worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        if not reduce:
-            optim._all_reduce_discrete_grads = lambda groups: None
         torch.manual_seed(rank)  # different initial weights: DDP broadcasts rank 0's
         net = torch.nn.parallel.DistributedDataParallel(models.mnist_net(True, 1, r=0.35, a=0.5))
         disc = [p for p in net.parameters() if is_discrete(p)]
@@ -42,8 +41,10 @@ def _worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
             x = torch.randn(16, 1, 28, 28, generator=gen)
             y = torch.randint(0, 10, (16,), generator=gen)
             opt.zero_grad()
-            squared_hinge(net(x), y).backward()
+            with contextlib.nullcontext() if reduce else net.no_sync():  # no_sync: DDP skips the all-reduce
+                squared_hinge(net(x), y).backward()
             opt.step()
+        assert all(p.grad is not None and p.grad.shape == p.shape for p in disc)  # .grad, reduced by DDP
         torch.save({"w": [p.detach().clone() for p in disc], "seed": opt.dst_seed}, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -62,7 +63,7 @@ def test_ranks_keep_identical_discrete_weights(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a["w"], b["w"], strict=True))
     c, d = _run(tmp_path, reduce=False)
     assert not all(torch.equal(x, y) for x, y in zip(c["w"], d["w"], strict=True)), \
-        "without the all-reduce the ranks should drift apart (the check would pass vacuously)"
+        "without DDP's all-reduce the ranks should drift apart (the check would pass vacuously)"
 
 
 def test_train_cli_under_torchrun_writes_once_and_resumes_on_one_process(tmp_path):

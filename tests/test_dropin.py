@@ -52,7 +52,7 @@ def test_fine_tuning_a_converted_model_lowers_the_loss():
 def test_padding_mode_matches_nn_conv2d(mode):
     conv = nn.Conv2d(3, 8, 3, padding=2, dilation=1, padding_mode=mode, bias=False)
     g = GXNORConv2d.from_float(conv, scaled=False)
-    conv.weight.data = g.weight.clone()  # the same ternary values in the float layer
+    conv.weight.data = g.weight.dequantize()  # the same ternary values in the float layer
     x = torch.randn(2, 3, 9, 9)
     torch.testing.assert_close(g(x), conv(x), rtol=1e-5, atol=1e-4)
 
@@ -61,7 +61,7 @@ def test_padding_same_valid_and_unbatched_input():
     for padding in ("same", "valid"):
         conv = nn.Conv2d(4, 6, (3, 4), padding=padding, dilation=(1, 2), bias=True)
         g = GXNORConv2d.from_float(conv, scaled=False)
-        conv.weight.data = g.weight.clone()
+        conv.weight.data = g.weight.dequantize()
         x = torch.randn(2, 4, 11, 10)
         torch.testing.assert_close(g(x), conv(x), rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(g(x[0]), conv(x[0]), rtol=1e-5, atol=1e-4)
@@ -70,10 +70,10 @@ def test_padding_same_valid_and_unbatched_input():
 def test_deepcopy_and_pickle_keep_the_discrete_weight():
     m = nn.Sequential(GXNORLinear(20, 8), GXNORConv2d(3, 4, 3))
     for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
-        assert all(is_discrete(p) for p in (c[0].weight_q, c[1].weight_q))
+        assert all(is_discrete(p) and isinstance(p, nn.Parameter) for p in (c[0].weight, c[1].weight))
         assert torch.equal(c[0].weight, m[0].weight) and torch.equal(c[1].weight, m[1].weight)
     c = copy.deepcopy(m[0])
-    c.weight_q.gxnor_grad = torch.randn(8, 20) * 10
+    c.weight.grad = torch.randn(8, 20) * 10
     w0 = c.weight_q.clone()
     DST(c.parameters(), lr=1.0, seed=3).step()
     assert not torch.equal(c.weight_q, w0), "DST must train a deep-copied layer"
@@ -157,7 +157,7 @@ def test_bf16_models_and_autocast_training():
         loss = out.float().pow(2).mean()
     assert out.dtype == torch.bfloat16
     loss.backward()
-    assert m[0].weight_q.gxnor_grad is not None and m[3].weight_q.gxnor_grad is not None
+    assert m[0].weight.grad is not None and m[3].weight.grad is not None
 
 
 def test_channels_last_model():
@@ -166,7 +166,7 @@ def test_channels_last_model():
     want = m(x)
     m = m.to(memory_format=torch.channels_last)
     torch.testing.assert_close(m(x.to(memory_format=torch.channels_last)), want)
-    assert is_discrete(m[0].weight_q) and m[0].weight_q.is_contiguous()
+    assert is_discrete(m[0].weight) and m[0].weight_q.is_contiguous()
 
 
 def test_compiled_inference_fullgraph_no_recompiles():
@@ -198,5 +198,5 @@ def test_weights_and_activations_option():
     x = torch.randn(8, 16)
     out = m(x)
     out.sum().backward()
-    assert out.shape == (8, 4) and m[2].weight_q.gxnor_grad is not None
+    assert out.shape == (8, 4) and m[2].weight.grad is not None
     assert convert(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)))[1].input_quantizer is None

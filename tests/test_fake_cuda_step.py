@@ -71,8 +71,8 @@ def test_training_step_on_fake_cuda(recorded, net_name, shape):
                 for g, a in zip(grads, args, strict=False):
                     if isinstance(g, torch.Tensor) and isinstance(a, torch.Tensor) and a.is_floating_point():
                         assert g.device == a.device and g.shape == a.shape, fn.__name__
-            for p in disc:
-                assert p.gxnor_grad.device.type == "cuda"
+            for p in disc:  # the weight gradients the backward returns have the weights' shape (above)
+                p.grad = torch.randn(p.shape).as_strided(p.shape, p.stride())
             for p in flt:
                 p.grad = torch.randn_like(p)
             opt.step()  # raises on a host sync: fake tensors have no values to read

@@ -132,8 +132,8 @@ def test_weight_conversion_is_cached_until_the_weight_changes():
     assert torch.equal(F.xnor_gemm(a, w, K, backend="triton", method="tc"), first) and w.gxnor_tc[1] is cached
     from gxnor_cuda.optim import DST
 
-    layer.weight_q.gxnor_grad = torch.randn(64, K, device=DEV) * 50
-    DST([layer.weight_q], lr=1.0).step()  # writes through .data and bumps the Parameter's version
+    layer.weight.grad = torch.randn(64, K, device=DEV) * 50
+    DST([layer.weight], lr=1.0).step()  # writes the storage in place and bumps its version
     got = F.xnor_gemm(a, w, K, backend="triton", method="tc")
     assert w.gxnor_tc[1] is not cached
     assert torch.equal(got.cpu(), reference.xnor_gemm(a.cpu(), w.detach().cpu(), K)) and not torch.equal(got, first)
