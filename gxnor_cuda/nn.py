@@ -164,10 +164,17 @@ class _GXNORBase(nn.Module):
         self.weight_scale = nn.Parameter(torch.ones(lead[0], device=device)) if scaled else None
         self._stamp()
 
+    def _discrete(self) -> DiscreteWeight:
+        w = self.weight
+        if not isinstance(w, DiscreteWeight):  # replaced, e.g. by FSDP's sharded parameters
+            raise TypeError(f"{type(self).__name__}.weight: expected a gxnor_cuda.weight.DiscreteWeight, got "
+                            f"{type(w).__name__} (wrappers that replace parameters, such as FSDP, are not supported)")
+        return w
+
     @property
     def weight_q(self) -> torch.Tensor:
         """The weight's storage (``weight.packed``): what the kernels read and DST writes."""
-        return self.weight.packed
+        return self._discrete().packed
 
     def _stamp(self) -> None:
         """Record that the stored weight holds canonical values written here (weight.stamp_of)."""
@@ -271,12 +278,12 @@ class _GXNORBase(nn.Module):
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_matmul(x2d, self.weight_q, self.K, q.r)[0]
         if fused:
-            return TernaryInputMatmul.apply(x2d, self.weight, self.K, q.r, q.a)
+            return TernaryInputMatmul.apply(x2d, self._discrete(), self.K, q.r, q.a)
         if q is not None:
             x2d = q(x2d)
         if not torch.is_grad_enabled() and self.n_states == 1:
             return F.ternary_matmul(x2d.contiguous(), self.weight_q, self.K)
-        return TernaryWeightMatmul.apply(x2d, self.weight, self.K, self.n_states)
+        return TernaryWeightMatmul.apply(x2d, self._discrete(), self.K, self.n_states)
 
 
 class GXNORLinear(_GXNORBase):
@@ -390,10 +397,10 @@ class GXNORConv2d(_GXNORBase):
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r)[0]
         if fused:
-            return TernaryInputConv.apply(x, self.weight, self.in_channels, spec, q.r, q.a)
+            return TernaryInputConv.apply(x, self._discrete(), self.in_channels, spec, q.r, q.a)
         if q is not None:
             x = q(x)
-        return TernaryWeightConv.apply(x, self.weight, self.in_channels, spec, self.n_states)
+        return TernaryWeightConv.apply(x, self._discrete(), self.in_channels, spec, self.n_states)
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None, scaled: bool = True) -> GXNORConv2d:

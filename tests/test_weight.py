@@ -142,3 +142,13 @@ def test_compiled_training_step_has_no_graph_break_and_follows_dst():
         for a, b in zip(eager.parameters(), comp.parameters(), strict=True):
             if is_discrete(a):
                 assert torch.equal(a.packed, b.packed)
+
+
+def test_a_replaced_weight_is_refused_by_name():
+    """Wrappers that swap parameters for their own (FSDP's sharded ones) are not supported: a clear
+    error instead of an AttributeError deep in a kernel call."""
+    m = GXNORLinear(16, 4)
+    m.weight = nn.Parameter(torch.zeros(4, 16))
+    with pytest.raises(TypeError, match="GXNORLinear.weight: expected a gxnor_cuda.weight.DiscreteWeight, got "
+                                        "Parameter"):
+        m(torch.randn(2, 16))
