@@ -18,6 +18,28 @@ def _corr(a, b) -> float:
     return float(torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1])
 
 
+def _compiles(model, call, inputs, train_loss=None):
+    """fullgraph=True inference equal to eager and no recompile on a second input of the same shapes;
+    with ``train_loss``, a fullgraph=True forward and backward too (no graph break in the GXNOR layers)."""
+    import torch._dynamo as dyn
+
+    dyn.reset()
+    model.eval()
+    with torch.no_grad():
+        cm = torch.compile(model, fullgraph=True, backend="eager")
+        torch.testing.assert_close(call(cm, inputs[0]), call(model, inputs[0]), rtol=1e-4, atol=1e-4)
+        with dyn.config.patch(error_on_recompile=True):
+            call(cm, inputs[1])
+    if train_loss is not None:
+        dyn.reset()
+        model.train()
+        ct = torch.compile(model, fullgraph=True, backend="aot_eager")
+        train_loss(ct, inputs[0]).backward()
+        assert all(p.grad is not None for n, p in model.named_parameters() if n.endswith("weight") and
+                   isinstance(model.get_submodule(n.rsplit(".", 1)[0]), (GXNORConv2d, GXNORLinear)))
+        model.zero_grad()
+
+
 def _train_lowers_loss(model, batch, loss_fn, steps=6):
     opt = DST.for_model(model, seed=0)
     model.train()
@@ -59,6 +81,7 @@ def test_torchvision(arch):
     mb = copy.deepcopy(m).to(torch.bfloat16)
     with torch.no_grad():
         assert mb(x.bfloat16()).dtype == torch.bfloat16
+    _compiles(m, lambda mod, v: mod(v), (x, x + 1), lambda mod, v: mod(v).square().mean())
     y = torch.randint(0, 10, (8,))
     xb = torch.randn(8, 3, 64, 64)
     _train_lowers_loss(m, (xb, y), lambda mod, b: nn.functional.cross_entropy(mod(b[0]), b[1]))
@@ -74,6 +97,7 @@ def test_huggingface_bert_and_gpt2():
     labels = torch.tensor([0, 1, 2, 1])
     convert(bert)
     assert len(bert.gxnor_report.converted()) >= 10
+    _compiles(bert, lambda mod, v: mod(input_ids=v).logits, (ids, torch.randint(0, 200, (4, 16))))
     _train_lowers_loss(bert, (ids, labels), lambda mod, b: mod(input_ids=b[0], labels=b[1]).loss)
     gcfg = tr.GPT2Config(vocab_size=200, n_embd=64, n_layer=2, n_head=4, n_positions=64)
     gpt = tr.GPT2LMHeadModel(gcfg)
