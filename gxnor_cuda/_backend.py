@@ -1,5 +1,6 @@
 """Backend discovery: loads the native library, records why a backend is missing, and registers
-Triton / reference kernels for dispatch keys the native library does not cover.
+Triton / reference kernels (the tables of ``_registry.py``) for dispatch keys the native library
+does not cover.
 
 Import never fails for lack of a GPU, nvcc or a built library; asking for a missing backend by
 name raises ``BackendUnavailable`` with the recorded reason.
@@ -12,7 +13,7 @@ import os
 
 import torch
 
-from . import _ops  # noqa: F401  (defines the schemas before kernels register)
+from . import _ops, _registry  # noqa: F401  (_ops defines the schemas before kernels register)
 
 BACKENDS = ("reference", "cpp", "cuda", "triton")
 STATUS: dict[str, tuple[bool, str]] = {"reference": (True, "pure torch, always available")}
@@ -84,16 +85,9 @@ def require(name: str) -> None:
         raise BackendUnavailable(f"backend {name!r} is not available: {why}")
 
 
-def reference_impl(op: str):
-    """The pure-torch twin of ``gxnor::<op>`` (reference.py, or reference_dst.py for the DST ops)."""
-    from . import reference, reference_dst
-
-    return getattr(reference, op, None) or getattr(reference_dst, op)
-
-
 def _register_fallbacks() -> None:
     """Fill CPU / CUDA dispatch keys the native library left empty, and record it."""
-    ref = {op: reference_impl(op) for op in _ops.SCHEMAS}
+    ref = _registry.REFERENCE
     if not available("cpp"):
         for op, fn in ref.items():
             torch.library.impl(f"gxnor::{op}", "CPU", lib=_FALLBACK_LIB)(fn)
@@ -101,11 +95,7 @@ def _register_fallbacks() -> None:
     else:
         STATUS["dispatch_cpu"] = (True, "cpp")
     if not hasattr(torch.ops.gxnor_native, "cuda_archs"):
-        tri = {}
-        if torch.cuda.is_available() and available("triton"):
-            from . import _triton
-
-            tri = {op: getattr(_triton, op) for op in _ops.SCHEMAS if hasattr(_triton, op)}
+        tri = _registry.triton_table() if torch.cuda.is_available() and available("triton") else {}
         for op, fn in ref.items():
             torch.library.impl(f"gxnor::{op}", "CUDA", lib=_FALLBACK_LIB)(tri.get(op, fn))
         STATUS["dispatch_cuda"] = (True, "triton" if tri else "reference (no CUDA build)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend
+from . import _backend, _registry
 from ._checks import check_dst_scalars
 
 
@@ -16,13 +16,11 @@ def _kernel(op: str, backend: str | None, device: torch.device):
         return getattr(torch.ops.gxnor, op)
     _backend.require(backend)
     if backend == "reference":
-        return _backend.reference_impl(op)
+        return _registry.REFERENCE[op]
     if backend == "triton":
-        from . import _triton
-
-        if not hasattr(_triton, op):
-            raise _backend.BackendUnavailable(f"backend 'triton' has no {op} kernel (CUDA runs the reference)")
-        return getattr(_triton, op)
+        if op in _registry.TRITON_EXCEPTIONS:
+            raise _backend.BackendUnavailable(f"backend 'triton' has no {op} kernel: {_registry.TRITON_EXCEPTIONS[op]}")
+        return _registry.triton_table()[op]
     want = "cpu" if backend == "cpp" else "cuda"
     torch._check(
         device.type == want,

@@ -16,6 +16,7 @@
 #include "../gxnor/cpu/pack.h"
 #include "checks.h"
 #include "conv_checks.h"
+#include "cpu_ops.h"
 #include "gemm_driver.h"
 #include "lanes_driver.h"
 #include "lut_driver.h"
@@ -139,6 +140,8 @@ struct ConvOperands {
   }
 };
 
+}  // namespace
+
 at::Tensor xnor_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
@@ -186,10 +189,4 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
   return out;
 }
 
-}  // namespace
 }  // namespace gxnor::bind
-
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
-  m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cpu);
-  m.impl("xnor_conv2d_pack", &gxnor::bind::xnor_conv2d_pack_cpu);
-}

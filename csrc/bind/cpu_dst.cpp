@@ -9,6 +9,7 @@
 #include "../gxnor/cpu/dst_cpu.h"
 #include "../gxnor/cpu/pack.h"
 #include "checks.h"
+#include "cpu_ops.h"
 #include "dst_checks.h"
 
 namespace gxnor::bind {
@@ -34,6 +35,8 @@ cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool in
   }
   return p;
 }
+
+}  // namespace
 
 at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, double m, int64_t seed,
                           int64_t offset, bool increment, int64_t rng, bool check) {
@@ -77,10 +80,4 @@ at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, doubl
   return at::scalar_tensor(bad.load(), s.options().dtype(at::kLong));
 }
 
-}  // namespace
 }  // namespace gxnor::bind
-
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
-  m.impl("dst_update_", &gxnor::bind::dst_update_cpu);
-  m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cpu);
-}

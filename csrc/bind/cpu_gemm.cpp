@@ -12,12 +12,12 @@
 #include "../gxnor/cpu/small_n.h"
 #include "alloc.h"
 #include "checks.h"
+#include "cpu_ops.h"
 #include "gemm_driver.h"
 #include "lanes_driver.h"
 #include "lut_driver.h"
 
 namespace gxnor::bind {
-namespace {
 
 at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                          const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
@@ -43,6 +43,8 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
   return out;
 }
+
+namespace {
 
 // Unpacked weight rows per chunk: at most 16 MiB of floats, so the scratch stays below glibc's
 // largest mmap threshold and is reused from the heap instead of page-faulting in on every call
@@ -159,6 +161,8 @@ at::Tensor ternary_matmul_small_n(const at::Tensor& x, const at::Tensor& w, int6
 #endif
 }
 
+}  // namespace
+
 at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_device(w, "w", c10::DeviceType::CPU);
@@ -202,10 +206,4 @@ at::Tensor ternary_matmul_cpu(const at::Tensor& x, const at::Tensor& w, int64_t 
   return out;
 }
 
-}  // namespace
 }  // namespace gxnor::bind
-
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
-  m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cpu);
-  m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cpu);
-}

@@ -1,5 +1,7 @@
-// CPU bindings: registers the torch-free kernels of csrc/gxnor/cpu with TORCH_LIBRARY_IMPL(gxnor, CPU)
-// and the native info ops (gxnor_native::*). Schemas live in gxnor_cuda/_ops.py.
+// CPU bindings of the pack ops (registered in cpu_registry.cpp) and the native info ops
+// (gxnor_native::*: the ISA in use, the format constants). Schemas live in gxnor_cuda/_ops.py.
+#include "cpu_ops.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -77,6 +79,8 @@ at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
   return out;
 }
 
+}  // namespace
+
 at::Tensor pack_ternary_cpu(const at::Tensor& x, std::optional<double> threshold) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_pack_input(x, "x", threshold.has_value());
@@ -129,6 +133,8 @@ at::Tensor validate_packed_cpu(const at::Tensor& packed_in, int64_t K) {
   return at::scalar_tensor(bad.load(), p.options().dtype(at::kLong));
 }
 
+namespace {
+
 std::string cpu_isa() { return cpu::isa_name(cpu::current_isa()); }
 std::string detected_cpu_isa() { return cpu::isa_name(cpu::detect_isa()); }
 std::string set_cpu_isa(std::string name) {
@@ -143,13 +149,6 @@ std::vector<int64_t> format_constants() {
 
 }  // namespace
 }  // namespace gxnor::bind
-
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
-  m.impl("pack_ternary", &gxnor::bind::pack_ternary_cpu);
-  m.impl("quantize_pack", &gxnor::bind::quantize_pack_cpu);
-  m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cpu);
-  m.impl("validate_packed", &gxnor::bind::validate_packed_cpu);
-}
 
 TORCH_LIBRARY(gxnor_native, m) {
   m.def("cpu_isa() -> str", &gxnor::bind::cpu_isa);

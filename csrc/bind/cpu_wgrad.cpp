@@ -12,6 +12,7 @@
 #include "../gxnor/cpu/wgrad.h"
 #include "checks.h"
 #include "conv_checks.h"
+#include "cpu_ops.h"
 #include "gemm_driver.h"
 
 namespace gxnor::bind {
@@ -19,6 +20,8 @@ namespace {
 
 constexpr int64_t kMinCols = 256;   // columns per task at least (the chunk's tables are rebuilt per task)
 constexpr int64_t kMaxCols = 1024;  // and at most (G rows of a task: 256 KiB, L2)
+
+}  // namespace
 
 at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Tensor& x_in,
                                        const at::Tensor& w, int64_t C, at::IntArrayRef stride,
@@ -94,9 +97,4 @@ at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Ten
   return out;
 }
 
-}  // namespace
 }  // namespace gxnor::bind
-
-TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
-  m.impl("xnor_conv2d_weight_grad", &gxnor::bind::xnor_conv2d_weight_grad_cpu);
-}

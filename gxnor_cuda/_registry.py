@@ -1,0 +1,56 @@
+"""Where each op of the schema table (``_ops.SCHEMAS``) is implemented: one table per backend, the
+op's name next to its implementation, so one search for a name finds every implementation.
+
+- reference: ``REFERENCE`` (pure torch; the oracle of every test, and the CPU / CUDA kernel where
+  the native library is missing);
+- triton: ``triton_table()`` (imported only where Triton loads); ``TRITON_EXCEPTIONS`` names the ops
+  it leaves to another kernel, and why;
+- cpp: ``csrc/bind/cpu_registry.cpp``; cuda: ``csrc/bind/cuda_ops.cpp`` (one TORCH_LIBRARY_IMPL
+  table each; ``CUDA_EXCEPTIONS`` are the ops the CUDA build leaves to the reference twin);
+- fake (shapes, for torch.compile and FakeTensorMode): ``_ops.py``, beside the schemas.
+``tests/test_registration.py`` fails when an op lacks an entry in any of them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from . import reference as ref
+from . import reference_dst as ref_dst
+
+REFERENCE = {
+    "pack_ternary": ref.pack_ternary,
+    "quantize_pack": ref.quantize_pack,
+    "unpack_ternary": ref.unpack_ternary,
+    "validate_packed": ref.validate_packed,
+    "xnor_gemm": ref.xnor_gemm,
+    "ternary_matmul": ref.ternary_matmul,
+    "xnor_conv2d": ref.xnor_conv2d,
+    "xnor_conv2d_pack": ref.xnor_conv2d_pack,
+    "xnor_conv2d_weight_grad": ref.xnor_conv2d_weight_grad,
+    "dst_update_": ref_dst.dst_update_,
+    "dst_update_states_": ref_dst.dst_update_states_,
+}
+
+# the float weight gradient is a float conv: the reference twin runs it on cuDNN
+TRITON_EXCEPTIONS = {"xnor_conv2d_weight_grad": "a float conv: the reference twin runs it on cuDNN"}
+CUDA_EXCEPTIONS = TRITON_EXCEPTIONS
+
+
+@functools.cache
+def triton_table() -> dict:
+    """op -> Triton implementation (GPU, or the interpreter with TRITON_INTERPRET=1)."""
+    from ._triton import conv, dst, gemm, pack
+
+    return {
+        "pack_ternary": pack.pack_ternary,
+        "quantize_pack": pack.quantize_pack,
+        "unpack_ternary": pack.unpack_ternary,
+        "validate_packed": pack.validate_packed,
+        "xnor_gemm": gemm.xnor_gemm,
+        "ternary_matmul": gemm.ternary_matmul,
+        "xnor_conv2d": conv.xnor_conv2d,
+        "xnor_conv2d_pack": conv.xnor_conv2d_pack,
+        "dst_update_": dst.dst_update_,
+        "dst_update_states_": dst.dst_update_states_,
+    }
