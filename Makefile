@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/bench_conv.py
 	$(BIN)/python bench/bench_train.py --install
 	$(BIN)/python bench/bench_convert.py
+	$(BIN)/python bench/bench_infer.py
 	$(BIN)/python bench/compiled_kernels.py
 
 # On a machine with a GPU, with its own Python as it is (no venv, no downloads): build for the local

@@ -19,7 +19,7 @@ first layer with real-valued input (and its pool / BatchNorm) runs as in the mod
 is packed by the next layer's quantizer.
 
 Supported: ``nn.Sequential`` models of GXNORConv2d (groups = 1, zero padding) / GXNORLinear with
-ternary weights, nn.MaxPool2d(2), nn.BatchNorm1d/2d, nn.Flatten, each hidden layer's input a
+ternary weights, nn.MaxPool2d(2) or MaxPool2x2, nn.BatchNorm1d/2d, nn.Flatten, each hidden layer's input a
 rectangular ternary TernaryActivation (the paper's networks, ``models.mnist_net`` / ``cifar_net`` /
 ``mlp``); anything else is refused with the module's name.
 """
@@ -33,6 +33,7 @@ from torch import nn
 
 from . import functional as F
 from .nn import GXNORConv2d, GXNORLinear, TernaryActivation
+from .pool import MaxPool2x2
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -201,6 +202,8 @@ class _LinearStage(nn.Module):
 
 
 def _is_pool2(m) -> bool:
+    if isinstance(m, MaxPool2x2):
+        return True
     two = lambda v: v in (2, (2, 2))  # noqa: E731
     return (isinstance(m, nn.MaxPool2d) and two(m.kernel_size) and two(m.stride) and m.padding in (0, (0, 0))
             and m.dilation in (1, (1, 1)) and not m.ceil_mode)
@@ -235,7 +238,7 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
         if m.n_states != 1:
             _refuse(name, m, "ternary weights (n_states = 1) only")
         j, pool, bn, flat = i + 1, False, None, False
-        if j < len(mods) and isinstance(mods[j][1], nn.MaxPool2d):
+        if j < len(mods) and isinstance(mods[j][1], (nn.MaxPool2d, MaxPool2x2)):
             if not _is_pool2(mods[j][1]):
                 _refuse(*mods[j], "MaxPool2d(2) (stride 2, no padding, floor mode) only")
             pool, j = True, j + 1

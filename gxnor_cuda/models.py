@@ -11,12 +11,17 @@ from __future__ import annotations
 from torch import nn
 
 from .nn import GXNORConv2d, GXNORLinear, TernaryActivation
+from .pool import MaxPool2x2
 
 
 def _conv(c_in, c_out, k, pad, gx, n_states, quant):
     if gx:
         return GXNORConv2d(c_in, c_out, k, padding=pad, bias=False, n_states=n_states, input_quantizer=quant)
     return nn.Sequential(*([quant] if quant is not None else []), nn.Conv2d(c_in, c_out, k, padding=pad, bias=False))
+
+
+def _pool(gx):
+    return MaxPool2x2() if gx else nn.MaxPool2d(2)  # the same values and gradients; 1 byte kept per output
 
 
 def _fc(f_in, f_out, gx, n_states, quant):
@@ -30,8 +35,8 @@ def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
     """32C5 - MP2 - BN - phi - 64C5 - MP2 - BN - phi - 512FC - BN - phi - 10FC - BN (input 1x28x28)."""
     phi = lambda: TernaryActivation(r, a, window, act_states)
     return nn.Sequential(
-        _conv(1, 32, 5, 0, gx, n_states, None), nn.MaxPool2d(2), nn.BatchNorm2d(32, bn_eps),
-        _conv(32, 64, 5, 0, gx, n_states, phi()), nn.MaxPool2d(2), nn.BatchNorm2d(64, bn_eps), nn.Flatten(),
+        _conv(1, 32, 5, 0, gx, n_states, None), _pool(gx), nn.BatchNorm2d(32, bn_eps),
+        _conv(32, 64, 5, 0, gx, n_states, phi()), _pool(gx), nn.BatchNorm2d(64, bn_eps), nn.Flatten(),
         _fc(64 * 4 * 4, 512, gx, n_states, phi()), nn.BatchNorm1d(512, bn_eps),
         _fc(512, 10, gx, n_states, phi()), nn.BatchNorm1d(10, bn_eps),
     )
@@ -47,7 +52,7 @@ def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
         for j in range(2):
             layers += [_conv(c_in, c, 3, 1, gx, n_states, None if first else phi())]
             if j == 1:
-                layers.append(nn.MaxPool2d(2))
+                layers.append(_pool(gx))
             layers.append(nn.BatchNorm2d(c, bn_eps))
             c_in, first = c, False
     layers += [nn.Flatten(), _fc(512 * 4 * 4, 1024, gx, n_states, phi()), nn.BatchNorm1d(1024, bn_eps),
