@@ -16,7 +16,8 @@ peak memory (ru_maxrss after the steps minus before the first), and the persiste
 
     python bench/bench_train.py [--nets mnist cifar] [--batches 100 1000] [--rounds 4] [--steps 5] [--install]
 
-CSV: bench/results/bench_train.csv, plot bench/results/bench_train.png.
+CSV: bench/results/bench_train.csv, plot bench/results/bench_train.png (``--name`` for another name:
+`make bench` writes the CIFAR rows to bench_train_cifar.csv).
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="bench_train", help="results name: bench/results/<name>.csv and .png")
     ap.add_argument("--install", action="store_true", help=f"pip install {' '.join(OPTIONAL.values())} first "
                     "(their contenders run whenever they import)")
     args = ap.parse_args()
@@ -227,7 +229,7 @@ def main() -> None:
                     r["vs float (time)"] = r["median step ms"] / fl["median step ms"]
                     r["vs float (peak memory)"] = r["peak MiB"] / max(fl["peak MiB"], 1e-9)
             print(f"  done {net} batch {batch}", flush=True)
-    emit("bench_train", rows, ["net", "batch", "contender", "median step ms", "min step ms", "vs float (time)",
+    emit(args.name, rows, ["net", "batch", "contender", "median step ms", "min step ms", "vs float (time)",
                                "peak MiB", "vs float (peak memory)", "persistent B/weight"], plot=_plot)
 
 
