@@ -362,15 +362,32 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
 
 
 def _im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
-    """Whether a float32 CPU conv's weight gradient runs as unfold + batched GEMM over K = kh * kw:
-    one input channel (the MNIST first layer), where oneDNN's backward-weight conv is about twice as
-    slow (bench/bench_conv.py). Its forward stays on oneDNN, which is faster there once warm."""
+    """Whether a float32 CPU conv runs as im2col + GEMM over K = kh * kw: one input channel (the
+    MNIST first layer), where oneDNN's backward-weight conv is about twice as slow
+    (bench/bench_conv.py) and its forward writes NCHW, which the GXNOR layers then copy to
+    channels-last; the GEMM writes channels-last directly."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and groups == 1 and wd.shape[1] == 1
+
+
+def _im2col_conv1(x: torch.Tensor, wd: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
+    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): the windows as a view, one copy
+    to (N * Ho * Wo, kh * kw) rows, one GEMM; returns (N, O, Ho, Wo) stored channels-last."""
+    (sh, sw), (ph, pw), (dh, dw) = _pairs(stride, padding, dilation)
+    o, _, kh, kw = wd.shape
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    v = x[:, 0].unfold(1, (kh - 1) * dh + 1, sh).unfold(2, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]
+    n, ho, wo = v.shape[:3]
+    y = v.reshape(-1, kh * kw) @ wd.reshape(o, kh * kw).T
+    return y.view(n, ho, wo, o).permute(0, 3, 1, 2)
 
 
 def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
     """conv2d(x, wd) for the float side: x (N, C, H, W), wd (O, C/groups, kh, kw) dense (unpacked);
-    the platform conv in the layout ``weight_like_input`` picks. returns (N, O, Ho, Wo) x.dtype."""
+    im2col + GEMM for one input channel on the CPU (``_im2col_path``), else the platform conv in the
+    layout ``weight_like_input`` picks. returns (N, O, Ho, Wo) x.dtype."""
+    if _im2col_path(x, wd, groups) and x.shape[0] > 0:
+        return _im2col_conv1(x, wd, stride, padding, dilation)
     return torch.nn.functional.conv2d(x, weight_like_input(wd, x), None, stride, padding, dilation, groups)
 
 

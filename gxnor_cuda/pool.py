@@ -1,10 +1,11 @@
-"""MaxPool2x2: nn.MaxPool2d(2) whose backward keeps a 1-byte argmax per output.
+"""MaxPool2x2: nn.MaxPool2d(2) whose backward keeps a 4-byte index per output and not its input.
 
 torch's max-pool saves its whole input (for the shape) and an int64 index per output for the
 backward: in the GXNOR networks, where the layers keep packed activations, that is most of what a
 training step holds (the first conv's float output and 8 bytes per pooled value). This one keeps
-the window position of each maximum (0-3, uint8) and the input's shape; forward values, the argmax
-(torch's, including its tie and NaN rules) and so the gradients are the same as nn.MaxPool2d(2)'s.
+torch's indices as int32 and the input's shape and strides; forward values, the argmax (torch's,
+including its tie and NaN rules) and the gradients are nn.MaxPool2d(2)'s, computed by torch's own
+kernels.
 """
 
 from __future__ import annotations
@@ -17,31 +18,24 @@ class _MaxPool2x2Fn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         y, idx = torch.nn.functional.max_pool2d_with_indices(x, 2)
-        w = x.shape[-1]
-        # idx = (2 oy + dy) * W + 2 ox + dx; the window position 2 dy + dx in one byte
-        row = torch.div(idx, w, rounding_mode="floor")
-        col = idx.sub_(row * w)
-        ctx.save_for_backward(row.bitwise_and_(1).mul_(2).add_(col.bitwise_and_(1)).to(torch.uint8))
-        ctx.shape = x.shape
-        ctx.channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
-            memory_format=torch.channels_last)
+        # an index within one H x W plane fits 32 bits (the input's checks refuse larger planes)
+        ctx.save_for_backward(idx.to(torch.int32))
+        ctx.size, ctx.stride = x.shape, x.stride()
         return y
 
     @staticmethod
     def backward(ctx, g):
-        (arg,) = ctx.saved_tensors
-        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
-        gx = torch.empty(ctx.shape, dtype=g.dtype, device=g.device).contiguous(memory_format=fmt).zero_()
-        ho, wo = g.shape[-2:]
-        for k in range(4):
-            dy, dx = divmod(k, 2)
-            gx[..., dy:2 * ho:2, dx:2 * wo:2] = torch.where(arg == k, g, 0)
-        return gx
+        (idx,) = ctx.saved_tensors
+        # the backward reads its input argument for shape and memory format only: uninitialised
+        # memory of the input's strides, which is never written, so it takes no pages
+        like = torch.empty_strided(ctx.size, ctx.stride, dtype=g.dtype, device=g.device)
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, like, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                               idx.to(torch.int64))
 
 
 class MaxPool2x2(nn.Module):
-    """nn.MaxPool2d(2) (kernel 2, stride 2, no padding, floor mode) with a 1-byte argmax saved for
-    the backward instead of the input and int64 indices; same values and gradients."""
+    """nn.MaxPool2d(2) (kernel 2, stride 2, no padding, floor mode) with int32 indices saved for the
+    backward instead of the input and int64 indices; same values and gradients."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in (3, 4):

@@ -232,13 +232,14 @@ def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quan
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))])
 def test_one_channel_conv_unfold_path_matches_dense_conv(stride, padding, dilation):
-    # A one-channel float input (the MNIST first layer) gets its weight gradient by unfold + batched
-    # GEMM on CPU; forward and gradients equal F.conv2d's.
+    # A one-channel float input (the MNIST first layer) runs its forward (channels-last output) and
+    # weight gradient as unfold + GEMM on CPU; forward and gradients equal F.conv2d's.
     torch.manual_seed(4)
     m = GXNORConv2d(1, 5, (5, 3), stride, padding, dilation)
     x = torch.randn(3, 1, 13, 12, requires_grad=True)
     assert F._im2col_path(x, m.weight, 1)
     y = m(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
     g = torch.randn_like(y)
     y.backward(g)
     x2 = x.detach().clone().requires_grad_()
