@@ -120,17 +120,30 @@ def packed_max_pool2x2(p: torch.Tensor, min_mask: torch.Tensor | None = None) ->
 
 
 class _FloatStage(nn.Module):
-    """Real-valued input: the model's own modules, then the next layer's quantizer packs the output."""
+    """Real-valued input: the model's own modules, then the next layer's quantizer packs the output,
+    a chunk of samples at a time so that the float intermediates stay in the cache (eval-mode
+    modules treat samples independently)."""
+
+    CHUNK_BYTES = 1 << 23
 
     def __init__(self, mods, r: float | None, conv_out: bool):
         super().__init__()
         self.mods, self.r, self.conv_out = nn.Sequential(*mods), r, conv_out
 
-    def forward(self, x):
+    def _one(self, x):
         y = self.mods(x).float()
         if self.r is None:
             return y
         return F.pack_conv_input(y, 1, threshold=self.r) if self.conv_out else F.quantize_pack(y, self.r)
+
+    def forward(self, x):
+        if self.r is None or x.shape[0] < 2 or len(self.mods) == 0:
+            return self._one(x)
+        first = self.mods[0](x[:1])  # the widest intermediate is the first layer's output
+        chunk = max(1, self.CHUNK_BYTES // max(1, first.numel() * first.element_size()))
+        if chunk >= x.shape[0]:
+            return self._one(x)
+        return torch.cat([self._one(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
 
 
 class _PackInput(nn.Module):

@@ -113,3 +113,18 @@ def test_refusals_name_the_module():
     unquantized = nn.Sequential(GXNORLinear(8, 8), nn.BatchNorm1d(8), GXNORLinear(8, 2))
     with pytest.raises(ValueError, match=r"module 2 \(GXNORLinear\): expected a GXNOR layer with a rectangular"):
         freeze(unquantized)
+
+
+def test_the_first_stage_in_chunks_equals_one_pass(monkeypatch):
+    """The real-valued first block runs a chunk of samples at a time: the same packed activations."""
+    from gxnor_cuda.inference import _FloatStage
+
+    warnings.simplefilter("ignore")
+    torch.manual_seed(5)
+    f = freeze(models.mnist_net(True, 1, r=1.0, a=0.5).eval())
+    x = torch.rand(37, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        monkeypatch.setattr(_FloatStage, "CHUNK_BYTES", 1 << 40)
+        whole = f[0](x)
+        monkeypatch.setattr(_FloatStage, "CHUNK_BYTES", 5 * 32 * 24 * 24 * 4)  # 5 samples a chunk
+        assert torch.equal(f[0](x), whole)
