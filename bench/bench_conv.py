@@ -24,6 +24,7 @@ import torch.nn.functional as TF
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import emit, time_rounds  # noqa: E402
 
+from gxnor_cuda import float_conv as fc  # noqa: E402
 from gxnor_cuda import functional as F  # noqa: E402
 from gxnor_cuda.autograd_conv import conv_backward, conv_input_like  # noqa: E402
 
@@ -67,7 +68,7 @@ def layer_row(name, c, o, k, h, p, bs, t):
 
     def grad_weight():
         if c == 1:  # first layer: float input (TernaryWeightConv.backward: unfold + GEMM)
-            return F.float_conv2d_weight_grad(gy, xr, (k, k), 1, p, 1)
+            return fc.float_conv2d_weight_grad(gy, xr, (k, k), 1, p, 1)
         return F.xnor_conv2d_weight_grad(gyc, xp, wp, c, 1, p)  # TernaryInputConv.backward
 
     ms = t({

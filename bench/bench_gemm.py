@@ -54,7 +54,7 @@ def cpu_rows(shapes, min_time, rounds):
             "xnor_gemm": lambda: F.xnor_gemm(a, b, K),
             "fp32 mm NN": lambda: g @ w,
             "ternary NT": lambda: F.ternary_matmul(x, b, K),
-            "ternary NN": lambda: F.ternary_matmul(g, b, K, nn=True),
+            "ternary NN": lambda: F.ternary_matmul(g, b, K, layout="nn"),
         }, rounds, min_time)
         ms = {k: v * 1e3 for k, v in t.items()}
         rows.append({

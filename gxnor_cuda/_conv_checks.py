@@ -109,3 +109,8 @@ def conv_out_empty(x, O, N, Ho, Wo, float_out: bool) -> torch.Tensor:
     """(N, O, Ho, Wo) int32/float32 in channels-last memory (what the implicit GEMM writes)."""
     dt = torch.float32 if float_out else torch.int32
     return alloc_named((N, Ho, Wo, O), x, dt).permute(0, 3, 1, 2)
+
+
+def pairs(stride, padding, dilation) -> list[list[int]]:
+    """stride, padding, dilation as lists of 2 ints (the op schemas take int[2]); bad values name the argument."""
+    return [list(_pair(stride, "stride")), list(_pair(padding, "padding")), list(_pair(dilation, "dilation"))]

@@ -47,7 +47,7 @@ class TernaryWeightMatmul(torch.autograd.Function):
         x, w = ctx.saved_tensors
         gy = gy.contiguous()
         if ctx.n_states == 1:
-            gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
+            gx = F.ternary_matmul(gy, w, ctx.K, layout="nn")
         else:
             gx = gy @ _dense(w, ctx.K, ctx.n_states, gy.dtype)
         return gx, gy.T @ x if ctx.needs_input_grad[1] else None, None, None
@@ -70,9 +70,9 @@ class TernaryInputMatmul(torch.autograd.Function):
     def backward(ctx, gy):
         hq, win, w = ctx.saved_tensors
         gy = gy.contiguous()
-        gx = F.ternary_matmul(gy, w, ctx.K, nn=True)
+        gx = F.ternary_matmul(gy, w, ctx.K, layout="nn")
         gx = gx.mul_(F.unpack_ternary(win, ctx.K, torch.float32))  # in place: gx is this call's own
         if ctx.a != 0.5:
             gx = gx.mul_(1.0 / (2 * ctx.a))
-        gw = F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, nn=True) if ctx.needs_input_grad[1] else None
+        gw = F.ternary_matmul(gy.T.contiguous(), hq, ctx.K, layout="nn") if ctx.needs_input_grad[1] else None
         return gx, gw, None, None, None

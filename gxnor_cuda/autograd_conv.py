@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from . import float_conv as fc
 from . import functional as F
 
 
@@ -45,7 +46,7 @@ def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):
     """
     s, p, d, groups = spec
     if x.shape[1] == groups:
-        gy, x, wd = F.nchw(gy), F.nchw(x), F.nchw(wd)
+        gy, x, wd = fc.nchw(gy), fc.nchw(x), fc.nchw(wd)
     gx, gw, _ = torch.ops.aten.convolution_backward(gy, x, wd, None, s, p, d, False, [0, 0], groups,
                                                     [need_input, need_weight, False])
     return gx, gw.permute(0, 2, 3, 1) if need_weight else None  # (O, kh, kw, C/groups), the stored layout
@@ -117,7 +118,7 @@ class TernaryWeightConv(torch.autograd.Function):
         s, p, d, groups = spec
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
-        y = F.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
+        y = fc.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
         # channels-last like every other GXNOR conv output: pooling, BatchNorm and their backward
         # then see one layout through the step (mixed layouts cost them a strided pass each)
         return y.contiguous(memory_format=torch.channels_last) if y.device.type == "cpu" else y
@@ -128,9 +129,9 @@ class TernaryWeightConv(torch.autograd.Function):
         s, p, d, groups = ctx.spec
         wd = dense_conv_weight(w, ctx.C // groups, ctx.n_states, gy.dtype)
         need_x, need_w = ctx.needs_input_grad[:2]
-        if F._im2col_path(x, wd, groups):  # one input channel: unfold + batched GEMM
-            gw = F.float_conv2d_weight_grad(gy, x, wd.shape[2:], s, p, d) if need_w else None
+        if fc.im2col_path(x, wd, groups):  # one input channel: unfold + batched GEMM
+            gw = fc.float_conv2d_weight_grad(gy, x, wd.shape[2:], s, p, d) if need_w else None
             gx = conv_backward(gy, x, wd, ctx.spec, True, False)[0] if need_x else None
         else:
-            gx, gw = conv_backward(gy, x, F.weight_like_input(wd, x), ctx.spec, need_x, need_w)
+            gx, gw = conv_backward(gy, x, fc.weight_like_input(wd, x), ctx.spec, need_x, need_w)
         return gx, _logical(gw), None, None, None

@@ -5,10 +5,14 @@ implementation and raises ``BackendUnavailable`` (with the reason) when it is mi
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from . import _backend, _registry
 from ._checks import check_dst_scalars
+from ._conv_checks import pairs as _pairs
+from .float_conv import float_conv2d
 
 
 def _kernel(op: str, backend: str | None, device: torch.device):
@@ -151,15 +155,23 @@ def xnor_gemm(
 
 
 def ternary_matmul(
-    x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False, *, backend: str | None = None
+    x: torch.Tensor, w: torch.Tensor, K: int, layout: str = "nt", *, backend: str | None = None,
+    nn: bool | None = None,
 ) -> torch.Tensor:
     """Float x ternary matmul, float32 accumulation.
 
-    NT (nn=False): x (M, K) float32/bfloat16 @ w_dense.T -> (M, N)   (forward, first layer)
-    NN (nn=True):  x (M, N) @ w_dense -> (M, K)                      (dX = dY @ W in backward)
-    w: (N, 2, W) int32 packed along K. Returns x.dtype.
+    layout "nt": x (M, K) float32/bfloat16 @ w_dense.T -> (M, N)   (forward: y = x W^T)
+    layout "nn": x (M, N) @ w_dense -> (M, K)                      (backward: dX = dY W)
+    w: (N, 2, W) int32 packed along K. Returns x.dtype. ``nn=True`` is the former spelling of
+    ``layout="nn"`` (deprecated).
     """
-    return _kernel("ternary_matmul", backend, x.device)(x, w, K, nn)
+    if nn is not None:
+        warnings.warn("ternary_matmul(nn=...) is deprecated: use layout='nn' or 'nt'", DeprecationWarning,
+                      stacklevel=2)
+        layout = "nn" if nn else "nt"
+    if layout not in ("nt", "nn"):
+        raise ValueError(f"layout: expected 'nt' (x @ W.T) or 'nn' (x @ W), got {layout!r}")
+    return _kernel("ternary_matmul", backend, x.device)(x, w, K, layout == "nn")
 
 
 def dst_update_(
@@ -236,45 +248,6 @@ def unpack_conv_weight(w: torch.Tensor, c_per_group: int, dtype: torch.dtype = t
     return unpack_ternary(w, c_per_group, dtype, backend=backend).permute(0, 3, 1, 2)
 
 
-def nchw(t: torch.Tensor) -> torch.Tensor:
-    """t (N, C, H, W) with NCHW strides. With one channel a channels-last view passes as contiguous
-    while its strides still read as channels-last to torch's conv format choice: re-stride it."""
-    t = t.contiguous()
-    n, c, h, w = t.shape
-    strides = (c * h * w, h * w, w, 1)
-    return t if t.stride() == strides else t.as_strided(t.shape, strides)  # keeps the storage offset
-
-
-def _cpu_conv_prefers_channels_last() -> bool:
-    """Whether the float-side CPU conv runs faster on its channels-last path for an NCHW input:
-    on CPUs without AMX, oneDNN's channels-last kernels (input conversion included) beat NCHW on the
-    multi-channel GXNOR layers; with AMX they lose on the wide 8x8 layers (bench/bench_conv.py), so
-    NCHW there and where the native library (the ISA probe) is missing.
-    """
-    return _PREFERS_CHANNELS_LAST
-
-
-# Read once at import (the detected ISA): torch.compile cannot trace the string-returning probe op,
-# and forcing a lower ISA later (tests) changes only which layout is faster, not any result.
-_PREFERS_CHANNELS_LAST = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith("amx")
-
-
-def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Dense conv weight (O, C/groups, kh, kw) in the memory format the float-side conv should run in.
-
-    The unpacked weight is a channels-last view; torch's conv takes its channels-last path when
-    either operand is channels-last. For an NCHW (contiguous) x the weight goes NCHW, the same
-    computation torch runs for nn.Conv2d on that input, unless the CPU's channels-last path measured
-    faster (``_cpu_conv_prefers_channels_last``) and there is more than one channel per group (one
-    channel: NCHW, see ``autograd_conv.conv_backward``).
-    """
-    if not x.is_contiguous():
-        return wd
-    if x.device.type == "cpu" and wd.shape[1] > 1 and _cpu_conv_prefers_channels_last():
-        return wd.contiguous(memory_format=torch.channels_last)
-    return nchw(wd)
-
-
 def xnor_conv2d(
     x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
     scale: torch.Tensor | None = None, bias: torch.Tensor | None = None, *, backend: str | None = None,
@@ -338,17 +311,6 @@ def xnor_conv2d_weight_grad(
                                                                   *_pairs(stride, padding, dilation), groups)
 
 
-def _pairs(stride, padding, dilation) -> list[list[int]]:
-    return [_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")]
-
-
-def _pair(v, name: str = "stride, padding, dilation") -> list[int]:
-    """An int or 2 ints as a list of 2 (the op schemas take int[2]); anything else names the argument."""
-    from ._conv_checks import _pair as checked
-
-    return list(checked(v, name))
-
-
 def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0, dilation=1, groups: int = 1,
                    *, backend: str | None = None) -> torch.Tensor:
     """Float input x packed ternary weight conv2d (the first layer), float32 accumulation.
@@ -359,43 +321,3 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
     """
     return float_conv2d(x, unpack_conv_weight(w, C // groups, x.dtype, backend=backend), stride, padding, dilation,
                         groups)
-
-
-def _im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
-    """Whether a float32 CPU conv runs as im2col + GEMM over K = kh * kw: one input channel (the
-    MNIST first layer), where oneDNN's backward-weight conv is about twice as slow
-    (bench/bench_conv.py) and its forward writes NCHW, which the GXNOR layers then copy to
-    channels-last; the GEMM writes channels-last directly."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and groups == 1 and wd.shape[1] == 1
-
-
-def _im2col_conv1(x: torch.Tensor, wd: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
-    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): the windows as a view, one copy
-    to (N * Ho * Wo, kh * kw) rows, one GEMM; returns (N, O, Ho, Wo) stored channels-last."""
-    (sh, sw), (ph, pw), (dh, dw) = _pairs(stride, padding, dilation)
-    o, _, kh, kw = wd.shape
-    if ph or pw:
-        x = torch.nn.functional.pad(x, (pw, pw, ph, ph))
-    v = x[:, 0].unfold(1, (kh - 1) * dh + 1, sh).unfold(2, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]
-    n, ho, wo = v.shape[:3]
-    y = v.reshape(-1, kh * kw) @ wd.reshape(o, kh * kw).T
-    return y.view(n, ho, wo, o).permute(0, 3, 1, 2)
-
-
-def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
-    """conv2d(x, wd) for the float side: x (N, C, H, W), wd (O, C/groups, kh, kw) dense (unpacked);
-    im2col + GEMM for one input channel on the CPU (``_im2col_path``), else the platform conv in the
-    layout ``weight_like_input`` picks. returns (N, O, Ho, Wo) x.dtype."""
-    if _im2col_path(x, wd, groups) and x.shape[0] > 0:
-        return _im2col_conv1(x, wd, stride, padding, dilation)
-    return torch.nn.functional.conv2d(x, weight_like_input(wd, x), None, stride, padding, dilation, groups)
-
-
-def float_conv2d_weight_grad(gy: torch.Tensor, x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
-    """Weight gradient of a one-channel conv by unfold + batched GEMM: gy (N, O, Ho, Wo),
-    x (N, 1, H, W) float32. returns (O, kh, kw, 1) float32, the stored weight layout."""
-    n, o = gy.shape[:2]
-    kh, kw = kernel_size
-    cols = torch.nn.functional.unfold(x, (kh, kw), _pair(dilation, "dilation"), _pair(padding, "padding"),
-                                      _pair(stride, "stride"))
-    return torch.bmm(gy.reshape(n, o, -1), cols.transpose(1, 2)).sum(0).view(o, kh, kw, 1)

@@ -1,22 +1,22 @@
 """autograd_conv.conv_backward (the float-side grads of the ternary convs) against aten's backward
-on NCHW operands, in both layouts it picks; functional.nchw re-strides a one-channel view."""
+on NCHW operands, in both layouts it picks; float_conv.nchw re-strides a one-channel view."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gxnor_cuda import functional as F
+from gxnor_cuda import float_conv as fc
 from gxnor_cuda.autograd_conv import conv_backward
 
 
 def test_nchw_restrides_a_one_channel_channels_last_view():
     t = torch.randn(2, 5, 4, 1).permute(0, 3, 1, 2)  # (2, 1, 5, 4), channels-last strides
     assert t.is_contiguous() and t.stride() != (20, 20, 4, 1)
-    u = F.nchw(t)
+    u = fc.nchw(t)
     assert u.stride() == (20, 20, 4, 1) and torch.equal(u, t)
     v = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
-    assert F.nchw(v).stride() == (60, 20, 5, 1) and torch.equal(F.nchw(v), v)
+    assert fc.nchw(v).stride() == (60, 20, 5, 1) and torch.equal(fc.nchw(v), v)
 
 
 @pytest.mark.parametrize("c,o,groups,cl", [(1, 6, 1, True), (1, 6, 1, False), (6, 4, 2, True), (4, 4, 4, True),

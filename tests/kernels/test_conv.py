@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+from gxnor_cuda import float_conv as fc
 from gxnor_cuda import functional as F
 from tests import emu
 from tests.helpers import backend_params, device_for, rand_ternary
@@ -223,15 +224,15 @@ def test_pack_conv_helpers_round_trip():
 def test_ternary_conv2d_follows_the_input_layout(channels_last, prefers_cl, c, monkeypatch):
     # torch's conv runs channels-last when either operand is; the unpacked weight is a channels-last
     # view. A channels-last input keeps it; an NCHW input gets an NCHW weight (nn.Conv2d's path),
-    # or, where the CPU's channels-last conv measured faster and C > 1, a channels-last one. With one
-    # channel a channels-last input is also contiguous: NCHW.
-    monkeypatch.setattr(F, "_cpu_conv_prefers_channels_last", lambda: prefers_cl)
+    # or, where the CPU's channels-last conv measured faster and C > 1, a channels-last one. One
+    # channel runs as im2col + GEMM, whose output is channels-last.
+    monkeypatch.setattr(fc, "_cpu_conv_prefers_channels_last", lambda: prefers_cl)
     w = rand_ternary(12, c, 3, 3)
     x = torch.randn(2, c, 7, 7)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = F.ternary_conv2d(x, F.pack_conv_weight(w), c, 1, 1)
     torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, None, 1, 1))
-    want_cl = c > 1 and (channels_last or prefers_cl)  # one channel: the two layouts coincide
+    want_cl = c == 1 or channels_last or prefers_cl
     assert y.is_contiguous(memory_format=torch.channels_last) == want_cl
     assert y.is_contiguous() != want_cl

@@ -151,7 +151,7 @@ def test_ternary_matmul_close_to_float64(backend, M, N, K, nn):
     dev = device_for(backend) if backend != "reference" else torch.device("cpu")
     w = packed(N, K)
     x = torch.randn(M, N if nn else K)
-    got = F.ternary_matmul(x.to(dev), w.to(dev), K, nn, backend=backend).cpu()
+    got = F.ternary_matmul(x.to(dev), w.to(dev), K, "nn" if nn else "nt", backend=backend).cpu()
     assert_close_to_float64(got, x, w, K, nn)
 
 
@@ -164,7 +164,7 @@ def test_ternary_matmul_short_weight_every_cpu_isa(cpu_isa, N, nn):
     for M, K in [(1, 1), (13, 17), (9, 31), (37, 512), (300, 1024)]:
         w = packed(N, K)
         x = torch.randn(M, N if nn else K)
-        assert_close_to_float64(F.ternary_matmul(x, w, K, nn, backend="cpp"), x, w, K, nn)
+        assert_close_to_float64(F.ternary_matmul(x, w, K, "nn" if nn else "nt", backend="cpp"), x, w, K, nn)
 
 
 @pytest.mark.parametrize("backend", backend_params(include_cuda=False))
@@ -188,7 +188,7 @@ def test_ternary_matmul_bad_input(backend):
     with pytest.raises(RuntimeError, match="x: expected K = 100 columns"):
         F.ternary_matmul(torch.randn(3, 99, device=dev), w, 100, backend=backend)
     with pytest.raises(RuntimeError, match="x: expected N = 5 columns"):
-        F.ternary_matmul(torch.randn(3, 100, device=dev), w, 100, True, backend=backend)
+        F.ternary_matmul(torch.randn(3, 100, device=dev), w, 100, "nn", backend=backend)
     with pytest.raises(RuntimeError, match="x: expected dtype float32 or bfloat16"):
         F.ternary_matmul(torch.randn(3, 100, device=dev).double(), w, 100, backend=backend)
 
@@ -201,3 +201,12 @@ def test_ternary_matmul_bad_input(backend):
 ])
 def test_opcheck(op, args):
     torch.library.opcheck(getattr(torch.ops.gxnor, op), args())
+
+
+def test_ternary_matmul_layout_argument():
+    w, x = packed(5, 100), torch.randn(3, 5)
+    with pytest.raises(ValueError, match="layout: expected 'nt' .* or 'nn' .*, got 'tn'"):
+        F.ternary_matmul(x, w, 100, "tn")
+    with pytest.warns(DeprecationWarning, match="layout='nn'"):
+        old = F.ternary_matmul(x, w, 100, nn=True)
+    assert torch.equal(old, F.ternary_matmul(x, w, 100, "nn"))
