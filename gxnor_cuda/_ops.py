@@ -26,7 +26,7 @@ SCHEMAS = {
     "pack_ternary": "pack_ternary(Tensor x, float? threshold=None) -> Tensor",
     "quantize_pack": "quantize_pack(Tensor x, float threshold) -> Tensor",
     "unpack_ternary": "unpack_ternary(Tensor packed, int K, ScalarType? dtype=None) -> Tensor",
-    "validate_packed": "validate_packed(Tensor packed, int K) -> Tensor",
+    "count_noncanonical": "count_noncanonical(Tensor packed, int K) -> Tensor",
     "xnor_gemm": "xnor_gemm(Tensor a, Tensor b, int K, Tensor? scale=None, Tensor? bias=None) -> Tensor",
     "ternary_matmul": "ternary_matmul(Tensor x, Tensor w, int K, bool nn=False) -> Tensor",
     "xnor_conv2d": "xnor_conv2d(Tensor x, Tensor w, int C, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
@@ -67,8 +67,8 @@ def _unpack_ternary_fake(packed, K, dtype=None):
     return packed.new_empty((*packed.shape[:-2], K), dtype=dtype)
 
 
-@torch.library.register_fake("gxnor::validate_packed")
-def _validate_packed_fake(packed, K):
+@torch.library.register_fake("gxnor::count_noncanonical")
+def _count_noncanonical_fake(packed, K):
     check_packed(packed, "packed", K)
     return packed.new_empty((), dtype=torch.int64)
 

@@ -84,7 +84,7 @@ def unpack_ternary(
 
 def count_noncanonical(packed: torch.Tensor, K: int, *, backend: str | None = None) -> torch.Tensor:
     """Number of non-canonical words. packed: (..., 2, W) int32. returns: () int64."""
-    return _kernel("validate_packed", backend, packed.device)(packed, K)
+    return _kernel("count_noncanonical", backend, packed.device)(packed, K)
 
 
 def validate_packed(packed: torch.Tensor, K: int, *, backend: str | None = None) -> torch.Tensor:

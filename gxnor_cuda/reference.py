@@ -95,7 +95,7 @@ def unpack_ternary(
     return v.to(dtype)
 
 
-def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
+def count_noncanonical(packed: torch.Tensor, K: int) -> torch.Tensor:
     """Count non-canonical words: sign bits without gate bits, or bits set in the padding.
 
     packed: (..., 2, W) int32. returns: () int64, 0 when canonical.

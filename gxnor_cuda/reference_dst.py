@@ -11,7 +11,7 @@ import math
 import torch
 
 from ._checks import check_dst, check_state_values, state_grid
-from .reference import pack_ternary, validate_packed
+from .reference import count_noncanonical, pack_ternary
 
 _M32 = 0xFFFFFFFF
 # float32 constants of the rational tanh (csrc/gxnor/dst.h), as float32 tensors
@@ -141,7 +141,7 @@ def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr: float, m: float, seed: 
     check_dst(w, grad, lr, m, seed, offset, increment, packed=True, rng=rng)
     K = grad.shape[-1]
     if check:
-        nbad = int(validate_packed(w, K))
+        nbad = int(count_noncanonical(w, K))
         torch._check(nbad == 0, lambda: f"w: expected canonical packed weights, got {nbad} non-canonical word "
                      "pair(s); w was not modified")
     s = _unpack_lenient(w, K)

@@ -95,7 +95,7 @@ def unpack_ternary(packed: torch.Tensor, K: int, dtype=torch.int8) -> torch.Tens
     return out
 
 
-def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
+def count_noncanonical(packed: torch.Tensor, K: int) -> torch.Tensor:
     rows = packed.numel() // packed.shape[-1] // 2
     count = torch.zeros((), dtype=torch.int64)
     _ok(lib().gxnor_cuda_count_noncanonical(_p(packed.contiguous()), ctypes.c_int64(rows), ctypes.c_int64(K),

@@ -80,7 +80,7 @@ def test_weight_is_packed_two_bits():
     assert m.weight_q.dtype == torch.int32 and m.weight_q.shape == (64, 2, 32)
     assert m.weight_q.numel() * 4 * 8 / (64 * 1024) == 2.0
     assert set(m.weight.unique().tolist()) <= {-1.0, 0.0, 1.0}
-    assert int(ref.validate_packed(m.weight_q.data, 1000)) == 0
+    assert int(ref.count_noncanonical(m.weight_q.data, 1000)) == 0
 
 
 def test_from_float_and_convert():

@@ -120,7 +120,7 @@ at::Tensor unpack_ternary_cpu(const at::Tensor& packed_in, int64_t K, std::optio
   return dt == kdt ? out : out.to(dt);
 }
 
-at::Tensor validate_packed_cpu(const at::Tensor& packed_in, int64_t K) {
+at::Tensor count_noncanonical_cpu(const at::Tensor& packed_in, int64_t K) {
   check_device(packed_in, "packed", c10::DeviceType::CPU);
   check_packed(packed_in, "packed", K);
   const at::Tensor p = packed_in.contiguous();

@@ -11,7 +11,7 @@ namespace gxnor::bind {
 at::Tensor pack_ternary_cpu(const at::Tensor& x, std::optional<double> threshold);
 at::Tensor quantize_pack_cpu(const at::Tensor& x, double threshold);
 at::Tensor unpack_ternary_cpu(const at::Tensor& packed_in, int64_t K, std::optional<at::ScalarType> dtype);
-at::Tensor validate_packed_cpu(const at::Tensor& packed_in, int64_t K);
+at::Tensor count_noncanonical_cpu(const at::Tensor& packed_in, int64_t K);
 
 // defined in cpu_gemm.cpp
 at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,

@@ -8,7 +8,7 @@ TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
   m.impl("pack_ternary", &gxnor::bind::pack_ternary_cpu);
   m.impl("quantize_pack", &gxnor::bind::quantize_pack_cpu);
   m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cpu);
-  m.impl("validate_packed", &gxnor::bind::validate_packed_cpu);
+  m.impl("count_noncanonical", &gxnor::bind::count_noncanonical_cpu);
   m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cpu);
   m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cpu);
   m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cpu);

@@ -88,7 +88,7 @@ at::Tensor unpack_ternary_cuda(const at::Tensor& packed_in, int64_t K, std::opti
   return dt == kdt ? out : out.to(dt);
 }
 
-at::Tensor validate_packed_cuda(const at::Tensor& packed_in, int64_t K) {
+at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
   check_device(packed_in, "packed", c10::DeviceType::CUDA);
   check_packed(packed_in, "packed", K);
   const c10::cuda::CUDAGuard guard(packed_in.device());
@@ -99,7 +99,7 @@ at::Tensor validate_packed_cuda(const at::Tensor& packed_in, int64_t K) {
   check_cuda(gxnor_cuda_count_noncanonical(p.const_data_ptr<int32_t>(), rows, K,
                                            reinterpret_cast<unsigned long long*>(count.data_ptr<int64_t>()),
                                            stream()),
-             "validate_packed");
+             "count_noncanonical");
   return count;
 }
 
@@ -210,7 +210,7 @@ at::Tensor dst_update_cuda(at::Tensor& w, const at::Tensor& grad_in, double lr, 
   check_dst_packed(w, grad_in);
   const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
   if (check) {  // one host sync; the DST optimizer skips it for weights only it has written
-    const int64_t nc = validate_packed_cuda(w.view({rows, 2, W}), K).item<int64_t>();
+    const int64_t nc = count_noncanonical_cuda(w.view({rows, 2, W}), K).item<int64_t>();
     TORCH_CHECK(nc == 0, "w: expected canonical packed weights, got ", nc,
                 " non-canonical word pair(s); w was not modified");
   }
@@ -258,7 +258,7 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
   m.impl("pack_ternary", &gxnor::bind::pack_ternary_cuda);
   m.impl("quantize_pack", &gxnor::bind::quantize_pack_cuda);
   m.impl("unpack_ternary", &gxnor::bind::unpack_ternary_cuda);
-  m.impl("validate_packed", &gxnor::bind::validate_packed_cuda);
+  m.impl("count_noncanonical", &gxnor::bind::count_noncanonical_cuda);
   m.impl("xnor_gemm", &gxnor::bind::xnor_gemm_cuda);
   m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cuda);
   m.impl("xnor_conv2d_pack", &gxnor::bind::xnor_conv2d_pack_cuda);

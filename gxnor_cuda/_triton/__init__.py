@@ -3,16 +3,16 @@
 from .conv import xnor_conv2d, xnor_conv2d_pack
 from .dst import dst_update_, dst_update_states_
 from .gemm import ternary_matmul, xnor_gemm
-from .pack import pack_ternary, quantize_pack, unpack_ternary, validate_packed
+from .pack import count_noncanonical, pack_ternary, quantize_pack, unpack_ternary
 
 __all__ = [
+    "count_noncanonical",
     "dst_update_",
     "dst_update_states_",
     "pack_ternary",
     "quantize_pack",
     "ternary_matmul",
     "unpack_ternary",
-    "validate_packed",
     "xnor_conv2d",
     "xnor_conv2d_pack",
     "xnor_gemm",

@@ -16,7 +16,7 @@ import triton.language as tl
 from .. import format as fmt
 from .._checks import check_dst, check_state_values, state_grid
 from .launch import cdiv, launch
-from .pack import validate_packed
+from .pack import count_noncanonical
 
 
 @triton.jit
@@ -126,7 +126,7 @@ def dst_update_(w, grad, lr, m, seed, offset, increment=False, rng=2, check=True
     torch._check(w.is_contiguous(), lambda: "w: expected a contiguous packed tensor (it is updated in place)")
     K = grad.shape[-1]
     if check:
-        nbad = int(validate_packed(w, K))
+        nbad = int(count_noncanonical(w, K))
         torch._check(nbad == 0, lambda: f"w: expected canonical packed weights, got {nbad} non-canonical word "
                      "pair(s); w was not modified")
     g = grad.to(torch.float32).contiguous()

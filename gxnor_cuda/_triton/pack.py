@@ -134,8 +134,8 @@ def unpack_ternary(packed: torch.Tensor, K: int, dtype: torch.dtype | None = Non
     return out.to(dtype)
 
 
-def validate_packed(packed: torch.Tensor, K: int) -> torch.Tensor:
-    """Triton twin of reference.validate_packed: () int64 count of non-canonical words."""
+def count_noncanonical(packed: torch.Tensor, K: int) -> torch.Tensor:
+    """Triton twin of reference.count_noncanonical: () int64 count of non-canonical words."""
     check_packed(packed, "packed", K)
     p = packed.contiguous()
     W = p.shape[-1]

@@ -1,4 +1,4 @@
-"""pack_ternary / quantize_pack / unpack_ternary / validate_packed: every backend vs reference."""
+"""pack_ternary / quantize_pack / unpack_ternary / count_noncanonical: every backend vs reference."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_roundtrip_matches_reference(backend, K, lead):
     got = run(backend, "pack_ternary", x)
     assert got.dtype == torch.int32 and got.shape == (*lead, 2, 2 * ((K + 63) // 64))
     assert torch.equal(got.cpu(), want), "packed words differ from the reference"
-    assert int(ref.validate_packed(got.cpu(), K)) == 0
+    assert int(ref.count_noncanonical(got.cpu(), K)) == 0
     back = run(backend, "unpack_ternary", got, K)
     assert back.dtype == torch.int8 and torch.equal(back.cpu(), x.cpu().to(torch.int8))
     backf = run(backend, "unpack_ternary", got, K, torch.float32)
@@ -85,7 +85,7 @@ def test_quantize_pack_matches_reference(backend, K):
 def test_validate_counts_noncanonical(backend, K):
     dev = device_for(backend) if backend not in ("cuda_emu", "reference") else torch.device("cpu")
     p = ref.pack_ternary(rand_ternary(3, K)).to(dev)
-    fn = emu.validate_packed if backend == "cuda_emu" else (
+    fn = emu.count_noncanonical if backend == "cuda_emu" else (
         lambda q, k: F.count_noncanonical(q, k, backend=backend))
     assert int(fn(p, K)) == 0
     bad = p.clone().cpu()
@@ -160,7 +160,7 @@ def test_bad_values_leave_nothing_half_written():
     ("quantize_pack", lambda: (torch.randn(2, 70, 3, 5).permute(0, 2, 3, 1), 0.7)),  # NCHW view (pack_nchw.h)
     ("unpack_ternary", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100, torch.float32)),
     ("unpack_ternary", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100, None)),
-    ("validate_packed", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100)),
+    ("count_noncanonical", lambda: (ref.pack_ternary(rand_ternary(4, 100)), 100)),
 ])
 def test_opcheck(op, args):
     torch.library.opcheck(getattr(torch.ops.gxnor, op), args())
