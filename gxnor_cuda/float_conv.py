@@ -57,17 +57,24 @@ def im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and groups == 1 and wd.shape[1] == 1
 
 
-def _im2col_conv1(x: torch.Tensor, wd: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
-    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): the windows as a view, one copy
-    to (N * Ho * Wo, kh * kw) rows, one GEMM; returns (N, O, Ho, Wo) stored channels-last."""
+def _rows(x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
+    """The kh x kw windows of a one-channel x (N, 1, H, W) as (N, Ho, Wo, kh * kw) rows: a strided view
+    of x, then one copy."""
     (sh, sw), (ph, pw), (dh, dw) = pairs(stride, padding, dilation)
-    o, _, kh, kw = wd.shape
+    kh, kw = kernel_size
     if ph or pw:
         x = torch.nn.functional.pad(x, (pw, pw, ph, ph))
     v = x[:, 0].unfold(1, (kh - 1) * dh + 1, sh).unfold(2, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]
-    n, ho, wo = v.shape[:3]
-    y = v.reshape(-1, kh * kw) @ wd.reshape(o, kh * kw).T
-    return y.view(n, ho, wo, o).permute(0, 3, 1, 2)
+    return v.reshape(*v.shape[:3], kh * kw)
+
+
+def _im2col_conv1(x: torch.Tensor, wd: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
+    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): the rows times the weight in one
+    GEMM; returns (N, O, Ho, Wo) stored channels-last."""
+    o = wd.shape[0]
+    r = _rows(x, wd.shape[2:], stride, padding, dilation)
+    y = r.reshape(-1, r.shape[-1]) @ wd.reshape(o, -1).T
+    return y.view(*r.shape[:3], o).permute(0, 3, 1, 2)
 
 
 def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
@@ -80,10 +87,10 @@ def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilatio
 
 
 def float_conv2d_weight_grad(gy: torch.Tensor, x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
-    """Weight gradient of a one-channel conv by unfold + batched GEMM: gy (N, O, Ho, Wo),
-    x (N, 1, H, W) float32. returns (O, kh, kw, 1) float32, the stored weight layout."""
-    n, o = gy.shape[:2]
+    """Weight gradient of a one-channel conv as one GEMM over the window rows: gy (N, O, Ho, Wo)
+    (channels-last: a free (N * Ho * Wo, O) view), x (N, 1, H, W) float32. returns (O, kh, kw, 1)
+    float32, the stored weight layout."""
+    o = gy.shape[1]
     kh, kw = kernel_size
-    s, p, d = pairs(stride, padding, dilation)
-    cols = torch.nn.functional.unfold(x, (kh, kw), d, p, s)
-    return torch.bmm(gy.reshape(n, o, -1), cols.transpose(1, 2)).sum(0).view(o, kh, kw, 1)
+    r = _rows(x, (kh, kw), stride, padding, dilation)
+    return (gy.permute(0, 2, 3, 1).reshape(-1, o).T @ r.reshape(-1, kh * kw)).view(o, kh, kw, 1)

@@ -21,7 +21,7 @@ def _conv(c_in, c_out, k, pad, gx, n_states, quant):
 
 
 def _pool(gx):
-    return MaxPool2x2() if gx else nn.MaxPool2d(2)  # the same values and gradients; 1 byte kept per output
+    return MaxPool2x2() if gx else nn.MaxPool2d(2)  # the same values and gradients; the input is not kept
 
 
 def _fc(f_in, f_out, gx, n_states, quant):

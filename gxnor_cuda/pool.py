@@ -1,11 +1,10 @@
-"""MaxPool2x2: nn.MaxPool2d(2) whose backward keeps a 4-byte index per output and not its input.
+"""MaxPool2x2: nn.MaxPool2d(2) whose backward keeps its indices and not its input.
 
 torch's max-pool saves its whole input (for the shape) and an int64 index per output for the
 backward: in the GXNOR networks, where the layers keep packed activations, that is most of what a
-training step holds (the first conv's float output and 8 bytes per pooled value). This one keeps
-torch's indices as int32 and the input's shape and strides; forward values, the argmax (torch's,
-including its tie and NaN rules) and the gradients are nn.MaxPool2d(2)'s, computed by torch's own
-kernels.
+training step holds (the first conv's float output, four times the pooled size). This one keeps
+torch's indices and the input's shape and strides; forward values, the argmax (torch's, including
+its tie and NaN rules) and the gradients are nn.MaxPool2d(2)'s, computed by torch's own kernels.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ class _MaxPool2x2Fn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         y, idx = torch.nn.functional.max_pool2d_with_indices(x, 2)
-        # an index within one H x W plane fits 32 bits (the input's checks refuse larger planes)
-        ctx.save_for_backward(idx.to(torch.int32))
+        ctx.save_for_backward(idx)  # int64 as torch's kernels take it: a narrower copy costs two passes
         ctx.size, ctx.stride = x.shape, x.stride()
         return y
 
@@ -29,13 +27,12 @@ class _MaxPool2x2Fn(torch.autograd.Function):
         # the backward reads its input argument for shape and memory format only: uninitialised
         # memory of the input's strides, which is never written, so it takes no pages
         like = torch.empty_strided(ctx.size, ctx.stride, dtype=g.dtype, device=g.device)
-        return torch.ops.aten.max_pool2d_with_indices_backward(g, like, [2, 2], [2, 2], [0, 0], [1, 1], False,
-                                                               idx.to(torch.int64))
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, like, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
 
 
 class MaxPool2x2(nn.Module):
-    """nn.MaxPool2d(2) (kernel 2, stride 2, no padding, floor mode) with int32 indices saved for the
-    backward instead of the input and int64 indices; same values and gradients."""
+    """nn.MaxPool2d(2) (kernel 2, stride 2, no padding, floor mode) that saves only its indices for the
+    backward, not its input; same values and gradients."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in (3, 4):
