@@ -149,8 +149,10 @@ class DiscreteWeight(torch.Tensor):
             if fmt in (None, torch.preserve_format) or w.is_contiguous(memory_format=fmt):
                 return w._like(w.packed.clone())
             return w.dequantize().clone(memory_format=fmt)  # .contiguous() of a conv weight: dense NCHW values
-        if func is aten._to_copy.default:  # .to(device / dtype): the storage moves, the dtype is logical
+        if func is aten._to_copy.default:  # .to(device / float dtype): the storage moves, the dtype is logical
             w = args[0]
+            if kwargs.get("dtype") is not None and not kwargs["dtype"].is_floating_point:  # .long(): dense values
+                return func(w.dequantize(), **kwargs)
             dev = kwargs.get("device") or w.device
             return w._like(w.packed.to(dev, non_blocking=bool(kwargs.get("non_blocking", False))),
                            kwargs.get("dtype") or w.dtype)

@@ -67,6 +67,7 @@ def test_reading_ops_see_the_dense_values_and_writes_are_refused():
     x = torch.randn(1, 4, 5, 5)
     torch.testing.assert_close(nn.functional.conv2d(x, w), nn.functional.conv2d(x, d))
     assert torch.equal(w.contiguous(), d.contiguous())  # a conv weight is channels-last: dense NCHW copy
+    assert type(w.long()) is torch.Tensor and torch.equal(w.long(), d.long())  # integer dtypes: dense values
     before = m.weight_q.clone()
     with torch.no_grad(), pytest.raises(RuntimeError, match="in-place .*add_.* not supported.*DST"):
         w.add_(1)
