@@ -119,17 +119,18 @@ struct ConvOperands {
       : x(x_in.contiguous()), w(w_in.contiguous()) {
     if (scale) sc = scale->contiguous();
     if (bias) bi = bias->contiguous();
-    if (use_lanes()) {
+    const XnorKernel k = select_xnor_kernel(s.rows(), s.o, s.words());
+    if (k == XnorKernel::kLanes) {
       lanes.emplace(w.const_data_ptr<int32_t>(), s);
       return;
     }
-    if (use_lut()) {
+    if (k == XnorKernel::kLut) {
       lut.emplace(x.const_data_ptr<int32_t>(), w.const_data_ptr<int32_t>(), s, C / s.g);
       return;
     }
     wrows.emplace(s.o * 2 * s.words());
     cpu::weights_to_rows(w.const_data_ptr<int32_t>(), s, wrows->data());
-    amx_on = use_amx(s.rows(), s.o, s.words());
+    amx_on = k == XnorKernel::kAmx;
     if (amx_on) amx_weights(wrows->data(), s, amx);
   }
 

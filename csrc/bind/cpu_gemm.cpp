@@ -31,16 +31,19 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
   const cpu::GemmOut o = make_gemm_out(out, sc, bi, N);
-  if (use_lanes()) {  // AVX-512 without AMX: the lane-parallel kernels, as a 1x1 convolution
-    const ConvShape s = gemm_as_conv(M, N, W);
-    LaneWeights(b.const_data_ptr<int32_t>(), s).run(a.const_data_ptr<int32_t>(), s, 0, M, o);
-    return out;
+  switch (select_xnor_kernel(M, N, W)) {
+    case XnorKernel::kLanes: {  // as a 1x1 convolution
+      const ConvShape s = gemm_as_conv(M, N, W);
+      LaneWeights(b.const_data_ptr<int32_t>(), s).run(a.const_data_ptr<int32_t>(), s, 0, M, o);
+      break;
+    }
+    case XnorKernel::kLut:  // as a 1x1 convolution over the K real values
+      LutConv(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), gemm_as_conv(M, N, W), K)
+          .run(0, M, o);
+      break;
+    default:
+      gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
   }
-  if (use_lut()) {  // AVX2: the table-lookup kernels, as a 1x1 convolution over the K real values
-    LutConv(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), gemm_as_conv(M, N, W), K).run(0, M, o);
-    return out;
-  }
-  gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
   return out;
 }
 

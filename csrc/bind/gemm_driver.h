@@ -10,15 +10,9 @@
 
 #include "../gxnor/cpu/gemm.h"
 #include "../gxnor/cpu/gemm_amx.h"
+#include "kernel_select.h"
 
 namespace gxnor::bind {
-
-constexpr int64_t kAmxMinWork = int64_t(1) << 24;  // M*N*K below this: popcount path
-
-// Whether C = a @ b.T with M x N outputs over W packed words per row takes the AMX path.
-inline bool use_amx(int64_t M, int64_t N, int64_t W) {
-  return cpu::current_isa() == cpu::Isa::kAmx && M * N * 32 * W >= kAmxMinWork;
-}
 
 // A per-thread scratch of at least n elements, kept between calls: the AMX drivers' L2-sized
 // buffers (<= 1 MiB) would otherwise be fresh mmap'd pages, faulted in on every call. kTag keeps
@@ -142,10 +136,11 @@ inline cpu::GemmOut make_gemm_out(at::Tensor& out, const at::Tensor& sc, const a
   return o;
 }
 
-// C = a @ b.T through the fastest path for this ISA and size.
+// C = a @ b.T on the AMX or popcount rows kernel (select_xnor_kernel: the lanes and table-lookup
+// kernels have drivers of their own).
 inline void gemm_any(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
                      const cpu::GemmOut& o) {
-  if (use_amx(M, N, W))
+  if (select_xnor_kernel(M, N, W) == XnorKernel::kAmx)
     gemm_amx(a, b, M, N, W, o);
   else
     gemm_popcount(a, b, M, N, W, o, cpu::current_isa());

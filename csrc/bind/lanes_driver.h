@@ -14,9 +14,6 @@
 
 namespace gxnor::bind {
 
-// Whether the lanes path runs: AVX-512 VPOPCNTDQ is the best ISA in effect (no AMX).
-inline bool use_lanes() { return cpu::current_isa() == cpu::Isa::kAvx512; }
-
 // The weights of shape s interleaved for the lanes kernels, and the zero words of a padding tap.
 struct LaneWeights {
   CallBuffer<uint64_t> w;

@@ -16,9 +16,6 @@
 
 namespace gxnor::bind {
 
-// Whether the table-lookup path runs: AVX2 is the best ISA in effect.
-inline bool use_lut() { return cpu::current_isa() == cpu::Isa::kAvx2; }
-
 // Input and weights of one call in pair codes; cg real channels per group (K of a GEMM).
 struct LutConv {
   ConvShape s;
