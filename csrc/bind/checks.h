@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "../gxnor/format.h"
 
 namespace gxnor::bind {
@@ -56,6 +58,19 @@ inline at::ScalarType out_dtype(const std::optional<at::ScalarType>& d) {
       dt == at::kChar || dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16,
       "dtype: expected one of int8/float32/float64/float16/bfloat16, got ", dt);
   return dt;
+}
+
+// unpack_ternary's output: shape (..., K) of packed (..., 2, W), and the dtype its kernels write
+// (int8, else float32: another float dtype is a conversion after).
+inline std::vector<int64_t> unpacked_shape(const at::Tensor& packed, int64_t K) {
+  auto shape = packed.sizes().vec();
+  shape.pop_back();
+  shape.back() = K;
+  return shape;
+}
+
+inline at::ScalarType unpack_kernel_dtype(at::ScalarType dt) {
+  return dt == at::kChar ? at::kChar : at::kFloat;
 }
 
 // xnor_gemm operands: a (M, 2, W), b (N, 2, W) on a's device; optional float32 (N,) scale, bias.

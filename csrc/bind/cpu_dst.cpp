@@ -66,10 +66,8 @@ at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, d
 at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
                                  int64_t n_states, int64_t seed, int64_t offset, bool increment, int64_t rng,
                                  bool check) {
-  check_device(s, "s", c10::DeviceType::CPU);
-  check_dst_common(s, grad_in, lr, m, seed, offset, increment, rng);
-  check_dst_states(s, grad_in, n_states);
-  if (check) check_state_values(s, n_states);
+  check_dst_states_call(s, grad_in, lr, m, n_states, seed, offset, increment, rng, check,
+                        c10::DeviceType::CPU);
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   const auto p = params(lr, m, seed, offset, increment, n_states, rng);
   const int64_t K = s.dim() ? s.size(-1) : 1, chunks = K ? s.numel() / K * ((K + 31) / 32) : 0;

@@ -103,11 +103,8 @@ at::Tensor unpack_ternary_cpu(const at::Tensor& packed_in, int64_t K, std::optio
   check_packed(packed_in, "packed", K);
   const auto dt = out_dtype(dtype);
   const at::Tensor p = packed_in.contiguous();
-  auto shape = p.sizes().vec();
-  shape.pop_back();
-  shape.back() = K;
-  const auto kdt = dt == at::kChar ? at::kChar : at::kFloat;
-  at::Tensor out = empty_out(shape, p.options().dtype(kdt));
+  const auto kdt = unpack_kernel_dtype(dt);
+  at::Tensor out = empty_out(unpacked_shape(p, K), p.options().dtype(kdt));
   const int64_t W = packed_words(K);
   const int64_t rows = out.numel() / K;
   const auto isa = cpu::current_isa();

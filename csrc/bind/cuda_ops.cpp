@@ -72,11 +72,8 @@ at::Tensor unpack_ternary_cuda(const at::Tensor& packed_in, int64_t K, std::opti
   const c10::cuda::CUDAGuard guard(packed_in.device());
   const auto dt = out_dtype(dtype);
   const at::Tensor p = packed_in.contiguous();
-  auto shape = p.sizes().vec();
-  shape.pop_back();
-  shape.back() = K;
-  const auto kdt = dt == at::kChar ? at::kChar : at::kFloat;
-  at::Tensor out = at::empty(shape, p.options().dtype(kdt));
+  const auto kdt = unpack_kernel_dtype(dt);
+  at::Tensor out = at::empty(unpacked_shape(p, K), p.options().dtype(kdt));
   const int64_t rows = out.numel() / K;
   if (rows == 0) return out.to(dt);
   if (kdt == at::kChar)
@@ -230,10 +227,8 @@ at::Tensor dst_update_cuda(at::Tensor& w, const at::Tensor& grad_in, double lr, 
 at::Tensor dst_update_states_cuda(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
                                   int64_t n_states, int64_t seed, int64_t offset, bool increment, int64_t rng,
                                   bool check) {
-  check_device(s, "s", c10::DeviceType::CUDA);
-  check_dst_common(s, grad_in, lr, m, seed, offset, increment, rng);
-  check_dst_states(s, grad_in, n_states);
-  if (check) check_state_values(s, n_states);
+  check_dst_states_call(s, grad_in, lr, m, n_states, seed, offset, increment, rng, check,
+                        c10::DeviceType::CUDA);
   const int hi = n_states == 0 ? 1 : (1 << (n_states - 1));
   const c10::cuda::CUDAGuard guard(s.device());
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
