@@ -58,23 +58,35 @@ def im2col_path(x: torch.Tensor, wd: torch.Tensor, groups: int) -> bool:
 
 
 def _rows(x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
-    """The kh x kw windows of a one-channel x (N, 1, H, W) as (N, Ho, Wo, kh * kw) rows: a strided view
-    of x, then one copy."""
+    """The kh x kw windows of a one-channel x (N, 1, H, W) as an (N, Ho, Wo, kh, kw) strided view."""
     (sh, sw), (ph, pw), (dh, dw) = pairs(stride, padding, dilation)
     kh, kw = kernel_size
     if ph or pw:
         x = torch.nn.functional.pad(x, (pw, pw, ph, ph))
-    v = x[:, 0].unfold(1, (kh - 1) * dh + 1, sh).unfold(2, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]
-    return v.reshape(*v.shape[:3], kh * kw)
+    return x[:, 0].unfold(1, (kh - 1) * dh + 1, sh).unfold(2, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]
+
+
+_CHUNK_BYTES = 1 << 21  # window rows copied per GEMM: a cache-sized block, never the whole batch's
+
+
+def _chunks(v: torch.Tensor):
+    """Sample ranges whose (samples * Ho * Wo, kh * kw) float32 rows fit _CHUNK_BYTES."""
+    per = max(1, v[0].numel() * 4)
+    step = max(1, _CHUNK_BYTES // per)
+    return [(i, min(i + step, v.shape[0])) for i in range(0, v.shape[0], step)]
 
 
 def _im2col_conv1(x: torch.Tensor, wd: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
-    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): the rows times the weight in one
-    GEMM; returns (N, O, Ho, Wo) stored channels-last."""
-    o = wd.shape[0]
-    r = _rows(x, wd.shape[2:], stride, padding, dilation)
-    y = r.reshape(-1, r.shape[-1]) @ wd.reshape(o, -1).T
-    return y.view(*r.shape[:3], o).permute(0, 3, 1, 2)
+    """conv2d of a one-channel x (N, 1, H, W) with wd (O, 1, kh, kw): per block of samples, the window
+    rows copied once and multiplied by the weight (one GEMM); returns (N, O, Ho, Wo) stored channels-last."""
+    o, k = wd.shape[0], wd.shape[2] * wd.shape[3]
+    v = _rows(x, wd.shape[2:], stride, padding, dilation)
+    n, ho, wo = v.shape[:3]
+    wt = wd.reshape(o, k).T
+    y = torch.empty((n, ho, wo, o), dtype=x.dtype, device=x.device)
+    for i, j in _chunks(v):
+        torch.mm(v[i:j].reshape(-1, k), wt, out=y[i:j].view(-1, o))
+    return y.permute(0, 3, 1, 2)
 
 
 def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
@@ -87,10 +99,14 @@ def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilatio
 
 
 def float_conv2d_weight_grad(gy: torch.Tensor, x: torch.Tensor, kernel_size, stride, padding, dilation) -> torch.Tensor:
-    """Weight gradient of a one-channel conv as one GEMM over the window rows: gy (N, O, Ho, Wo)
-    (channels-last: a free (N * Ho * Wo, O) view), x (N, 1, H, W) float32. returns (O, kh, kw, 1)
-    float32, the stored weight layout."""
+    """Weight gradient of a one-channel conv: per block of samples, the channels-last gradient (a free
+    (n Ho Wo, O) view) times the same window rows as the forward. gy (N, O, Ho, Wo), x (N, 1, H, W)
+    float32. returns (O, kh, kw, 1) float32, the stored weight layout."""
     o = gy.shape[1]
     kh, kw = kernel_size
-    r = _rows(x, (kh, kw), stride, padding, dilation)
-    return (gy.permute(0, 2, 3, 1).reshape(-1, o).T @ r.reshape(-1, kh * kw)).view(o, kh, kw, 1)
+    v = _rows(x, (kh, kw), stride, padding, dilation)
+    g = gy.permute(0, 2, 3, 1)
+    gw = torch.zeros((o, kh * kw), dtype=torch.float32, device=gy.device)
+    for i, j in _chunks(v):
+        gw.addmm_(g[i:j].reshape(-1, o).T, v[i:j].reshape(-1, kh * kw))
+    return gw.view(o, kh, kw, 1)

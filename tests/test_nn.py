@@ -231,9 +231,11 @@ def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quan
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))])
-def test_one_channel_conv_unfold_path_matches_dense_conv(stride, padding, dilation):
+@pytest.mark.parametrize("chunk_bytes", [1 << 21, 1])  # one block, or one sample per block
+def test_one_channel_conv_unfold_path_matches_dense_conv(stride, padding, dilation, chunk_bytes, monkeypatch):
     # A one-channel float input (the MNIST first layer) runs its forward (channels-last output) and
     # weight gradient as unfold + GEMM on CPU; forward and gradients equal F.conv2d's.
+    monkeypatch.setattr(fc, "_CHUNK_BYTES", chunk_bytes)
     torch.manual_seed(4)
     m = GXNORConv2d(1, 5, (5, 3), stride, padding, dilation)
     x = torch.randn(3, 1, 13, 12, requires_grad=True)
