@@ -11,6 +11,8 @@ accumulates it in ``w.grad`` like any weight's.
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
 from . import functional as F
@@ -21,6 +23,27 @@ def _dense(w: torch.Tensor, K: int, n_states: int, dtype=torch.float32) -> torch
         return F.unpack_ternary(w, K, dtype)
     scale = 1.0 if n_states == 0 else 2.0 ** (n_states - 1)
     return w.to(dtype) / scale
+
+
+def _next_float32(x: float) -> float:
+    """The float32 just above x > 0 rounded to float32 (host arithmetic: no tensor, so fake and traced
+    calls need no data)."""
+    bits = struct.unpack("<I", struct.pack("<f", x))[0]
+    return struct.unpack("<f", struct.pack("<I", bits + 1))[0]
+
+
+def window_mask(h: torch.Tensor, r: float, a: float) -> torch.Tensor:
+    """The rectangular surrogate window r - a <= |h| <= r + a (float32 comparisons), packed along h's
+    last dim as gate bits: from two threshold packs (|h| >= r - a, and |h| > r + a as |h| >= the next
+    float32 above r + a) and bitwise ops on the packed words, not four passes over float h. With
+    r - a <= 0 the lower bound holds for every value but NaN."""
+    hi = _next_float32(r + a)
+    gate = ~F.quantize_pack(h, hi).select(-2, 0)
+    if r - a > 0:
+        gate &= F.quantize_pack(h, r - a).select(-2, 0)
+    else:
+        gate &= F.pack_ternary((~torch.isnan(h)).to(torch.int8)).select(-2, 0)  # clears the padding past K too
+    return torch.stack((gate, torch.zeros_like(gate)), dim=-2)
 
 
 def ternary_input_matmul(h: torch.Tensor, w: torch.Tensor, K: int, r: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,9 +83,7 @@ class TernaryInputMatmul(torch.autograd.Function):
     def forward(ctx, h, weight, K, r, a):
         w = weight.packed
         y, hq = ternary_input_matmul(h, w, K, r)
-        ah = h.abs()
-        window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
-        ctx.save_for_backward(hq, F.pack_ternary(window), w)
+        ctx.save_for_backward(hq, window_mask(h, r, a), w)
         ctx.K, ctx.a = K, a
         return y
 

@@ -24,6 +24,7 @@ import torch
 
 from . import float_conv as fc
 from . import functional as F
+from .autograd import window_mask
 
 
 def dense_conv_weight(w: torch.Tensor, c_per_group: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
@@ -80,9 +81,7 @@ class TernaryInputConv(torch.autograd.Function):
     def forward(ctx, h, weight, C, spec, r, a):
         w = weight.packed
         y, hq = ternary_input_conv(h, w, C, spec, r)
-        ah = h.abs()
-        window = ((ah >= r - a) & (ah <= r + a)).to(torch.int8)
-        ctx.save_for_backward(hq, F.pack_ternary(window), w)
+        ctx.save_for_backward(hq, window_mask(h, r, a), w)
         ctx.C, ctx.spec, ctx.a, ctx.shape = C, spec, a, h.shape
         return y
 

@@ -251,3 +251,24 @@ def test_one_channel_conv_unfold_path_matches_dense_conv(stride, padding, dilati
     torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(m.weight.grad, w2.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("r,a", [(1.0, 0.5), (0.35, 0.5), (0.7, 0.7), (0.3, 0.1)])
+@pytest.mark.parametrize("shape,cl", [((37, 70), False), ((3, 5, 6, 9), True)])
+def test_window_mask_equals_the_float_comparisons(r, a, shape, cl):
+    from gxnor_cuda import functional as F
+    from gxnor_cuda.autograd import window_mask
+
+    gen = torch.Generator().manual_seed(len(shape))
+    h = torch.randn(shape, generator=gen) * 1.5
+    flat = h.view(-1)
+    edges = torch.tensor([r - a, r + a], dtype=torch.float32)
+    for i, v in enumerate([*edges, *torch.nextafter(edges, edges + 1), *torch.nextafter(edges, edges - 1)]):
+        flat[7 * i] = v
+        flat[7 * i + 3] = -v
+    flat[5], flat[11], flat[13], flat[17] = float("nan"), float("inf"), -float("inf"), 0.0
+    if cl:
+        h = h.contiguous(memory_format=torch.channels_last)
+    ah = h.abs()
+    want = F.pack_ternary(((ah >= r - a) & (ah <= r + a)).to(torch.int8))
+    assert torch.equal(window_mask(h, r, a), want)
