@@ -16,13 +16,7 @@ import struct
 import torch
 
 from . import functional as F
-
-
-def _dense(w: torch.Tensor, K: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
-    if n_states == 1:
-        return F.unpack_ternary(w, K, dtype)
-    scale = 1.0 if n_states == 0 else 2.0 ** (n_states - 1)
-    return w.to(dtype) / scale
+from .weight import decode
 
 
 def _next_float32(x: float) -> float:
@@ -63,7 +57,7 @@ class TernaryWeightMatmul(torch.autograd.Function):
         ctx.K, ctx.n_states = K, n_states
         if n_states == 1:
             return F.ternary_matmul(x.contiguous(), w, K)
-        return x @ _dense(w, K, n_states, x.dtype).T
+        return x @ decode(w, K, n_states, x.dtype).T
 
     @staticmethod
     def backward(ctx, gy):
@@ -72,7 +66,7 @@ class TernaryWeightMatmul(torch.autograd.Function):
         if ctx.n_states == 1:
             gx = F.ternary_matmul(gy, w, ctx.K, layout="nn")
         else:
-            gx = gy @ _dense(w, ctx.K, ctx.n_states, gy.dtype)
+            gx = gy @ decode(w, ctx.K, ctx.n_states, gy.dtype)
         return gx, gy.T @ x if ctx.needs_input_grad[1] else None, None, None
 
 

@@ -25,14 +25,12 @@ import torch
 from . import float_conv as fc
 from . import functional as F
 from .autograd import window_mask
+from .weight import decode
 
 
 def dense_conv_weight(w: torch.Tensor, c_per_group: int, n_states: int, dtype=torch.float32) -> torch.Tensor:
-    """Stored conv weight -> dense (O, C/groups, kh, kw)."""
-    if n_states == 1:
-        return F.unpack_conv_weight(w, c_per_group, dtype)
-    scale = 1.0 if n_states == 0 else 2.0 ** (n_states - 1)
-    return (w.to(dtype) / scale).permute(0, 3, 1, 2)
+    """Stored conv weight (O, kh, kw, ...) -> dense (O, C/groups, kh, kw)."""
+    return decode(w, c_per_group, n_states, dtype).permute(0, 3, 1, 2)
 
 
 def conv_backward(gy, x, wd, spec, need_input: bool, need_weight: bool = True):

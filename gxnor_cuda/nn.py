@@ -180,15 +180,13 @@ class _GXNORBase(nn.Module):
         """Record that the stored weight holds canonical values written here (weight.stamp_of)."""
         self.weight_q.gxnor_stamp = stamp_of(self.weight_q)
 
-    def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
-        return w.reshape(w.shape[0], -1)
-
     def set_weight(self, w: torch.Tensor) -> None:
         """Discretise a float weight into the storage: ternary rows by twn_ternarize (exact for weights
         already in {-1, 0, +1}), multi-level rows scaled by their max |w| when the layer has a
         ``weight_scale`` (converted layers keep their function: the scale is stored), else each value
         rounded to the nearest state of [-1, 1]."""
-        w = self._to_storage_order(w.detach()).to(self.weight_q.device, torch.float32)
+        w = w.detach().reshape(self._weight_shape())
+        w = self._discrete().storage_order(w).to(self.weight_q.device, torch.float32)  # rows of K
         rows = w.reshape(w.shape[0], -1)
         scale = None
         if self.n_states == 0:
@@ -369,9 +367,6 @@ class GXNORConv2d(_GXNORBase):
 
     def _weight_shape(self):
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-
-    def _to_storage_order(self, w: torch.Tensor) -> torch.Tensor:
-        return w.reshape(self._weight_shape()).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3 and x.shape[0] == self.in_channels:  # unbatched (C, H, W), as nn.Conv2d takes it

@@ -41,6 +41,14 @@ def is_storage(t: torch.Tensor) -> bool:
     return hasattr(t, "gxnor_K") and t.dtype in (torch.int32, torch.int8)
 
 
+def decode(storage: torch.Tensor, K: int, n_states: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Storage -> dense values in storage order (*lead, K): unpacked words (N = 1), or state indices
+    over 2^(N-1) (N = 0: the indices themselves, {-1, +1})."""
+    if n_states == 1:
+        return F.unpack_ternary(storage, K, dtype)
+    return storage.to(dtype) / (1.0 if n_states == 0 else 2.0 ** (n_states - 1))
+
+
 def _orders(ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(logical -> storage order, storage -> logical order): dim 1 (K) last in storage."""
     to_storage = (0, *range(2, ndim), 1) if ndim > 1 else (0,)
@@ -93,12 +101,7 @@ class DiscreteWeight(torch.Tensor):
 
     def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The dense values, logical shape, ``dtype`` (default: this tensor's)."""
-        dtype = dtype or self.dtype
-        if self.n_states == 1:
-            d = F.unpack_ternary(self.packed, self.K, dtype)
-        else:
-            d = self.packed.to(dtype) / (1.0 if self.n_states == 0 else 2.0 ** (self.n_states - 1))
-        return d.permute(_orders(self.dim())[1])
+        return decode(self.packed, self.K, self.n_states, dtype or self.dtype).permute(_orders(self.dim())[1])
 
     def nbytes_stored(self) -> int:
         return self.packed.numel() * self.packed.element_size()
