@@ -4,6 +4,8 @@ backward): the platform conv in the memory format that runs fastest here, and a 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import _backend
@@ -71,7 +73,7 @@ _CHUNK_BYTES = 1 << 21  # window rows copied per GEMM: a cache-sized block, neve
 
 def _chunks(v: torch.Tensor):
     """Sample ranges whose (samples * Ho * Wo, kh * kw) float32 rows fit _CHUNK_BYTES."""
-    per = max(1, v[0].numel() * 4)
+    per = max(1, math.prod(v.shape[1:]) * 4)
     step = max(1, _CHUNK_BYTES // per)
     return [(i, min(i + step, v.shape[0])) for i in range(0, v.shape[0], step)]
 
@@ -93,7 +95,7 @@ def float_conv2d(x: torch.Tensor, wd: torch.Tensor, stride=1, padding=0, dilatio
     """conv2d(x, wd) for the float side: x (N, C, H, W), wd (O, C/groups, kh, kw) dense (unpacked);
     im2col + GEMM for one input channel on the CPU (``im2col_path``), else the platform conv in the
     layout ``weight_like_input`` picks. returns (N, O, Ho, Wo) x.dtype."""
-    if im2col_path(x, wd, groups) and x.shape[0] > 0:
+    if im2col_path(x, wd, groups):
         return _im2col_conv1(x, wd, stride, padding, dilation)
     return torch.nn.functional.conv2d(x, weight_like_input(wd, x), None, stride, padding, dilation, groups)
 

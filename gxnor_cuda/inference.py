@@ -86,19 +86,21 @@ def thresholds(S: torch.Tensor, B: torch.Tensor, r: float, K: int) -> tuple[torc
     return k_out.float(), b_out.float()
 
 
-def _negate_rows(w: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """Packed weight (O, ..., 2, W) with the rows ``neg`` negated (sign bits flipped where the gate is set)."""
-    w = w.clone()
-    gate, sign = w.select(-2, 0), w.select(-2, 1)
-    flip = torch.where(neg.reshape(-1, *([1] * (gate.dim() - 1))), gate, torch.zeros_like(gate))
-    sign.bitwise_xor_(flip)
-    return w
-
-
-def _negate_channels(p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Packed activations (..., 2, Wc) with the channels whose bit is set in mask (Wc,) negated."""
+def _negate(p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Packed values (..., 2, W) negated where ``mask`` (int32, broadcast against one plane) has bits
+    set: the sign bits flip where the gate is set."""
     gate, sign = p.select(-2, 0), p.select(-2, 1)
     return torch.stack((gate, sign ^ (gate & mask)), dim=-2)
+
+
+def _fold(w: torch.Tensor, S: torch.Tensor, B: torch.Tensor, r: float, acc_max: int):
+    """A layer's packed weight (O, ..., 2, W) and its per-channel (S, B) -> (weight, k, b, negated) for
+    phi_r(acc * S + B) as the epilogue phi_r(acc * k + b): rows of negative S negated (acc -> -acc), so
+    that every channel's scale is >= 0. ``negated`` (O,) bool names those rows."""
+    neg = S < 0
+    rows = torch.where(neg, -1, 0).to(torch.int32).reshape(-1, *([1] * (w.dim() - 2)))  # (O, 1, ...)
+    k, b = thresholds(S.abs(), B, r, acc_max)
+    return _negate(w, rows), k, b, neg
 
 
 def packed_max_pool2x2(p: torch.Tensor, min_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,7 +108,7 @@ def packed_max_pool2x2(p: torch.Tensor, min_mask: torch.Tensor | None = None) ->
     else 0 if any 0, else -1, per bit; canonical padding stays canonical. Channels set in
     ``min_mask`` (Wc,) int32 take the minimum instead (-max(-x))."""
     if min_mask is not None:
-        return _negate_channels(packed_max_pool2x2(_negate_channels(p, min_mask)), min_mask)
+        return _negate(packed_max_pool2x2(_negate(p, min_mask)), min_mask)
     n, h, w = p.shape[:3]
     p = p[:, : h // 2 * 2, : w // 2 * 2].unflatten(1, (h // 2, 2)).unflatten(3, (w // 2, 2))
     gate, sign = p.select(-2, 0), p.select(-2, 1)  # (N, H/2, 2, W/2, 2, Wc)
@@ -146,26 +148,13 @@ class _FloatStage(nn.Module):
         return torch.cat([self._one(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
 
 
-class _PackInput(nn.Module):
-    """A real-valued input entering a layer with a fused quantizer: phi_r and pack."""
-
-    def __init__(self, r: float, conv: bool):
-        super().__init__()
-        self.r, self.conv = r, conv
-
-    def forward(self, x):
-        return F.pack_conv_input(x.float(), 1, threshold=self.r) if self.conv else F.quantize_pack(x.float(), self.r)
-
-
 class _ConvStage(nn.Module):
     """Packed (N, H, W, 2, Wc) -> conv -> BN -> phi_r -> packed, then the packed 2x2 max-pool."""
 
     def __init__(self, layer: GXNORConv2d, bn, pool: bool, r: float):
         super().__init__()
-        S, B = _affine(layer, bn)
-        neg = S < 0
-        k, b = thresholds(S.abs(), B, r, layer.K * math.prod(layer.kernel_size))  # negated rows: acc -> -acc
-        self.register_buffer("w", _negate_rows(layer.weight_q, neg) if bool(neg.any()) else layer.weight_q.clone())
+        w, k, b, neg = _fold(layer.weight_q, *_affine(layer, bn), r, layer.K * math.prod(layer.kernel_size))
+        self.register_buffer("w", w)
         self.register_buffer("k", k)
         self.register_buffer("b", b)
         # max(acc) before a negative BatchNorm scale is the minimum of the negated rows' outputs
@@ -198,13 +187,11 @@ class _LinearStage(nn.Module):
             o = dense.shape[0]
             w = F.pack_ternary(dense.reshape(o, flat_c, -1).permute(0, 2, 1).reshape(o, -1))
         S, B = _affine(layer, bn)
-        if r is None:
-            k, b = S.float(), B.float()
+        if r is None:  # the logits: BatchNorm folded into the float epilogue
+            w, k, b = w.clone(), S.float(), B.float()
         else:
-            neg = S < 0
-            w = _negate_rows(w, neg) if bool(neg.any()) else w
-            k, b = thresholds(S.abs(), B, r, layer.K)
-        self.register_buffer("w", w.clone())
+            w, k, b, _ = _fold(w, S, B, r, layer.K)
+        self.register_buffer("w", w)
         self.register_buffer("k", k)
         self.register_buffer("b", b)
         self.K, self.r = layer.K, r
@@ -272,14 +259,14 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
             stages.append(_FloatStage(block, r, conv and not flat))
             packed, flat_c = r is not None, None
         else:
-            if not packed:
-                stages.append(_PackInput(_fused_r(m), conv))
+            if not packed:  # a real-valued input entering a layer with a fused quantizer: phi_r and pack
+                stages.append(_FloatStage([], _fused_r(m), conv))
             if conv:
                 stages.append(_ConvStage(m, bn, pool, r))
             else:
                 stages.append(_LinearStage(m, bn, r, flat_c))
             packed, flat_c = r is not None, None
-        if flat and conv and packed and isinstance(stages[-1], _ConvStage):
+        if flat and isinstance(stages[-1], _ConvStage):
             if m.out_channels % 64:
                 _refuse(name, m, "a flattened conv output needs a multiple of 64 channels")
             stages.append(_FlattenPacked())

@@ -174,7 +174,6 @@ class DST(torch.optim.Optimizer):
         return bad
 
 
-
 def derived(p: torch.Tensor, name: str, key, make):
     """``make()``, kept on a discrete weight as attribute ``name`` until a write changes its stamp or
     ``key`` changes (a layout of the weight for a kernel, rebuilt once per optimizer step); computed
