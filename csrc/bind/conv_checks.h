@@ -5,6 +5,7 @@
 
 #include "../gxnor/conv_shape.h"
 #include "alloc.h"
+#include "checks.h"
 
 namespace gxnor::bind {
 
@@ -79,6 +80,16 @@ inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C,
     TORCH_CHECK(t.device() == x.device(), name, ": expected device ", x.device(), ", got ", t.device());
   }
   return s;
+}
+
+// Everything xnor_conv2d / xnor_conv2d_pack check before any work, on either device: x on `dev`,
+// then the shapes, w, scale and bias on x's device (check_conv).
+inline ConvShape check_conv_call(const at::Tensor& x, const at::Tensor& w, int64_t C, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                 const std::optional<at::Tensor>& scale,
+                                 const std::optional<at::Tensor>& bias, c10::DeviceType dev) {
+  check_device(x, "x", dev);
+  return check_conv(x, w, C, stride, padding, dilation, groups, scale, bias);
 }
 
 // An output buffer; a failed allocation says which arguments made it that large.

@@ -40,25 +40,21 @@ cpu::DstParams params(double lr, double m, int64_t seed, int64_t offset, bool in
 
 at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, double m, int64_t seed,
                           int64_t offset, bool increment, int64_t rng, bool check) {
-  check_device(w, "w", c10::DeviceType::CPU);
-  check_dst_common(w, grad_in, lr, m, seed, offset, increment, rng);
-  check_dst_packed(w, grad_in);
+  check_dst_packed_call(w, grad_in, lr, m, seed, offset, increment, rng, c10::DeviceType::CPU);
   const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
   if (check) {
     std::atomic<int64_t> nc{0};
     at::parallel_for(0, rows * W, 4096, [&](int64_t t0, int64_t t1) {
       nc += cpu::count_noncanonical_range(w.const_data_ptr<int32_t>(), K, t0, t1);
     });
-    TORCH_CHECK(nc.load() == 0,
-                "w: expected canonical packed weights (sign only with gate, zero padding), got ", nc.load(),
-                " non-canonical word pair(s); w was not modified");
+    check_canonical_count(nc.load());
   }
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();
   const auto p = params(lr, m, seed, offset, increment, 1, rng);
-  const auto isa = cpu::current_isa();
+  const cpu::DstKernel dst = cpu::select_dst_kernel(cpu::current_isa());
   std::atomic<int64_t> bad{0};
   at::parallel_for(0, rows * W, 256, [&](int64_t t0, int64_t t1) {
-    bad += cpu::dst_packed_words(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), K, t0, t1, p, isa);
+    bad += dst(w.data_ptr<int32_t>(), grad.const_data_ptr<float>(), K, t0, t1, p);
   });
   return at::scalar_tensor(bad.load(), w.options().dtype(at::kLong));
 }

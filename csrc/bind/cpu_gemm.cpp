@@ -1,8 +1,8 @@
-// CPU bindings of xnor_gemm (AMX-INT8 or popcount micro-kernels, multithreaded with
-// at::parallel_for) and ternary_matmul (float x ternary: the weight unpacked to float and multiplied
-// by the BLAS, either per L2-sized tile inside each thread (float32, up to 1024 rows) or in chunks of
-// at most 16 MiB, each followed by one multithreaded GEMM; faster than masked add/subtract; for a
-// weight of at most 16 rows, the AVX-512 kernels of small_n.h).
+// CPU bindings of xnor_gemm (the kernel object of cpu/xnor_kernel.h) and ternary_matmul (float x
+// ternary: the weight unpacked to float and multiplied by the BLAS, either per L2-sized tile inside
+// each thread (float32, up to 1024 rows) or in chunks of at most 16 MiB, each followed by one
+// multithreaded GEMM; faster than masked add/subtract; for a weight of at most 16 rows, the AVX-512
+// kernels of small_n.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -10,12 +10,11 @@
 
 #include "../gxnor/cpu/pack.h"
 #include "../gxnor/cpu/small_n.h"
+#include "../gxnor/cpu/xnor_kernel.h"
 #include "alloc.h"
 #include "checks.h"
 #include "cpu_ops.h"
-#include "gemm_driver.h"
-#include "lanes_driver.h"
-#include "lut_driver.h"
+#include "gemm_out.h"
 
 namespace gxnor::bind {
 
@@ -31,19 +30,9 @@ at::Tensor xnor_gemm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, int64_t
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   at::Tensor sc = scale ? scale->contiguous() : at::Tensor(), bi = bias ? bias->contiguous() : at::Tensor();
   const cpu::GemmOut o = make_gemm_out(out, sc, bi, N);
-  switch (select_xnor_kernel(M, N, W)) {
-    case XnorKernel::kLanes: {  // as a 1x1 convolution
-      const ConvShape s = gemm_as_conv(M, N, W);
-      LaneWeights(b.const_data_ptr<int32_t>(), s).run(a.const_data_ptr<int32_t>(), s, 0, M, o);
-      break;
-    }
-    case XnorKernel::kLut:  // as a 1x1 convolution over the K real values
-      LutConv(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), gemm_as_conv(M, N, W), K)
-          .run(0, M, o);
-      break;
-    default:
-      gemm_any(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, o);
-  }
+  const auto isa = cpu::current_isa();
+  cpu::xnor_gemm_run(cpu::select_xnor_kernel(isa, M, N, W), isa, a.const_data_ptr<int32_t>(),
+                     b.const_data_ptr<int32_t>(), M, N, W, K, o);
   return out;
 }
 
@@ -94,7 +83,7 @@ void ternary_matmul_blocked(SgemmFn f, const float* x, const int32_t* w, int64_t
   const int64_t nblk = (N + kTileRows - 1) / kTileRows, kblk = (K + tk - 1) / tk;
   const int64_t outer = nn ? kblk : nblk, inner = nn ? nblk : kblk;
   auto body = [&](int64_t t0, int64_t t1) {
-    float* tile = thread_scratch<float>(kTileRows * kTileCols);
+    float* tile = cpu::thread_scratch<float>(kTileRows * kTileCols);
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t nb = nn ? i : t, kb = nn ? t : i;
@@ -135,9 +124,9 @@ at::Tensor ternary_matmul_small_n(const at::Tensor& x, const at::Tensor& w, int6
   const at::Tensor xc = x.contiguous();
   const int64_t M = xc.size(0), N = w.size(0), ldw = (K + 15) / 16 * 16;
   // NT: the weight as zero-padded float32 rows; NN: its pattern indices, read from the packed bits.
-  const CallBuffer<float> wfb(nn ? 0 : N * ldw);
+  const cpu::CallBuffer<float> wfb(nn ? 0 : N * ldw);
   float* wf = wfb.data();
-  const CallBuffer<int32_t> idx(nn ? ldw * ((N + 2) / 3) : 0);
+  const cpu::CallBuffer<int32_t> idx(nn ? ldw * ((N + 2) / 3) : 0);
   if (nn) {
     cpu::small_n::nn_lut_indices(w.const_data_ptr<int32_t>(), w.size(2), N, K, idx.data());
   } else {

@@ -66,14 +66,13 @@ at::Tensor pack_impl(const at::Tensor& x_in, cpu::PackMode mode, double thr) {
   at::Tensor out = at::empty(packed_shape(x_in), x.options().dtype(at::kInt));
   std::atomic<int64_t> bad{0};
   const auto isa = cpu::current_isa();
+  const auto pack_f = cpu::select_pack_kernel<float>(isa);
+  const auto pack_i8 = cpu::select_pack_kernel<int8_t>(isa);
   int32_t* o = out.data_ptr<int32_t>();
+  const float t = static_cast<float>(thr);
   at::parallel_for(0, rows * W, kGrainWords, [&](int64_t t0, int64_t t1) {
-    int64_t b;
-    if (x.scalar_type() == at::kFloat)
-      b = cpu::pack_range(x.const_data_ptr<float>(), K, o, t0, t1, mode, static_cast<float>(thr), isa);
-    else
-      b = cpu::pack_range(x.const_data_ptr<int8_t>(), K, o, t0, t1, mode, static_cast<float>(thr), isa);
-    bad += b;
+    bad += x.scalar_type() == at::kFloat ? pack_f(x.const_data_ptr<float>(), K, o, t0, t1, mode, t)
+                                         : pack_i8(x.const_data_ptr<int8_t>(), K, o, t0, t1, mode, t);
   });
   check_pack_values(bad.load());
   return out;

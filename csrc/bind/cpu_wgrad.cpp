@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <atomic>
 
+#include "../gxnor/cpu/parallel.h"
 #include "../gxnor/cpu/wgrad.h"
 #include "checks.h"
 #include "conv_checks.h"
 #include "cpu_ops.h"
-#include "gemm_driver.h"
 
 namespace gxnor::bind {
 namespace {
@@ -43,9 +43,9 @@ at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Ten
   const int32_t* xp = x.const_data_ptr<int32_t>();
   const float* gp = gy.const_data_ptr<float>();
 
-  CallBuffer<uint8_t, 3> grid(g.grid_bytes());
+  cpu::CallBuffer<uint8_t, 3> grid(g.grid_bytes());
   at::parallel_for(0, s.n * g.rows, 1, [&](int64_t t0, int64_t t1) {
-    int8_t* u = thread_scratch<int8_t, 3>(g.u_cols() * g.C);
+    int8_t* u = cpu::thread_scratch<int8_t, 3>(g.u_cols() * g.C);
     for (int64_t t = t0; t < t1; ++t)
       cpu::wgrad::grid_row(xp, g, t / g.rows, t % g.rows, u, grid.data() + t * g.row_stride, isa);
   });
@@ -63,7 +63,7 @@ at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Ten
   const int64_t tasks = nsl * s.g * g.nob * njb;
   std::atomic<int64_t> next{0};
   at::parallel_for(0, std::min(tasks, threads), 1, [&](int64_t, int64_t) {
-    float* T = thread_scratch<float, 3>(kPairs * kTableFloats + 8);
+    float* T = cpu::thread_scratch<float, 3>(kPairs * kTableFloats + 8);
     T += (8 - reinterpret_cast<uintptr_t>(T) / sizeof(float) % 8) % 8;  // 32-byte aligned
     for (int64_t t = next++; t < tasks; t = next++) {
       const int64_t ji = t % njb, ob = t / njb % g.nob, gi = t / njb / g.nob % s.g,

@@ -152,8 +152,8 @@ struct ConvLaunch {
 at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int64_t C, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                             const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
-  check_device(x_in, "x", c10::DeviceType::CUDA);
-  const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  const ConvShape s =
+      check_conv_call(x_in, w_in, C, stride, padding, dilation, groups, scale, bias, c10::DeviceType::CUDA);
   check_conv_grid(s);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const bool fl = scale.has_value() || bias.has_value();
@@ -173,9 +173,9 @@ at::Tensor xnor_conv2d_pack_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
                                  at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                  int64_t groups, const std::optional<at::Tensor>& scale,
                                  const std::optional<at::Tensor>& bias) {
-  check_device(x_in, "x", c10::DeviceType::CUDA);
   check_threshold(threshold);
-  const ConvShape s = check_conv(x_in, w_in, C, stride, padding, dilation, groups, scale, bias);
+  const ConvShape s =
+      check_conv_call(x_in, w_in, C, stride, padding, dilation, groups, scale, bias, c10::DeviceType::CUDA);
   check_conv_grid(s);
   const c10::cuda::CUDAGuard guard(x_in.device());
   if (s.g != 1 && s.og() % 32 != 0) {
@@ -202,14 +202,11 @@ at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t
 
 at::Tensor dst_update_cuda(at::Tensor& w, const at::Tensor& grad_in, double lr, double m, int64_t seed,
                            int64_t offset, bool increment, int64_t rng, bool check) {
-  check_device(w, "w", c10::DeviceType::CUDA);
-  check_dst_common(w, grad_in, lr, m, seed, offset, increment, rng);
-  check_dst_packed(w, grad_in);
+  check_dst_packed_call(w, grad_in, lr, m, seed, offset, increment, rng, c10::DeviceType::CUDA);
   const int64_t K = grad_in.size(-1), W = w.size(-1), rows = w.numel() / (2 * W);
   if (check) {  // one host sync; the DST optimizer skips it for weights only it has written
     const int64_t nc = count_noncanonical_cuda(w.view({rows, 2, W}), K).item<int64_t>();
-    TORCH_CHECK(nc == 0, "w: expected canonical packed weights, got ", nc,
-                " non-canonical word pair(s); w was not modified");
+    check_canonical_count(nc);
   }
   const c10::cuda::CUDAGuard guard(w.device());
   const at::Tensor grad = grad_in.to(at::kFloat).contiguous();

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "../gxnor/format.h"
+#include "checks.h"
 
 namespace gxnor::bind {
 
@@ -56,13 +57,27 @@ inline void check_state_values(const at::Tensor& s, int64_t n_states) {
                 "s: expected binary states in {-1, +1}, got 0; s was not modified");
 }
 
+// Everything dst_update_ checks before it writes, on either device, but the canonical words.
+inline void check_dst_packed_call(const at::Tensor& w, const at::Tensor& grad, double lr, double m,
+                                  int64_t seed, int64_t offset, bool increment, int64_t rng,
+                                  c10::DeviceType dev) {
+  check_device(w, "w", dev);
+  check_dst_common(w, grad, lr, m, seed, offset, increment, rng);
+  check_dst_packed(w, grad);
+}
+
+// dst_update_'s check of the stored words: nc non-canonical word pairs counted.
+inline void check_canonical_count(int64_t nc) {
+  TORCH_CHECK(nc == 0, "w: expected canonical packed weights (sign only with gate, zero padding), got ", nc,
+              " non-canonical word pair(s); w was not modified");
+}
+
 // Everything dst_update_states_ checks before it writes, on either device: the arguments, then (with
 // check) the stored indices.
 inline void check_dst_states_call(const at::Tensor& s, const at::Tensor& grad, double lr, double m,
                                   int64_t n_states, int64_t seed, int64_t offset, bool increment, int64_t rng,
                                   bool check, c10::DeviceType dev) {
-  TORCH_CHECK(s.device().type() == dev, "s: expected a ", c10::DeviceTypeName(dev), " tensor, got device ",
-              s.device());
+  check_device(s, "s", dev);
   check_dst_common(s, grad, lr, m, seed, offset, increment, rng);
   check_dst_states(s, grad, n_states);
   if (check) check_state_values(s, n_states);

@@ -7,35 +7,27 @@
 #include <cstring>
 
 #include "../conv_shape.h"
+#include "taps.h"
 
 namespace gxnor::cpu {
 
 inline void im2col_packed(const int32_t* x, const ConvShape& s, int64_t gi, int64_t m0, int64_t m1,
                           int32_t* dst) {
   const int64_t kw_words = s.words(), wg = s.wg, ps = s.pixel_stride();
-  for (int64_t m = m0; m < m1; ++m) {
-    int32_t* gate = dst + (m - m0) * 2 * kw_words;
-    int32_t* sign = gate + kw_words;
-    const int64_t ox = m % s.wo, t = m / s.wo, oy = t % s.ho, b = t / s.ho;
-    const int32_t* img = x + b * s.h * s.w * ps + gi * 2 * wg;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
-      for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t ix = ox * s.sw - s.pw + kx * s.dw, tap = (ky * s.kw + kx) * wg;
-        int32_t* g = gate + tap;
-        int32_t* sg = sign + tap;
-        if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) {
-          for (int64_t q = 0; q < wg; ++q) g[q] = sg[q] = 0;
-        } else {
-          const int32_t* src = img + (iy * s.w + ix) * ps;
-          for (int64_t q = 0; q < wg; ++q) {
-            g[q] = src[q];
-            sg[q] = src[wg + q];
-          }
-        }
-      }
+  const int32_t* xg = x + gi * 2 * wg;
+  for_each_tap(s, m0, m1, [&](int64_t r, int64_t tap, int64_t px) {
+    int32_t* g = dst + r * 2 * kw_words + tap * wg;  // gate words of all taps, then sign words
+    int32_t* sg = g + kw_words;
+    if (px < 0) {
+      for (int64_t q = 0; q < wg; ++q) g[q] = sg[q] = 0;
+      return;
     }
-  }
+    const int32_t* src = xg + px * ps;
+    for (int64_t q = 0; q < wg; ++q) {
+      g[q] = src[q];
+      sg[q] = src[wg + q];
+    }
+  });
 }
 
 // Weights (o, kh, kw, 2, wg) -> GEMM rows (o, 2, kh * kw * wg) in the same tap order.

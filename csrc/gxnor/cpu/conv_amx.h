@@ -5,39 +5,35 @@
 // weights_to_rows; wg is even (channels padded to 64), so every tap fills wg / 2 whole 64-wide
 // k blocks. Taps in the zero padding and rows in [nr, rows_padded) are zeros. Torch-free.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "../conv_shape.h"
 #include "gemm_amx.h"
 #include "isa.h"
+#include "parallel.h"
+#include "taps.h"
 
 namespace gxnor::cpu {
 
 GXNOR_TARGET_AMX inline void im2col_unpack_i8(const int32_t* x, const ConvShape& s, int64_t gi, int64_t m0,
                                               int64_t nr, int64_t rows_padded, int8_t* dst) {
   using namespace amx;
-  const int64_t wq = s.wg / 2, KB = s.kh * s.kw * wq, ps = s.pixel_stride();
+  const int64_t wq = s.wg / 2, taps = s.kh * s.kw, KB = taps * wq;
   const __m512i zero = _mm512_setzero_si512();
-  for (int64_t r = 0; r < rows_padded; ++r) {
-    int8_t* row = dst + (r / 16) * KB * kVnniBytes + (r % 16) * kTileK;
-    if (r >= nr) {
-      for (int64_t kb = 0; kb < KB; ++kb) _mm512_storeu_si512(row + kb * kVnniBytes, zero);
-      continue;
-    }
-    const int64_t m = m0 + r, ox = m % s.wo, t = m / s.wo, oy = t % s.ho, b = t / s.ho;
-    const int32_t* img = x + b * s.h * s.w * ps + gi * 2 * s.wg;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
-      for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t ix = ox * s.sw - s.pw + kx * s.dw;
-        int8_t* d = row + (ky * s.kw + kx) * wq * kVnniBytes;
-        if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) {
-          for (int64_t q = 0; q < wq; ++q) _mm512_storeu_si512(d + q * kVnniBytes, zero);
-          continue;
-        }
-        const auto* g64 = reinterpret_cast<const uint64_t*>(img + (iy * s.w + ix) * ps);
+  // Tap pointers of one 16-row tile block at a time (null in the padding).
+  const int32_t** ptr = thread_scratch<const int32_t*, 4>(16 * taps);
+  for (int64_t r0 = 0; r0 < rows_padded; r0 += 16) {
+    int8_t* blk = dst + (r0 / 16) * KB * kVnniBytes;
+    const int64_t r1 = std::min(nr, r0 + 16);
+    if (r0 < r1) packed_tap_pointers(x, s, gi, m0 + r0, m0 + r1, nullptr, ptr);
+    for (int64_t r = r0; r < r0 + 16; ++r) {
+      int8_t* row = blk + (r % 16) * kTileK;
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        int8_t* d = row + tap * wq * kVnniBytes;
+        const auto* g64 = r < r1 ? reinterpret_cast<const uint64_t*>(ptr[(r - r0) * taps + tap]) : nullptr;
         for (int64_t q = 0; q < wq; ++q)
-          _mm512_storeu_si512(d + q * kVnniBytes, unpack64(g64[q], g64[wq + q]));
+          _mm512_storeu_si512(d + q * kVnniBytes, g64 ? unpack64(g64[q], g64[wq + q]) : zero);
       }
     }
   }

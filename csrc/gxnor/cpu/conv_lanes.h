@@ -13,6 +13,7 @@
 #include "../conv_shape.h"
 #include "gemm.h"
 #include "isa.h"
+#include "taps.h"
 
 namespace gxnor::cpu::lanes {
 
@@ -50,17 +51,13 @@ inline void interleave_weights(const int32_t* w, const ConvShape& s, int64_t cb0
   }
 }
 
-// Pointers to the gate words of group gi for output rows [m0, m1) and every tap (row-major
-// [row][tap]); taps in the zero padding point at `zero` (at least 2 * wq zero words).
+// Tap pointers (taps.h) to the gate words of group gi for output rows [m0, m1), as u64 words;
+// taps in the zero padding point at `zero` (at least 2 * wq zero words).
 inline void tap_pointers(const int32_t* x, const ConvShape& s, int64_t gi, int64_t m0, int64_t m1,
                          const uint64_t* zero, const uint64_t** dst) {
-  const int64_t taps = s.kh * s.kw;
-  for (int64_t m = m0; m < m1; ++m)
-    for (int64_t ky = 0; ky < s.kh; ++ky)
-      for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t off = s.src(m, ky, kx, gi);
-        dst[(m - m0) * taps + ky * s.kw + kx] = off < 0 ? zero : reinterpret_cast<const uint64_t*>(x + off);
-      }
+  static_assert(sizeof(uint64_t) == 2 * sizeof(int32_t));
+  cpu::tap_pointers(reinterpret_cast<const uint64_t*>(x + gi * 2 * s.wg), s.pixel_stride() / 2, s, m0, m1,
+                    zero, dst);
 }
 
 #if GXNOR_X86

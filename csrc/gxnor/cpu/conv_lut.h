@@ -17,6 +17,7 @@
 #include "../conv_shape.h"
 #include "gemm.h"
 #include "isa.h"
+#include "taps.h"
 
 namespace gxnor::cpu::lut {
 
@@ -185,28 +186,12 @@ inline void encode_weights(const int32_t* w, const ConvShape& s, int64_t cg, int
   }
 }
 
-// Pointers to the input codes of group gi for output rows [m0, m1) and every tap (row-major
-// [row][tap]); taps in the zero padding point at `zero` (at least P zero bytes).
+// Tap pointers (taps.h) to the input codes of group gi for output rows [m0, m1); taps in the
+// zero padding point at `zero` (at least P zero bytes).
 inline void tap_pointers(const uint8_t* codes, const ConvShape& s, int64_t cg, int64_t gi, int64_t m0,
                          int64_t m1, const uint8_t* zero, const uint8_t** dst) {
-  const int64_t taps = s.kh * s.kw, P = pairs(cg), pix = s.g * P;  // code bytes per pixel
-  const uint8_t* base = codes + gi * P;
-  int64_t ox = m0 % s.wo, oy = (m0 / s.wo) % s.ho, b = m0 / (s.wo * s.ho);  // one division per strip
-  for (int64_t m = m0; m < m1; ++m) {
-    const uint8_t** d = dst + (m - m0) * taps;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
-      for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const int64_t ix = ox * s.sw - s.pw + kx * s.dw;
-        const bool in = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-        d[ky * s.kw + kx] = in ? base + ((b * s.h + iy) * s.w + ix) * pix : zero;
-      }
-    }
-    if (++ox == s.wo) {
-      ox = 0;
-      if (++oy == s.ho) oy = 0, ++b;
-    }
-  }
+  const int64_t P = pairs(cg);
+  cpu::tap_pointers(codes + gi * P, s.g * P, s, m0, m1, zero, dst);
 }
 
 #if GXNOR_X86

@@ -11,48 +11,33 @@
 namespace gxnor::cpu {
 
 #if GXNOR_X86
-// Both 32-bit halves of the 8 products a * c: two 32x32->64 multiplies (even, odd lanes), each half
-// moved into its lane by a shift and a blend.
-GXNOR_TARGET_AVX2 inline __m256i mul_hilo8(__m256i a, uint32_t c, __m256i* hi) {
-  const __m256i cv = _mm256_set1_epi64x(c);
-  const __m256i even = _mm256_mul_epu32(a, cv);
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), cv);
-  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-  return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-}
-
-// NV interleaved 8-lane Philox4x32-10 chains; kAll = false computes only the first output word.
-template <int NV, bool kAll>
-GXNOR_TARGET_AVX2 inline void philox8(__m256i* c0, __m256i* c1, __m256i* c2, __m256i* c3, uint64_t seed) {
-#pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) c2[v] = c3[v] = _mm256_setzero_si256();
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-#pragma GCC unroll 16
-  for (int r = 0; r < (kAll ? 10 : 9); ++r) {
-    const __m256i kv0 = _mm256_set1_epi32(static_cast<int>(k0)),
-                  kv1 = _mm256_set1_epi32(static_cast<int>(k1));
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      __m256i hi0, hi2;
-      const __m256i lo2 = mul_hilo8(c2[v], 0xCD9E8D57u, &hi2);
-      const __m256i lo0 = mul_hilo8(c0[v], 0xD2511F53u, &hi0);
-      c0[v] = _mm256_xor_si256(_mm256_xor_si256(hi2, c1[v]), kv0);
-      c2[v] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[v]), kv1);
-      c1[v] = lo2;
-      c3[v] = lo0;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+namespace simd8 {
+// The 8-lane vector operations of dst_simd.inc.
+struct V {
+  using F = __m256;
+  using I = __m256i;
+  GXNOR_TARGET_AVX2 static F set1(float x) { return _mm256_set1_ps(x); }
+  GXNOR_TARGET_AVX2 static I set1i(uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
+  GXNOR_TARGET_AVX2 static I zero() { return _mm256_setzero_si256(); }
+  GXNOR_TARGET_AVX2 static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  GXNOR_TARGET_AVX2 static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  GXNOR_TARGET_AVX2 static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  GXNOR_TARGET_AVX2 static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  GXNOR_TARGET_AVX2 static I xor3(I a, I b, I c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+  // Both 32-bit halves of the 8 products a * c: two 32x32->64 multiplies (even, odd lanes), each
+  // half moved into its lane by a shift and a blend.
+  GXNOR_TARGET_AVX2 static I mul_hilo(I a, uint32_t c, I* hi) {
+    const I cv = _mm256_set1_epi64x(c);
+    const I even = _mm256_mul_epu32(a, cv);
+    const I odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), cv);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
   }
-  if (!kAll) {
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      __m256i hi2;
-      mul_hilo8(c2[v], 0xCD9E8D57u, &hi2);
-      c0[v] = _mm256_xor_si256(_mm256_xor_si256(hi2, c1[v]), _mm256_set1_epi32(static_cast<int>(k0)));
-    }
-  }
-}
+};
+#define GXNOR_DST_TARGET GXNOR_TARGET_AVX2
+#include "dst_simd.inc"
+#undef GXNOR_DST_TARGET
+}  // namespace simd8
 
 // 64-bit counters base + lane (8 lanes) as low and high 32-bit words (the carry by a sign-flipped
 // compare: AVX2 has no unsigned one).
@@ -61,18 +46,6 @@ GXNOR_TARGET_AVX2 inline void counters8(uint64_t base, __m256i* lo, __m256i* hi)
   *lo = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))), lane);
   const __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(lane, flip), _mm256_xor_si256(*lo, flip));
   *hi = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(base >> 32)), carry);  // carry lanes are -1
-}
-
-// dst::tanh_rational on 8 lanes, the same operations in the same order.
-GXNOR_TARGET_AVX2 inline __m256 tanh_rational8(__m256 x) {
-  x = _mm256_min_ps(x, _mm256_set1_ps(kTanhClamp));
-  const __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(kTanhP[0]), q = _mm256_set1_ps(kTanhQ[0]);
-#pragma GCC unroll 8
-  for (int i = 1; i < 7; ++i) p = _mm256_add_ps(_mm256_mul_ps(p, x2), _mm256_set1_ps(kTanhP[i]));
-#pragma GCC unroll 8
-  for (int i = 1; i < 4; ++i) q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(kTanhQ[i]));
-  return _mm256_div_ps(_mm256_mul_ps(p, x), q);
 }
 
 // dst::move on NV vectors of 8: t increments in state units, w their uint32 draws, nf all-ones
@@ -90,7 +63,7 @@ GXNOR_TARGET_AVX2 inline void move8(const __m256* t_in, const __m256i* w, const 
     t = _mm256_max_ps(_mm256_min_ps(t, _mm256_set1_ps(1e9f)), _mm256_set1_ps(-1e9f));
     const __m256i k = _mm256_cvttps_epi32(t);
     const __m256 f = _mm256_sub_ps(t, _mm256_cvtepi32_ps(k));
-    const __m256 pr = tanh_rational8(_mm256_mul_ps(_mm256_set1_ps(p.m), _mm256_and_ps(f, absmask)));
+    const __m256 pr = simd8::tanh_rational(_mm256_mul_ps(_mm256_set1_ps(p.m), _mm256_and_ps(f, absmask)));
     const __m256 hit = _mm256_cmp_ps(u, pr, _CMP_LT_OQ);
     const __m256i up = _mm256_castps_si256(_mm256_and_ps(hit, _mm256_cmp_ps(f, zero, _CMP_GT_OQ)));
     const __m256i down = _mm256_castps_si256(_mm256_and_ps(hit, _mm256_cmp_ps(f, zero, _CMP_LT_OQ)));
@@ -139,14 +112,14 @@ GXNOR_TARGET_AVX2 int64_t dst_packed_pass_avx2(int32_t* w, const float* grad, in
       }
       if constexpr (kRng == 1) {
         __m256i c2[kNV], c3[kNV];
-        philox8<kNV, false>(u, mv, c2, c3, p.seed);
+        simd8::philox<kNV, false>(u, mv, c2, c3, p.seed);
       } else {
         __m256i c0[kWords], c1[kWords], c2[kWords], c3[kWords];
 #pragma GCC unroll 16
         for (int j = 0; j < kWords; ++j)
           counters8(p.offset + static_cast<uint64_t>(row) * kq + static_cast<uint64_t>(wi + j) * 8, &c0[j],
                     &c1[j]);
-        philox8<kWords, true>(c0, c1, c2, c3, p.seed);
+        simd8::philox<kWords, true>(c0, c1, c2, c3, p.seed);
 #pragma GCC unroll 16
         for (int j = 0; j < kWords; ++j) {  // counter i's outputs (c0..c3)[i] -> elements 4 i + [0, 4)
           const __m256i a = _mm256_unpacklo_epi32(c0[j], c1[j]), b = _mm256_unpackhi_epi32(c0[j], c1[j]);

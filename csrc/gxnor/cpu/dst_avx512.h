@@ -1,5 +1,5 @@
-// CPU in-place DST update on AVX-512 (torch-free): 16-lane Philox chains, interleaved, and the
-// dst::move rule in the same float operation order as dst.h (the extension builds with
+// CPU in-place DST update on AVX-512 (torch-free): 16-lane Philox chains, interleaved (dst_simd.inc),
+// and the dst::move rule in the same float operation order as dst.h (the extension builds with
 // -ffp-contract=off, so no FMA changes the rounding).
 #pragma once
 #include <cstdint>
@@ -10,64 +10,34 @@
 namespace gxnor::cpu {
 
 #if GXNOR_X86
-// Both 32-bit halves of the 16 products a * c from two 32x32->64 multiplies (even and odd
-// lanes), each half put in its lane by a shift and a masked blend: *hi = high words, return = low
-// words. Non-destructive (a two-source permute overwrote an operand, costing register copies).
-GXNOR_TARGET_AVX512 inline __m512i mul_hilo_epu32(__m512i a, uint32_t c, __m512i* hi) {
-  const __m512i cv = _mm512_set1_epi64(c);
-  const __m512i even = _mm512_mul_epu32(a, cv);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), cv);
-  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-}
-
-// dst::tanh_rational on 16 lanes, the same operations in the same order.
-GXNOR_TARGET_AVX512 inline __m512 tanh_rational16(__m512 x) {
-  x = _mm512_min_ps(x, _mm512_set1_ps(kTanhClamp));
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  __m512 p = _mm512_set1_ps(kTanhP[0]), q = _mm512_set1_ps(kTanhQ[0]);
-#pragma GCC unroll 8
-  for (int i = 1; i < 7; ++i) p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(kTanhP[i]));
-#pragma GCC unroll 8
-  for (int i = 1; i < 4; ++i) q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(kTanhQ[i]));
-  return _mm512_div_ps(_mm512_mul_ps(p, x), q);
-}
-
-// NV independent Philox chains of 16 lanes at once (interleaved, hiding the multiply latency).
-// In: counters (c0, c1) per lane, c2 = c3 = 0. Out: the first output word (kAll = false: round 10
-// computes only it) or all four.
-template <int NV, bool kAll>
-GXNOR_TARGET_AVX512 inline void philox16(__m512i* c0, __m512i* c1, __m512i* c2, __m512i* c3, uint64_t seed) {
-#pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) c2[v] = c3[v] = _mm512_setzero_si512();
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-#pragma GCC unroll 16
-  for (int r = 0; r < (kAll ? 10 : 9); ++r) {
-    const __m512i kv0 = _mm512_set1_epi32(static_cast<int>(k0)),
-                  kv1 = _mm512_set1_epi32(static_cast<int>(k1));
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      __m512i hi0, hi2;
-      const __m512i lo2 = mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
-      const __m512i lo0 = mul_hilo_epu32(c0[v], 0xD2511F53u, &hi0);
-      // three-way XORs in one vpternlogd each
-      c0[v] = _mm512_ternarylogic_epi32(hi2, c1[v], kv0, 0x96);
-      c2[v] = _mm512_ternarylogic_epi32(hi0, c3[v], kv1, 0x96);
-      c1[v] = lo2;
-      c3[v] = lo0;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+namespace simd16 {
+// The 16-lane vector operations of dst_simd.inc.
+struct V {
+  using F = __m512;
+  using I = __m512i;
+  GXNOR_TARGET_AVX512 static F set1(float x) { return _mm512_set1_ps(x); }
+  GXNOR_TARGET_AVX512 static I set1i(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
+  GXNOR_TARGET_AVX512 static I zero() { return _mm512_setzero_si512(); }
+  GXNOR_TARGET_AVX512 static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  GXNOR_TARGET_AVX512 static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  GXNOR_TARGET_AVX512 static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  GXNOR_TARGET_AVX512 static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  GXNOR_TARGET_AVX512 static I xor3(I a, I b, I c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
+  // Both 32-bit halves of the 16 products a * c from two 32x32->64 multiplies (even and odd
+  // lanes), each half put in its lane by a shift and a masked blend: *hi = high words, return =
+  // low words. Non-destructive (a two-source permute overwrote an operand, costing register copies).
+  GXNOR_TARGET_AVX512 static I mul_hilo(I a, uint32_t c, I* hi) {
+    const I cv = _mm512_set1_epi64(c);
+    const I even = _mm512_mul_epu32(a, cv);
+    const I odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), cv);
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
   }
-  if (!kAll) {  // round 10, first word only: hi(c2 * M1) ^ c1 ^ k0
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      __m512i hi2;
-      mul_hilo_epu32(c2[v], 0xCD9E8D57u, &hi2);
-      c0[v] = _mm512_ternarylogic_epi32(hi2, c1[v], _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
-    }
-  }
-}
+};
+#define GXNOR_DST_TARGET GXNOR_TARGET_AVX512
+#include "dst_simd.inc"
+#undef GXNOR_DST_TARGET
+}  // namespace simd16
 
 // 64-bit counters base + lane (lanes 0-15), or base0 + lane / base1 + lane - 8 (two halves of 8):
 // low and high 32-bit words with the carry.
@@ -91,7 +61,7 @@ GXNOR_TARGET_AVX512 inline void draws_v1(const uint64_t* idx0, const DstParams& 
   __m512i c1[NV], c2[NV], c3[NV];
 #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(p.offset + idx0[v], 0, false, &u[v], &c1[v]);
-  philox16<NV, false>(u, c1, c2, c3, p.seed);
+  simd16::philox<NV, false>(u, c1, c2, c3, p.seed);
 }
 
 // Contract v2 for NW / 2 pairs of plane words: 8 counters per word (q[w] + [0, 8)), four outputs
@@ -102,7 +72,7 @@ GXNOR_TARGET_AVX512 inline void draws_v2(const uint64_t* q, const DstParams& p, 
   __m512i c0[NV], c1[NV], c2[NV], c3[NV];
 #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) counters16(q[2 * v], q[2 * v + 1], true, &c0[v], &c1[v]);
-  philox16<NV, true>(c0, c1, c2, c3, p.seed);
+  simd16::philox<NV, true>(c0, c1, c2, c3, p.seed);
 #pragma GCC unroll 16
   for (int v = 0; v < NV; ++v) {
     // 4 x 4 transpose: lane i of counter c's outputs (c0..c3)[c] -> element 4 c + i.
@@ -136,7 +106,7 @@ GXNOR_TARGET_AVX512 inline void move16(const __m512* t_in, const __m512i* w, con
     const __m512i k = _mm512_cvttps_epi32(t);
     const __m512 f = _mm512_sub_ps(t, _mm512_cvtepi32_ps(k));
     const __m512 af = _mm512_abs_ps(f);
-    const __m512 pr = tanh_rational16(_mm512_mul_ps(_mm512_set1_ps(p.m), af));
+    const __m512 pr = simd16::tanh_rational(_mm512_mul_ps(_mm512_set1_ps(p.m), af));
     const __mmask16 hit = _mm512_cmp_ps_mask(u, pr, _CMP_LT_OQ);
     const __mmask16 pos = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_GT_OQ);
     const __mmask16 ng = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);

@@ -1,4 +1,4 @@
-// CPU in-place DST update (torch-free): one entry per op that picks the ISA path (AVX-512 with
+// CPU in-place DST update (torch-free): the kernel selector that picks the ISA path (AVX-512 with
 // 16-lane Philox, AVX2 with 8 lanes, or the scalar code); every path gives the same bits.
 #pragma once
 #include <cstdint>
@@ -9,15 +9,19 @@
 
 namespace gxnor::cpu {
 
-template <class G>
-inline int64_t dst_packed_words(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
-                                const DstParams& p, Isa isa) {
+// The packed DST kernel: plane words [t0, t1) of w (rows of K elements) updated in place from the
+// float32 gradient; returns the number of non-finite increments.
+using DstKernel = int64_t (*)(int32_t* w, const float* grad, int64_t K, int64_t t0, int64_t t1,
+                              const DstParams& p);
+
+// The packed DST kernel for an ISA: chosen once per call, not per chunk.
+inline DstKernel select_dst_kernel(Isa isa) {
 #if GXNOR_X86
-  if (isa >= Isa::kAvx512) return dst_packed_words_avx512(w, grad, K, t0, t1, p);
-  if (isa == Isa::kAvx2) return dst_packed_words_avx2(w, grad, K, t0, t1, p);
+  if (isa >= Isa::kAvx512) return dst_packed_words_avx512<float>;
+  if (isa == Isa::kAvx2) return dst_packed_words_avx2<float>;
 #endif
   (void)isa;
-  return dst_packed_words_generic(w, grad, K, t0, t1, p);
+  return dst_packed_words_generic<float>;
 }
 
 }  // namespace gxnor::cpu

@@ -162,45 +162,49 @@ GXNOR_TARGET_AVX2 inline void unpack_word_avx2(uint32_t g, uint32_t s, int n, in
 }
 #endif
 
-// Pack plane words [t0, t1) of rows of length K (row stride K) into out (row stride 2W).
-// Returns the number of elements outside {-1, 0, +1} seen (strict mode).
+// The pack kernel: plane words [t0, t1) of rows of length K (row stride K) into out (row stride
+// 2W). Returns the number of elements outside {-1, 0, +1} seen (strict mode).
 template <class T>
-inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode,
-                          float thr, Isa isa) {
+using PackKernel = int64_t (*)(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode,
+                               float thr);
+
+// The word loop of a pack kernel around one word packer.
+template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
+int64_t pack_words(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode, float thr) {
   const int64_t W = packed_words(K);
   int64_t bad = 0;
   int64_t row = t0 / W, w = t0 % W;
   for (int64_t t = t0; t < t1; ++t, w = (w + 1 == W) ? (++row, 0) : w + 1) {
     const int64_t lo = w * kBitsPerWord;
     const int n = lo >= K ? 0 : static_cast<int>(K - lo < 32 ? K - lo : 32);
-    const T* xp = x + row * K + lo;
     uint32_t g = 0, s = 0;
-    if (n > 0) {
-#if GXNOR_X86
-      if constexpr (std::is_same_v<T, float>) {
-        if (isa >= Isa::kAvx512)
-          pack_word_avx512(xp, n, mode, thr, g, s, bad);
-        else if (isa == Isa::kAvx2)
-          pack_word_avx2(xp, n, mode, thr, g, s, bad);
-        else
-          pack_word_scalar(xp, n, mode, thr, g, s, bad);
-      } else if constexpr (std::is_same_v<T, int8_t>) {
-        if (isa >= Isa::kAvx512)
-          pack_word_avx512(xp, n, mode, thr, g, s, bad);
-        else
-          pack_word_scalar(xp, n, mode, thr, g, s, bad);
-      } else {
-        pack_word_scalar(xp, n, mode, thr, g, s, bad);
-      }
-#else
-      pack_word_scalar(xp, n, mode, thr, g, s, bad);
-#endif
-    }
+    if (n > 0) kWord(x + row * K + lo, n, mode, thr, g, s, bad);
     int32_t* o = out + row * 2 * W;
     o[w] = static_cast<int32_t>(g);
     o[W + w] = static_cast<int32_t>(s);
   }
   return bad;
+}
+
+// The pack kernel of element type T for an ISA: chosen once per call, not per word.
+template <class T>
+inline PackKernel<T> select_pack_kernel(Isa isa) {
+#if GXNOR_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (isa >= Isa::kAvx512) return pack_words<float, pack_word_avx512>;
+    if (isa == Isa::kAvx2) return pack_words<float, pack_word_avx2>;
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    if (isa >= Isa::kAvx512) return pack_words<int8_t, pack_word_avx512>;
+  }
+#endif
+  (void)isa;
+  return pack_words<T, pack_word_scalar<T>>;
+}
+
+template <class T>
+inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode,
+                          float thr, Isa isa) {
+  return select_pack_kernel<T>(isa)(x, K, out, t0, t1, mode, thr);
 }
 
 // One plane-word pair (n <= 32 elements) to dense values.
