@@ -20,7 +20,7 @@ import triton.language as tl
 from .. import format as fmt
 from .._checks import check_threshold
 from .._conv_checks import alloc_named, check_conv, conv_out_empty
-from .gemm import _popc32, _store_c
+from .gemm import _store_c, _xnor_words
 from .launch import cdiv, launch
 
 
@@ -85,13 +85,7 @@ def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd,
                 mb = (rn[:, None] < OG) & (rw[None, :] < WG)
                 a_row = x_ptr + xb[:, None] + rw[None, :]
                 b_row = w_ptr + wb[:, None] + rw[None, :]
-                ga = tl.load(a_row, mask=ma, other=0).to(tl.uint32, bitcast=True)
-                sa = tl.load(a_row + WG, mask=ma, other=0).to(tl.uint32, bitcast=True)
-                gb = tl.load(b_row, mask=mb, other=0).to(tl.uint32, bitcast=True)
-                sb = tl.load(b_row + WG, mask=mb, other=0).to(tl.uint32, bitcast=True)
-                g = ga[:, None, :] & gb[None, :, :]
-                xx = g & (sa[:, None, :] ^ sb[None, :, :])
-                acc += tl.sum((_popc32(g, HW_POPC) - 2 * _popc32(xx, HW_POPC)).to(tl.int32), axis=2)
+                acc += _xnor_words(a_row, b_row, ma, mb, WG, WG, HW_POPC)
     col0 = gi * OG  # this group's first output channel
     if PACK:  # col0 and the tile's first column are multiples of 32 (BN = 32): one word per row
         word = (col0 + pn * BN) // 32

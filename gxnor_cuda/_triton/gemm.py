@@ -35,6 +35,19 @@ def _popc32(x, HW_POPC: tl.constexpr):
 
 
 @triton.jit
+def _xnor_words(a_row, b_row, ma, mb, a_plane, b_plane, HW_POPC: tl.constexpr):
+    """Gated-XNOR dot products of a (BM, BW) and a (BN, BW) tile of gate words (sign words one plane
+    further on): the (BM, BN) int32 sums over the BW words, masked words read as 0 (gate off)."""
+    ga = tl.load(a_row, mask=ma, other=0).to(tl.uint32, bitcast=True)
+    sa = tl.load(a_row + a_plane, mask=ma, other=0).to(tl.uint32, bitcast=True)
+    gb = tl.load(b_row, mask=mb, other=0).to(tl.uint32, bitcast=True)
+    sb = tl.load(b_row + b_plane, mask=mb, other=0).to(tl.uint32, bitcast=True)
+    g = ga[:, None, :] & gb[None, :, :]
+    x = g & (sa[:, None, :] ^ sb[None, :, :])
+    return tl.sum((_popc32(g, HW_POPC) - 2 * _popc32(x, HW_POPC)).to(tl.int32), axis=2)
+
+
+@triton.jit
 def _tile(M, BM: tl.constexpr, BN: tl.constexpr):
     """Rows and columns of this program's tile on a 1-D grid, M tiles fastest (int64)."""
     tm = tl.cdiv(M, BM)
@@ -72,13 +85,7 @@ def _xnor_popcount_kernel(a_ptr, b_ptr, c_ptr, scale_ptr, bias_ptr, M, N, W,
         mb = (rn[:, None] < N) & (rw[None, :] < W)
         a_row = a_ptr + rm[:, None].to(tl.int64) * 2 * W + rw[None, :]
         b_row = b_ptr + rn[:, None].to(tl.int64) * 2 * W + rw[None, :]
-        ga = tl.load(a_row, mask=ma, other=0).to(tl.uint32, bitcast=True)
-        sa = tl.load(a_row + W, mask=ma, other=0).to(tl.uint32, bitcast=True)
-        gb = tl.load(b_row, mask=mb, other=0).to(tl.uint32, bitcast=True)
-        sb = tl.load(b_row + W, mask=mb, other=0).to(tl.uint32, bitcast=True)
-        g = ga[:, None, :] & gb[None, :, :]
-        x = g & (sa[:, None, :] ^ sb[None, :, :])
-        acc += tl.sum((_popc32(g, HW_POPC) - 2 * _popc32(x, HW_POPC)).to(tl.int32), axis=2)
+        acc += _xnor_words(a_row, b_row, ma, mb, W, W, HW_POPC)
     _store_c(acc, c_ptr, scale_ptr, bias_ptr, rm, rn, M, N, HAS_SCALE, HAS_BIAS, FLOAT_OUT)
 
 

@@ -27,31 +27,20 @@ __global__ void __launch_bounds__(kThr* kThr)
   const int64_t gi = blockIdx.z, i0 = static_cast<int64_t>(blockIdx.x) * kTile,
                 j0 = static_cast<int64_t>(blockIdx.y) * kTile;
   int acc[kReg][kReg];
-#pragma unroll
-  for (int i = 0; i < kReg; ++i)
-#pragma unroll
-    for (int j = 0; j < kReg; ++j) acc[i][j] = 0;
-  for (int64_t w0 = 0; w0 < Kw; w0 += kChunk) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int idx = tid + e * kThr * kThr;
-      const int row = idx / (2 * kChunk), plane = (idx / kChunk) % 2, wl = idx % kChunk;
-      const int64_t m = i0 + row, jc = j0 + row, gw = w0 + wl;
-      const int64_t tap = gw / s.wg, wi = gw % s.wg;
-      uint32_t av = 0u, bv = 0u;
-      if (m < M && gw < Kw) {
-        const int64_t off = s.src(m, tap / s.kw, tap % s.kw, gi);
-        if (off >= 0) av = static_cast<uint32_t>(x[off + plane * s.wg + wi]);
-      }
-      if (jc < og && gw < Kw)
-        bv = static_cast<uint32_t>(w[(((gi * og + jc) * taps + tap) * 2 + plane) * s.wg + wi]);
-      As[row][plane][wl] = av;
-      Bs[row][plane][wl] = bv;
-    }
-    __syncthreads();
-    xnor_tile_chunk(As, Bs, tx, ty, acc);
-    __syncthreads();
-  }
+  xnor_tile_loop(
+      Kw,
+      [&](int row, int plane, int64_t gw, uint32_t& av, uint32_t& bv) {
+        const int64_t m = i0 + row, jc = j0 + row, tap = gw / s.wg, wi = gw % s.wg;
+        uint32_t xa = 0u, wb = 0u;
+        if (m < M && gw < Kw) {
+          const int64_t off = s.src(m, tap / s.kw, tap % s.kw, gi);
+          if (off >= 0) xa = static_cast<uint32_t>(x[off + plane * s.wg + wi]);
+        }
+        if (jc < og && gw < Kw)
+          wb = static_cast<uint32_t>(w[(((gi * og + jc) * taps + tap) * 2 + plane) * s.wg + wi]);
+        av = xa, bv = wb;
+      },
+      As, Bs, acc);
   if (c_pack) {
     __shared__ uint8_t Ps[kTile][kTile];  // bit 0: nonzero (gate), bit 1: negative (sign)
 #pragma unroll

@@ -16,27 +16,17 @@ __global__ void __launch_bounds__(kThr* kThr)
                      int32_t* __restrict__ c_int, float* __restrict__ c_float) {
   __shared__ uint32_t As[kTile][2][kChunk];
   __shared__ uint32_t Bs[kTile][2][kChunk];
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kThr + tx;
+  const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kTile, j0 = static_cast<int64_t>(blockIdx.y) * kTile;
   int acc[kReg][kReg];
-#pragma unroll
-  for (int i = 0; i < kReg; ++i)
-#pragma unroll
-    for (int j = 0; j < kReg; ++j) acc[i][j] = 0;
-  for (int64_t w0 = 0; w0 < W; w0 += kChunk) {
-    // 64 rows x 2 planes x 8 words = 1024 words per operand; 4 per thread.
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int idx = tid + e * kThr * kThr;
-      const int row = idx / (2 * kChunk), plane = (idx / kChunk) % 2, w = idx % kChunk;
-      const int64_t ga = i0 + row, gb = j0 + row, gw = w0 + w;
-      As[row][plane][w] = (ga < M && gw < W) ? static_cast<uint32_t>(a[ga * 2 * W + plane * W + gw]) : 0u;
-      Bs[row][plane][w] = (gb < N && gw < W) ? static_cast<uint32_t>(b[gb * 2 * W + plane * W + gw]) : 0u;
-    }
-    __syncthreads();
-    xnor_tile_chunk(As, Bs, tx, ty, acc);
-    __syncthreads();
-  }
+  xnor_tile_loop(
+      W,
+      [&](int row, int plane, int64_t gw, uint32_t& av, uint32_t& bv) {
+        const int64_t ga = i0 + row, gb = j0 + row;
+        av = (ga < M && gw < W) ? static_cast<uint32_t>(a[ga * 2 * W + plane * W + gw]) : 0u;
+        bv = (gb < N && gw < W) ? static_cast<uint32_t>(b[gb * 2 * W + plane * W + gw]) : 0u;
+      },
+      As, Bs, acc);
 #pragma unroll
   for (int i = 0; i < kReg; ++i)
 #pragma unroll

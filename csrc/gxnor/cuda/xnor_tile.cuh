@@ -31,6 +31,32 @@ __device__ __forceinline__ void xnor_tile_chunk(const uint32_t (&As)[kTile][2][k
   }
 }
 
+// The K loop of a 64x64 tile, shared by the GEMM and conv kernels: words [0, words) in chunks of
+// kChunk word pairs; per chunk each thread loads 4 of the 64 rows x 2 planes x kChunk words of
+// each operand into shared memory, load(row, plane, word, a, b) setting the A and B words (0
+// outside the operands), then the block multiplies the chunk into acc.
+template <class Load>
+__device__ __forceinline__ void xnor_tile_loop(int64_t words, const Load& load,
+                                               uint32_t (&As)[kTile][2][kChunk],
+                                               uint32_t (&Bs)[kTile][2][kChunk], int (&acc)[kReg][kReg]) {
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kThr + tx;
+#pragma unroll
+  for (int i = 0; i < kReg; ++i)
+#pragma unroll
+    for (int j = 0; j < kReg; ++j) acc[i][j] = 0;
+  for (int64_t w0 = 0; w0 < words; w0 += kChunk) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int idx = tid + e * kThr * kThr;
+      const int row = idx / (2 * kChunk), plane = (idx / kChunk) % 2, wl = idx % kChunk;
+      load(row, plane, w0 + wl, As[row][plane][wl], Bs[row][plane][wl]);
+    }
+    __syncthreads();
+    xnor_tile_chunk(As, Bs, tx, ty, acc);
+    __syncthreads();
+  }
+}
+
 // Epilogue for one C element: int32, or float32 acc * scale[col] + bias[col].
 __device__ __forceinline__ void store_c(int64_t idx, int64_t col, int v, const float* scale,
                                         const float* bias, int32_t* c_int, float* c_float) {
