@@ -108,18 +108,41 @@ def launches() -> int:
     return int(lib().gxnor_emu_launches())
 
 
-def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
-    M, N, W = a.shape[0], b.shape[0], a.shape[2]
+def _gemm_out(fn, operands: list, M: int, N: int, scale, bias, what: str) -> torch.Tensor:
+    """Run a GEMM entry point fn(*operands, scale, bias, c_int, c_float, stream) into a poisoned output."""
     fl = scale is not None or bias is not None
-    out = torch.full((M, N), -7, dtype=torch.float32 if fl else torch.int32)  # poisoned
+    out = torch.full((M, N), -7, dtype=torch.float32 if fl else torch.int32)
     null = ctypes.c_void_p(0)
     sc = scale.contiguous() if scale is not None else None
     bi = bias.contiguous() if bias is not None else None
-    _ok(lib().gxnor_cuda_xnor_gemm(_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N),
-                                   ctypes.c_int64(W), _p(sc) if sc is not None else null,
-                                   _p(bi) if bi is not None else null, null if fl else _p(out),
-                                   _p(out) if fl else null, None), "xnor_gemm")
+    _ok(fn(*operands, _p(sc) if sc is not None else null, _p(bi) if bi is not None else null,
+           null if fl else _p(out), _p(out) if fl else null, None), what)
     return out
+
+
+def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+    M, N, W = a.shape[0], b.shape[0], a.shape[2]
+    ops = [_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N), ctypes.c_int64(W)]
+    return _gemm_out(lib().gxnor_cuda_xnor_gemm, ops, M, N, scale, bias, "xnor_gemm")
+
+
+def to_tc16(p: torch.Tensor, K: int) -> torch.Tensor:
+    """Format v1 rows (R, 2, W) -> the tensor-core layout tc16 (R, T) through the CUDA kernel."""
+    from gxnor_cuda._triton.tc import tc_words
+
+    R, W, T = p.shape[0], p.shape[2], tc_words(K)
+    out = torch.full((R, T), -7, dtype=torch.int32)
+    _ok(lib().gxnor_cuda_to_tc16(_p(p.contiguous()), ctypes.c_int64(R), ctypes.c_int64(W), ctypes.c_int64(T),
+                                 _p(out), None), "to_tc16")
+    return out
+
+
+def xnor_gemm_tc(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+    """xnor_gemm through the CUDA tensor-core kernel (mma.sync emulated): both operands to tc16 first."""
+    at, bt = to_tc16(a, K), to_tc16(b, K)
+    M, N, T = at.shape[0], bt.shape[0], at.shape[1]
+    ops = [_p(at), _p(bt), ctypes.c_int64(M), ctypes.c_int64(N), ctypes.c_int64(T)]
+    return _gemm_out(lib().gxnor_cuda_xnor_gemm_tc, ops, M, N, scale, bias, "xnor_gemm_tc")
 
 
 def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increment=False, rng=2) -> torch.Tensor:

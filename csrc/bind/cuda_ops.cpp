@@ -1,6 +1,7 @@
 // CUDA bindings: checks arguments, allocates outputs and calls the torch-free kernels of
 // csrc/gxnor/cuda through their C API on the current stream; TORCH_LIBRARY_IMPL(gxnor, CUDA).
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -100,6 +101,10 @@ at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
   return count;
 }
 
+// The "tc" condition of gxnor_cuda.functional.gpu_gemm_method, for the native CUDA op (on sm_80 and
+// newer): B fills the 128-column tile's columns and K amortises the layout pass; 4096 K fits int32.
+bool gemm_uses_tc(int64_t N, int64_t K) { return N >= 64 && K >= 256 && K < (int64_t(1) << 19); }
+
 at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                           const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(a_in, "a", c10::DeviceType::CUDA);
@@ -115,12 +120,26 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const at::Tensor sc = scale ? scale->contiguous() : at::Tensor(),
                    bi = bias ? bias->contiguous() : at::Tensor();
-  check_cuda(gxnor_cuda_xnor_gemm(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W,
-                                  sc.defined() ? sc.const_data_ptr<float>() : nullptr,
-                                  bi.defined() ? bi.const_data_ptr<float>() : nullptr,
-                                  fl ? nullptr : out.data_ptr<int32_t>(),
-                                  fl ? out.data_ptr<float>() : nullptr, stream()),
-             "xnor_gemm");
+  const float* scp = sc.defined() ? sc.const_data_ptr<float>() : nullptr;
+  const float* bip = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
+  int32_t* c_int = fl ? nullptr : out.data_ptr<int32_t>();
+  float* c_float = fl ? out.data_ptr<float>() : nullptr;
+  if (gemm_uses_tc(N, K) && at::cuda::getDeviceProperties(a_in.device().index())->major >= 8) {
+    // int8 tensor cores (tc_gemm.cu): both operands to the tc16 layout, one memory-bound pass each
+    const int64_t T = 8 * ((K + 127) / 128);
+    const at::Tensor ta = at::empty({M, T}, a.options()), tb = at::empty({N, T}, b.options());
+    check_cuda(gxnor_cuda_to_tc16(a.const_data_ptr<int32_t>(), M, W, T, ta.data_ptr<int32_t>(), stream()),
+               "xnor_gemm (tc16 layout of a)");
+    check_cuda(gxnor_cuda_to_tc16(b.const_data_ptr<int32_t>(), N, W, T, tb.data_ptr<int32_t>(), stream()),
+               "xnor_gemm (tc16 layout of b)");
+    check_cuda(gxnor_cuda_xnor_gemm_tc(ta.const_data_ptr<int32_t>(), tb.const_data_ptr<int32_t>(), M, N, T,
+                                       scp, bip, c_int, c_float, stream()),
+               "xnor_gemm (tensor cores)");
+  } else {
+    check_cuda(gxnor_cuda_xnor_gemm(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, scp,
+                                    bip, c_int, c_float, stream()),
+               "xnor_gemm");
+  }
   return out;
 }
 
@@ -259,4 +278,7 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cuda);
 }
 
-TORCH_LIBRARY_FRAGMENT(gxnor_native, m) { m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs); }
+TORCH_LIBRARY_FRAGMENT(gxnor_native, m) {
+  m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs);
+  m.def("cuda_gemm_uses_tc(int N, int K) -> bool", &gxnor::bind::gemm_uses_tc);
+}

@@ -21,6 +21,12 @@ int gxnor_cuda_count_noncanonical(const int32_t* p, int64_t rows, int64_t K, uns
 // c_int is null) float c_float = C * scale[j] + bias[j] (scale/bias may be null).
 int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
                          const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
+// Format v1 rows (rows, 2, W) -> the tensor-core layout tc16 (rows, T), T = 8 ceil(K / 128) >= 2 W.
+int gxnor_cuda_to_tc16(const int32_t* p, int64_t rows, int64_t W, int64_t T, int32_t* out, void* stream);
+// C (M, N) = a_dense @ b_dense.T for a (M, T), b (N, T) in tc16 on int8 tensor cores (mma.sync,
+// sm_80 and newer; K < 2^19; returns 1 when T is not a multiple of 8); epilogue as xnor_gemm.
+int gxnor_cuda_xnor_gemm_tc(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t T,
+                            const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
 // Packed channels-last conv: x (n, h, w, g, 2, wg), w (o, kh, kw, 2, wg); shape16 = the 16 fields of
 // gxnor::ConvShape (csrc/gxnor/conv_shape.h) in order. Output (n, ho, wo, o): int32 into c_int, or
 // (when c_int is null) float32 c_float = C * scale[oc] + bias[oc].

@@ -17,6 +17,9 @@ struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 using cudaStream_t = void*;
 using cudaError_t = int;
 constexpr cudaError_t cudaSuccess = 0;
@@ -30,6 +33,8 @@ inline dim3 g_grid_dim;
 inline std::barrier<>* g_block_barrier = nullptr;
 inline std::vector<std::unique_ptr<std::barrier<>>> g_warp_barriers;
 inline std::vector<uint64_t> g_xchg;  // one slot per thread of the block
+inline std::vector<uint32_t> g_mma;   // mma.sync operands: kMmaSlots per thread of the block
+inline constexpr unsigned kMmaSlots = 6;
 inline std::atomic<int64_t> g_launches{0};
 
 inline unsigned linear_tid() {
@@ -49,6 +54,7 @@ void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   for (unsigned w = 0; w < nwarps; ++w)
     g_warp_barriers.emplace_back(std::make_unique<std::barrier<>>(w + 1 < nwarps ? 32 : nt - 32 * w));
   g_xchg.assign(nt, 0);
+  g_mma.assign(size_t(nt) * kMmaSlots, 0);
   std::vector<std::thread> threads;
   threads.reserve(nt);
   for (unsigned t = 0; t < nt; ++t) {
@@ -145,6 +151,39 @@ inline T atomicAdd(T* p, T v) {
 template <class T>
 inline T atomicOr(T* p, T v) {
   return std::atomic_ref<T>(*p).fetch_or(v);
+}
+
+// mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 for the calling warp: acc += A B with the
+// PTX ISA's fragment layouts (groupID g = lane >> 2, t = lane % 4): A (16 x 32, row-major) a[r]
+// holds rows g (r even) or g + 8 (r odd) at k = 4 t + [0, 4) (r < 2) or 16 + 4 t + [0, 4), byte i
+// = k % 4; B (32 x 8, column-major) b[r] holds column g at k = 4 t + 16 r + [0, 4); the 16 x 8
+// accumulator acc[i] is row g (i < 2) or g + 8, column 2 t + i % 2.
+inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const unsigned tid = gxemu::linear_tid(), lane = tid & 31u, base = tid - lane;
+  uint32_t* mine = &gxemu::g_mma[size_t(tid) * gxemu::kMmaSlots];
+  for (int r = 0; r < 4; ++r) mine[r] = a[r];
+  mine[4] = b[0], mine[5] = b[1];
+  gxemu::warp_sync();
+  auto byte = [](uint32_t w, int i) { return static_cast<int>(static_cast<int8_t>(w >> (8 * i))); };
+  auto A = [&](int row, int k) {  // the lane and register holding A[row][k]
+    const unsigned l = (row % 8) * 4 + (k % 16) / 4;
+    const int r = (row >= 8) + 2 * (k >= 16);
+    return byte(gxemu::g_mma[size_t(base + l) * gxemu::kMmaSlots + r], k % 4);
+  };
+  auto B = [&](int k, int col) {
+    const unsigned l = col * 4 + (k % 16) / 4;
+    return byte(gxemu::g_mma[size_t(base + l) * gxemu::kMmaSlots + 4 + (k >= 16)], k % 4);
+  };
+  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
+  int out[4];
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >= 2), col = 2 * t + i % 2;
+    int sum = acc[i];
+    for (int k = 0; k < 32; ++k) sum += A(row, k) * B(k, col);
+    out[i] = sum;
+  }
+  gxemu::warp_sync();  // every lane has read the operands before any lane writes new ones
+  for (int i = 0; i < 4; ++i) acc[i] = out[i];
 }
 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }

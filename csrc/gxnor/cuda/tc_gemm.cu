@@ -1,0 +1,139 @@
+// CUDA ternary x ternary GEMM on int8 tensor cores (torch-free): mma.sync m16n8k32 (sm_80 and
+// newer) on operands in the tensor-core layout tc16 (gxnor_cuda/_triton/tc.py: word t of a row holds
+// the 16 values k = 16 t + 4 p + j as 2-bit codes, so `(word << 2 p) & 0xC0C0C0C0` is four int8
+// 64 v, consecutive k, in one register). That is exactly a fragment register: lane (g, t) of an
+// m16n8k32 MMA holds k = 4 t + [0, 4) of its row in a0 / a1 and k = 16 + 4 t + [0, 4) in a2 / a3,
+// so the decode is one shift by 2 t and one AND per register, 0.5 integer instructions per value.
+// Both operands are 64x their values: the int32 accumulator holds 4096 C (exact while K < 2^19),
+// shifted back in the epilogue.
+//
+//   CTA tile 128 x 128, 8 warps as 2 (M) x 4 (N), warp tile 64 x 32 = 4 x 4 MMAs of 16 x 8
+//   K step 128 values = 8 words per row; shared As / Bs [2 buffers][128 rows][8 words] (16 KiB)
+//   each thread loads 16 B of A and 16 B of B per step, the next step's into registers while the
+//   warps multiply the current buffer (one barrier per step)
+//
+// Rows past M or N read the last valid row and are not stored (no masks in the loop).
+#include "../format.h"
+#include "api.h"
+#include "compat.cuh"
+#include "xnor_tile.cuh"
+
+namespace gxnor::cuda {
+
+constexpr int kTcBM = 128, kTcBN = 128, kTcWords = 8, kTcThreads = 256;
+constexpr uint32_t kTcMask = 0xC0C0C0C0u;
+
+// Format v1 rows (rows, 2, W) -> tc16 (rows, T): one output word (16 values) per thread.
+__global__ void to_tc16_kernel(const int32_t* __restrict__ p, int64_t rows, int64_t W, int64_t T,
+                               int32_t* __restrict__ out) {
+  const int64_t n = rows * T;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / T, t = i % T, wi = t / 2;
+    uint32_t g = 0u, s = 0u;
+    if (wi < W) {
+      const int sh = static_cast<int>(t % 2) * 16;
+      g = (static_cast<uint32_t>(p[r * 2 * W + wi]) >> sh) & 0xFFFFu;
+      s = (static_cast<uint32_t>(p[r * 2 * W + W + wi]) >> sh) & 0xFFFFu;
+    }
+    uint32_t w = 0u;
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+      const int pos = 8 * (k % 4) + 6 - 2 * (k / 4);  // value k = 4 p + j at bits 8 j + 6 - 2 p, + 1
+      w |= ((g >> k) & 1u) << pos;
+      w |= ((s >> k) & 1u) << (pos + 1);
+    }
+    out[i] = static_cast<int32_t>(w);
+  }
+}
+
+__global__ void __launch_bounds__(kTcThreads)
+    xnor_tc_gemm_kernel(const int32_t* __restrict__ a, const int32_t* __restrict__ b, int64_t M, int64_t N,
+                        int64_t T, const float* __restrict__ scale, const float* __restrict__ bias,
+                        int32_t* __restrict__ c_int, float* __restrict__ c_float) {
+  __shared__ uint32_t As[2][kTcBM][kTcWords];
+  __shared__ uint32_t Bs[2][kTcBN][kTcWords];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;  // the warp's tile in the CTA tile
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kTcBM, j0 = static_cast<int64_t>(blockIdx.y) * kTcBN;
+  // Loader: row tid / 2, words 4 (tid % 2) .. + 3 of A and of B.
+  const int lr = tid >> 1, lc = (tid & 1) * 4;
+  const int64_t ar = i0 + lr < M ? i0 + lr : M - 1, br = j0 + lr < N ? j0 + lr : N - 1;
+  const uint4* ap = reinterpret_cast<const uint4*>(a + ar * T + lc);
+  const uint4* bp = reinterpret_cast<const uint4*>(b + br * T + lc);
+  const int sh = 2 * t;
+  int acc[4][4][4];
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0;
+  const int steps = static_cast<int>(T / kTcWords);  // T < 2^16 (K < 2^19)
+  uint4 ra = *ap, rb = *bp;
+  for (int st = 0; st < steps; ++st) {
+    const int buf = st & 1;
+    *reinterpret_cast<uint4*>(&As[buf][lr][lc]) = ra;
+    *reinterpret_cast<uint4*>(&Bs[buf][lr][lc]) = rb;
+    __syncthreads();
+    if (st + 1 < steps) {  // the next step's words, in flight while this one multiplies
+      ap += kTcWords / 4, bp += kTcWords / 4;
+      ra = *ap, rb = *bp;
+    }
+#pragma unroll
+    for (int ks = 0; ks < kTcWords / 2; ++ks) {  // k32 sub-steps: words 2 ks (k < 16) and 2 ks + 1
+      uint32_t af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const uint32_t* r0 = As[buf][wm + 16 * mi + g];
+        const uint32_t* r8 = As[buf][wm + 16 * mi + g + 8];
+        af[mi][0] = (r0[2 * ks] << sh) & kTcMask;
+        af[mi][1] = (r8[2 * ks] << sh) & kTcMask;
+        af[mi][2] = (r0[2 * ks + 1] << sh) & kTcMask;
+        af[mi][3] = (r8[2 * ks + 1] << sh) & kTcMask;
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const uint32_t* c0 = Bs[buf][wn + 8 * ni + g];
+        bf[ni][0] = (c0[2 * ks] << sh) & kTcMask;
+        bf[ni][1] = (c0[2 * ks + 1] << sh) & kTcMask;
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) gx_mma_m16n8k32_s8(acc[mi][ni], af[mi], bf[ni]);
+    }
+  }
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t r = i0 + wm + 16 * mi + g + 8 * (i >> 1), c = j0 + wn + 8 * ni + 2 * t + (i & 1);
+        if (r < M && c < N) store_c(r * N + c, c, acc[mi][ni][i] >> 12, scale, bias, c_int, c_float);
+      }
+}
+
+}  // namespace gxnor::cuda
+
+extern "C" int gxnor_cuda_to_tc16(const int32_t* p, int64_t rows, int64_t W, int64_t T, int32_t* out,
+                                  void* stream) {
+  using namespace gxnor::cuda;
+  if (rows * T == 0) return 0;
+  GX_LAUNCH(to_tc16_kernel, dim3(grid_for(rows * T, 256)), dim3(256), 0, stream, p, rows, W, T, out);
+  return static_cast<int>(cudaGetLastError());
+}
+
+extern "C" int gxnor_cuda_xnor_gemm_tc(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t T,
+                                       const float* scale, const float* bias, int32_t* c_int, float* c_float,
+                                       void* stream) {
+  using namespace gxnor::cuda;
+  if (T % kTcWords != 0) return 1;  // the tc16 layout pads rows to whole 128-value steps
+  if (M == 0 || N == 0) return 0;
+  const dim3 grid = tile_grid(ceil_div(M, kTcBM), ceil_div(N, kTcBN), 1);
+  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: N past 65535 tiles
+  GX_LAUNCH(xnor_tc_gemm_kernel, grid, dim3(kTcThreads), 0, stream, a, b, M, N, T, scale, bias, c_int,
+            c_float);
+  return static_cast<int>(cudaGetLastError());
+}

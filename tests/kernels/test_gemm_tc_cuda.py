@@ -1,0 +1,58 @@
+"""The CUDA tensor-core GEMM (csrc/gxnor/cuda/tc_gemm.cu: mma.sync m16n8k32 on the tc16 layout),
+run through the host emulation, whose mma.sync follows the PTX ISA's fragment layouts: the layout
+conversion equals the reference's, and the products are bit-exact against the reference GEMM."""
+
+import pytest
+import torch
+
+import gxnor_cuda  # noqa: F401  (the native ops)
+import gxnor_cuda.reference as ref
+from tests import emu
+from tests.helpers import rand_ternary
+
+# Tile tails in M and N (CTA tile 128 x 128), K tails inside a 128-value step, one and several steps.
+SHAPES = [(1, 1, 1), (5, 7, 33), (16, 70, 256), (130, 129, 300), (129, 257, 1000)]
+
+
+def packed(rows, K):
+    return ref.pack_ternary(rand_ternary(rows, K))
+
+
+@pytest.mark.parametrize("R,K", [(1, 1), (3, 127), (5, 128), (7, 300), (2, 1025)])
+def test_to_tc16_matches_reference(R, K):
+    p = packed(R, K)
+    assert torch.equal(emu.to_tc16(p, K), ref.to_tc_layout(p, K))
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_xnor_gemm_tc_bit_exact(M, N, K):
+    a, b = packed(M, K), packed(N, K)
+    got = emu.xnor_gemm_tc(a, b, K)
+    assert got.dtype == torch.int32 and torch.equal(got, ref.xnor_gemm(a, b, K))
+
+
+def test_xnor_gemm_tc_extreme_sums():
+    # all-ones and all-minus-ones rows: |C| = K at the top of the range the int32 4096 C must hold
+    K = 1000
+    a = ref.pack_ternary(torch.tensor([[1.0] * K, [-1.0] * K, [0.0] * K]))
+    b = ref.pack_ternary(torch.cat([torch.ones(4, K), -torch.ones(5, K)]))
+    assert torch.equal(emu.xnor_gemm_tc(a, b, K), ref.xnor_gemm(a, b, K))
+
+
+def test_xnor_gemm_tc_epilogue():
+    M, N, K = 9, 13, 200
+    a, b = packed(M, K), packed(N, K)
+    scale, bias = torch.randn(N), torch.randn(N)
+    torch.testing.assert_close(emu.xnor_gemm_tc(a, b, K, scale, bias), ref.xnor_gemm(a, b, K, scale, bias),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not hasattr(torch.ops.gxnor_native, "cuda_gemm_uses_tc"), reason="built without CUDA")
+def test_native_tc_rule_is_the_python_rule():
+    """The native CUDA op sends the shapes of gpu_gemm_method's "tc" route to the tensor-core kernel."""
+    from gxnor_cuda.functional import gpu_gemm_method
+
+    for N in (1, 63, 64, 65, 4096):
+        for K in (1, 255, 256, 1000, 2**19 - 1, 2**19):
+            want = gpu_gemm_method(16, N, K, 8) == "tc"
+            assert torch.ops.gxnor_native.cuda_gemm_uses_tc(N, K) == want, (N, K)
