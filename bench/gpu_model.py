@@ -167,9 +167,9 @@ def _cuda_kernels():
     if sass.skip_reason():
         return
     for (arch, name), text in sass.kernels().items():
-        if "xnor_tc_gemm_kernel" in name:  # 128x128 C tile per 256-thread block, K step 128 values
+        if "xnor_tc_gemm_kernel" in name:  # 128x128 C tile per 128-thread block, K step 128 values
             yield {"name": "cuda tc gemm 128x128 (mma.sync)", "arch": int(arch[3:]), "sass": text,
-                   "cta_macs": 128 * 128 * 128, "warps": 8, "regs": 0, "bm": 128, "bn": 128}
+                   "cta_macs": 128 * 128 * 128, "warps": 4, "regs": 0, "bm": 128, "bn": 128}
         elif "xnor_gemm_kernel" in name or "xnor_conv2d_kernel" in name:
             # 64x64 C tile per 256-thread block, K chunks of 8 word pairs (256 values) per iteration
             yield {"name": f"cuda {'gemm' if 'gemm' in name else 'conv'} 64x64", "arch": int(arch[3:]), "sass": text,

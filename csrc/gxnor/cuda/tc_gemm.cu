@@ -7,9 +7,10 @@
 // Both operands are 64x their values: the int32 accumulator holds 4096 C (exact while K < 2^19),
 // shifted back in the epilogue.
 //
-//   CTA tile 128 x 128, 8 warps as 2 (M) x 4 (N), warp tile 64 x 32 = 4 x 4 MMAs of 16 x 8
+//   CTA tile 128 x 128, 4 warps as 2 (M) x 2 (N), warp tile 64 x 64 = 4 x 8 MMAs of 16 x 8 (a warp
+//   decodes 64 A and 64 B fragment registers per step and reads 4 KiB of shared memory for 2^19 MACs)
 //   K step 128 values = 8 words per row; shared As / Bs [2 buffers][128 rows][8 words] (16 KiB)
-//   each thread loads 16 B of A and 16 B of B per step, the next step's into registers while the
+//   each thread loads 32 B of A and 32 B of B per step, the next step's into registers while the
 //   warps multiply the current buffer (one barrier per step)
 //
 // Rows past M or N read the last valid row and are not stored (no masks in the loop).
@@ -20,7 +21,7 @@
 
 namespace gxnor::cuda {
 
-constexpr int kTcBM = 128, kTcBN = 128, kTcWords = 8, kTcThreads = 256;
+constexpr int kTcBM = 128, kTcBN = 128, kTcWords = 8, kTcThreads = 128, kTcMI = 4, kTcNI = 8;
 constexpr uint32_t kTcMask = 0xC0C0C0C0u;
 
 // Format v1 rows (rows, 2, W) -> tc16 (rows, T): one output word (16 values) per thread.
@@ -54,37 +55,37 @@ __global__ void __launch_bounds__(kTcThreads)
   __shared__ uint32_t As[2][kTcBM][kTcWords];
   __shared__ uint32_t Bs[2][kTcBN][kTcWords];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;  // the warp's tile in the CTA tile
+  const int wm = (warp >> 1) * 64, wn = (warp & 1) * 64;  // the warp's tile in the CTA tile
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kTcBM, j0 = static_cast<int64_t>(blockIdx.y) * kTcBN;
-  // Loader: row tid / 2, words 4 (tid % 2) .. + 3 of A and of B.
-  const int lr = tid >> 1, lc = (tid & 1) * 4;
-  const int64_t ar = i0 + lr < M ? i0 + lr : M - 1, br = j0 + lr < N ? j0 + lr : N - 1;
-  const uint4* ap = reinterpret_cast<const uint4*>(a + ar * T + lc);
-  const uint4* bp = reinterpret_cast<const uint4*>(b + br * T + lc);
+  // Loader: row tid of A and of B, its 8 words as two 16-byte halves.
+  const int64_t ar = i0 + tid < M ? i0 + tid : M - 1, br = j0 + tid < N ? j0 + tid : N - 1;
+  const uint4* ap = reinterpret_cast<const uint4*>(a + ar * T);
+  const uint4* bp = reinterpret_cast<const uint4*>(b + br * T);
   const int sh = 2 * t;
-  int acc[4][4][4];
+  int acc[kTcMI][kTcNI][4];
 #pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
+  for (int mi = 0; mi < kTcMI; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < kTcNI; ++ni)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0;
   const int steps = static_cast<int>(T / kTcWords);  // T < 2^16 (K < 2^19)
-  uint4 ra = *ap, rb = *bp;
+  uint4 ra0 = ap[0], ra1 = ap[1], rb0 = bp[0], rb1 = bp[1];
   for (int st = 0; st < steps; ++st) {
     const int buf = st & 1;
-    *reinterpret_cast<uint4*>(&As[buf][lr][lc]) = ra;
-    *reinterpret_cast<uint4*>(&Bs[buf][lr][lc]) = rb;
+    uint4* as = reinterpret_cast<uint4*>(As[buf][tid]);
+    uint4* bs = reinterpret_cast<uint4*>(Bs[buf][tid]);
+    as[0] = ra0, as[1] = ra1, bs[0] = rb0, bs[1] = rb1;
     __syncthreads();
     if (st + 1 < steps) {  // the next step's words, in flight while this one multiplies
       ap += kTcWords / 4, bp += kTcWords / 4;
-      ra = *ap, rb = *bp;
+      ra0 = ap[0], ra1 = ap[1], rb0 = bp[0], rb1 = bp[1];
     }
 #pragma unroll
     for (int ks = 0; ks < kTcWords / 2; ++ks) {  // k32 sub-steps: words 2 ks (k < 16) and 2 ks + 1
-      uint32_t af[4][4], bf[4][2];
+      uint32_t af[kTcMI][4], bf[kTcNI][2];
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
+      for (int mi = 0; mi < kTcMI; ++mi) {
         const uint32_t* r0 = As[buf][wm + 16 * mi + g];
         const uint32_t* r8 = As[buf][wm + 16 * mi + g + 8];
         af[mi][0] = (r0[2 * ks] << sh) & kTcMask;
@@ -93,21 +94,21 @@ __global__ void __launch_bounds__(kTcThreads)
         af[mi][3] = (r8[2 * ks + 1] << sh) & kTcMask;
       }
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) {
+      for (int ni = 0; ni < kTcNI; ++ni) {
         const uint32_t* c0 = Bs[buf][wn + 8 * ni + g];
         bf[ni][0] = (c0[2 * ks] << sh) & kTcMask;
         bf[ni][1] = (c0[2 * ks + 1] << sh) & kTcMask;
       }
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
+      for (int mi = 0; mi < kTcMI; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) gx_mma_m16n8k32_s8(acc[mi][ni], af[mi], bf[ni]);
+        for (int ni = 0; ni < kTcNI; ++ni) gx_mma_m16n8k32_s8(acc[mi][ni], af[mi], bf[ni]);
     }
   }
 #pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
+  for (int mi = 0; mi < kTcMI; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < kTcNI; ++ni)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int64_t r = i0 + wm + 16 * mi + g + 8 * (i >> 1), c = j0 + wn + 8 * ni + 2 * t + (i & 1);
