@@ -17,7 +17,8 @@ Native Arithmetic Instructions", compute capability 8.0 / 9.0):
   fp32 add, mul, fma 64 / 128; 32-bit integer add, logic, shift, compare, min/max, multiply-add 64;
   population count 16; conversions 16; warp shuffle 32; shared-memory load/store one warp per clock.
 Tensor cores and clocks from the A100 and H100 (SXM) datasheets: dense int8 624 / 1979 TOPS, bf16
-312 / 989 TFLOPS, 108 / 132 SMs at 1.41 / 1.83 GHz (the clocks the datasheet peaks use), DRAM
+312 / 989 TFLOPS, binary 4992 TOPS on the A100 (none listed for the H100: the binary kernel is not
+modelled there), 108 / 132 SMs at 1.41 / 1.83 GHz (the clocks the datasheet peaks use), DRAM
 2.04 / 3.35 TB/s. cuBLAS is assumed to reach 75 % of the dense peaks.
 """
 
@@ -33,14 +34,14 @@ from common import emit  # noqa: E402
 
 from gxnor_cuda._triton.aot import INT_OPS, MAC_CLASSES, hot_loop, parse  # noqa: E402, F401
 
-GPUS = {  # sm, SMs, GHz, dense int8 / bf16 MACs per clock per SM, DRAM B/s
-    "A100 SXM": dict(sm=80, sms=108, ghz=1.41, int8=2048, bf16=1024, dram=2.04e12, fp32=64),
-    "H100 SXM": dict(sm=90, sms=132, ghz=1.83, int8=4096, bf16=2048, dram=3.35e12, fp32=128),
+GPUS = {  # sm, SMs, GHz, dense int8 / bf16 / binary MACs per clock per SM, DRAM B/s
+    "A100 SXM": dict(sm=80, sms=108, ghz=1.41, int8=2048, bf16=1024, b1=16384, dram=2.04e12, fp32=64),
+    "H100 SXM": dict(sm=90, sms=132, ghz=1.83, int8=4096, bf16=2048, b1=0, dram=3.35e12, fp32=128),
 }
 CUBLAS = 0.75
 def _rate(op: str, mods: str, gpu: dict) -> tuple[str, float]:
     """(pipe, warp-instructions per clock per SM) of one instruction."""
-    if op in ("IMMA", "IGMMA", "HMMA", "HGMMA"):
+    if op in ("IMMA", "IGMMA", "HMMA", "HGMMA", "BMMA"):
         return "tensor", 1.0  # counted in MACs instead (mma_macs)
     if op == "POPC":
         return "popc", 16 / 32
@@ -62,9 +63,16 @@ def mma_macs(op: str, mods: str) -> int:
     m = re.search(r"\.(\d+)x(\d+)x(\d+)", mods)
     if op in ("IGMMA", "HGMMA") and m:
         return int(m[1]) * int(m[2]) * int(m[3]) // 4
-    shapes = {"16832": 16 * 8 * 32, "16816": 16 * 8 * 16, "8816": 8 * 8 * 16, "1688": 16 * 8 * 8, "884": 8 * 8 * 4}
+    shapes = {"168256": 16 * 8 * 256,  # BMMA: bit products
+              "16832": 16 * 8 * 32, "16816": 16 * 8 * 16, "8816": 8 * 8 * 16, "1688": 16 * 8 * 8, "884": 8 * 8 * 4}
     first = mods.split(".")[1] if mods.count(".") else ""
     return shapes.get(first, 16 * 8 * 32)  # IMMA.16832: m16 n8 k32
+
+
+def _tensor_rate(body, gpu: dict) -> float:
+    """Dense MACs per clock per SM of the loop's tensor-core instructions (binary: bit products)."""
+    ops = {i[1] for i in body}
+    return gpu["b1"] if "BMMA" in ops else gpu["int8"] if ops & {"IMMA", "IGMMA"} else gpu["bf16"]
 
 
 def predict(body, macs_per_warp_iter: float, gpu: dict) -> dict:
@@ -79,7 +87,7 @@ def predict(body, macs_per_warp_iter: float, gpu: dict) -> dict:
         load[pipe] = load.get(pipe, 0.0) + 1.0 / r  # clocks of the SM's pipe per warp-iteration
     load["issue"] = len(body) / 4.0
     if tensor_macs:
-        load["tensor"] = tensor_macs / (gpu["int8"] if any(i[1] in ("IMMA", "IGMMA") for i in body) else gpu["bf16"])
+        load["tensor"] = tensor_macs / _tensor_rate(body, gpu)
     bound = max(load, key=load.get)
     clocks = load[bound]
     tmacs = macs_per_warp_iter / clocks * gpu["sms"] * gpu["ghz"] * 1e9 / 1e12
@@ -123,9 +131,9 @@ def predict_full(body, cta_macs: float, warps: int, regs: int, gpu: dict) -> dic
     rest["issue"] = len(body) * warps / 4.0
     rest["smem"] = sum(smem_bytes(op, mods, args) for _, op, mods, args in body) * 32 * warps / 128
     mma = {"tensor": 0.0, "wgmma smem": 0.0}
-    if any(op in ("IMMA", "IGMMA", "HMMA", "HGMMA") for _, op, _, _ in body):
-        rate = gpu["int8"] if any(op in ("IMMA", "IGMMA") for _, op, _, _ in body) else gpu["bf16"]
-        mma["tensor"] = cta_macs / rate
+    if any(op in ("IMMA", "IGMMA", "HMMA", "HGMMA", "BMMA") for _, op, _, _ in body):
+        # a ternary MAC is four bit products on the binary tensor cores (pa.pb, na.nb, pa.~nb, na.~pb)
+        mma["tensor"] = cta_macs * (4 if any(i[1] == "BMMA" for i in body) else 1) / _tensor_rate(body, gpu)
         mma["wgmma smem"] = sum(wgmma_smem_bytes(op, mods, args) for _, op, mods, args in body) * warps / 4 / 128
     serial = any(op == "WARPGROUP" and "DEPBAR" in mods and args.strip().endswith("0x0") for _, op, mods, args in body)
     ctas = max(1, min(65536 // max(1, regs * warps * 32), 64 // warps))
@@ -167,7 +175,10 @@ def _cuda_kernels():
     if sass.skip_reason():
         return
     for (arch, name), text in sass.kernels().items():
-        if "xnor_tc_gemm_kernel" in name:  # 128x128 C tile per 128-thread block, K step 128 values
+        if "xnor_b1_gemm_kernel" in name:  # 128x128 C tile per 256-thread block, K step 256 values
+            yield {"name": "cuda b1 gemm 128x128 (mma.sync .b1)", "arch": int(arch[3:]), "sass": text,
+                   "cta_macs": 128 * 128 * 256, "warps": 8, "regs": 0, "bm": 128, "bn": 128}
+        elif "xnor_tc_gemm_kernel" in name:  # 128x128 C tile per 128-thread block, K step 128 values
             yield {"name": "cuda tc gemm 128x128 (mma.sync)", "arch": int(arch[3:]), "sass": text,
                    "cta_macs": 128 * 128 * 128, "warps": 4, "regs": 0, "bm": 128, "bn": 128}
         elif "xnor_gemm_kernel" in name or "xnor_conv2d_kernel" in name:
@@ -245,7 +256,7 @@ def main() -> None:
     rows = [r for gname, gpu in GPUS.items() for r in vendor_rows(gname, gpu)]
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
-            if gpu["sm"] == kern["arch"]:
+            if gpu["sm"] == kern["arch"] and (gpu["b1"] or "b1 gemm" not in kern["name"]):
                 rows += conv_rows(kern, gname, gpu) if "tc_conv" in kern["name"] else rows_for(kern, gname, gpu)
     emit("gpu_model", rows, ["kernel", "GPU", "shape", "bound", "instr/iter", "CTAs/SM", "pipes only T MAC/s",
                              "model T MAC/s", "of int8 peak", "vs cuBLAS bf16", "vs cuBLAS int8"])

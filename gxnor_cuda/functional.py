@@ -109,13 +109,17 @@ def _eager(t: torch.Tensor) -> bool:
 
 def gpu_gemm_method(M: int, N: int, K: int, sm_major: int = 8) -> str:
     """The one GPU shape rule (docs/gemm_dispatch.md): on Hopper and later, large shapes decode to
-    int8 and run cuBLASLt ("int_mm", vendor.py: it needs M > 16 and N a multiple of 8); otherwise
-    int8 tensor cores in the tc16 layout ("tc") when B fills the tile's columns and K amortises the
-    layout pass (and 4096 K fits int32; M of at most 16 takes a 16-row tile), else the CUDA-core
-    popcount kernel."""
+    int8 and run cuBLASLt ("int_mm", vendor.py: it needs M > 16 and N a multiple of 8). Otherwise,
+    when B fills the tile's columns and K amortises the layout pass (and 4096 K fits int32), tensor
+    cores: on sm_8x the native library's binary tensor-core kernel on the format v1 bit planes
+    ("b1", Triton's "tc" where the native CUDA library is missing), else int8 tensor cores in the
+    tc16 layout ("tc"; M of at most 16 takes a 16-row tile). Everything else: the CUDA-core popcount
+    kernel."""
     if sm_major >= 9 and M >= 128 and N >= 128 and N % 8 == 0 and K >= 256:
         return "int_mm"
-    return "tc" if (N >= 64 and 256 <= K < 2**19) else "popcount"
+    if N >= 64 and 256 <= K < 2**19:
+        return "b1" if sm_major == 8 and M > 16 else "tc"
+    return "popcount"
 
 
 def xnor_gemm(
@@ -135,7 +139,8 @@ def xnor_gemm(
     (fused epilogue), otherwise (M, N) int32.
     backend="triton" takes ``method`` = "popcount" | "dot" (int8 tensor cores, format v1 unpacked
     per tile) | "tc" (int8 tensor cores, tc16 layout); None picks by ``gpu_gemm_method``, which
-    also sends CUDA tensors of the default backend to the "tc" kernel when the shape suits it.
+    also sends CUDA tensors of the default backend to the vendor, native tensor-core or Triton "tc"
+    kernels when the shape suits them.
     """
     if backend is None and a.device.type == "cuda" and _eager(a):
         route = gpu_gemm_method(a.shape[0], b.shape[0], K, torch.cuda.get_device_capability(a.device)[0])
@@ -143,14 +148,16 @@ def xnor_gemm(
             from .vendor import xnor_gemm_int_mm
 
             return xnor_gemm_int_mm(a, b, K, scale, bias)
-        if route == "tc" and _backend.available("triton"):
+        if route == "b1" and _backend.available("cuda"):
+            backend = "cuda"  # the native op runs the binary tensor-core kernel on sm_8x
+        elif route in ("tc", "b1") and _backend.available("triton"):
             backend = "triton"
     if backend == "triton":
         _backend.require("triton")
         from . import _triton
 
-        m = method or gpu_gemm_method(a.shape[0], b.shape[0], K)
-        return _triton.xnor_gemm(a, b, K, scale, bias, method=m)
+        m = method or gpu_gemm_method(a.shape[0], b.shape[0], K, sm_major=9)  # Triton's own: "tc" or "popcount"
+        return _triton.xnor_gemm(a, b, K, scale, bias, method="tc" if m == "int_mm" else m)
     return _kernel("xnor_gemm", backend, a.device)(a, b, K, scale, bias)
 
 

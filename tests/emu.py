@@ -126,6 +126,13 @@ def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -
     return _gemm_out(lib().gxnor_cuda_xnor_gemm, ops, M, N, scale, bias, "xnor_gemm")
 
 
+def xnor_gemm_b1(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+    """xnor_gemm through the CUDA binary tensor-core kernel (mma.sync .b1 .and.popc emulated)."""
+    M, N, W = a.shape[0], b.shape[0], a.shape[2]
+    ops = [_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N), ctypes.c_int64(W)]
+    return _gemm_out(lib().gxnor_cuda_xnor_gemm_b1, ops, M, N, scale, bias, "xnor_gemm_b1")
+
+
 def to_tc16(p: torch.Tensor, K: int) -> torch.Tensor:
     """Format v1 rows (R, 2, W) -> the tensor-core layout tc16 (R, T) through the CUDA kernel."""
     from gxnor_cuda._triton.tc import tc_words

@@ -48,6 +48,22 @@ def test_tc_gemm_uses_tensor_cores():
         assert decode == 128 and integer / values <= 0.55, f"{arch}: {integer} integer instructions for {values} values"
 
 
+def test_b1_gemm_uses_binary_tensor_cores():
+    """The binary mma.sync kernel: 4 bit-plane MMAs per 16 x 8 tile (4 x 4 tiles per warp), format v1
+    words used as fragments after one AND / ANDN (a tenth of an integer instruction per value, loop
+    bookkeeping included: a fifth)."""
+    from gxnor_cuda._triton.aot import hot_loop, parse
+
+    k = {a: t for (a, n), t in sass.kernels().items() if "xnor_b1_gemm_kernel" in n}
+    assert set(k) >= {"sm_80", "sm_90"}, "xnor_b1_gemm_kernel missing"
+    for arch, text in k.items():
+        ops = [i[1] for i in hot_loop(parse(text))]
+        assert ops.count("BMMA") == 64, f"{arch}: expected 64 BMMA in the hot loop, found {ops.count('BMMA')}"
+        values = (16 + 8) * 32  # 16 A and 8 B words of 32 values per lane per iteration
+        integer = sum(ops.count(o) for o in ("LOP3", "SHF", "IMAD", "IADD3", "LEA", "SEL", "ISETP"))
+        assert ops.count("LOP3") / values <= 0.1 and integer / values <= 0.2, f"{arch}: {integer} for {values} values"
+
+
 def test_ptx_for_newer_gpus():
     """The fatbin carries compute_90 PTX, so the kernels JIT-load on GPUs newer than sm_90."""
     import subprocess

@@ -78,7 +78,8 @@ def test_tc_refuses_k_past_the_int32_accumulator():
 
 
 def test_gpu_shape_rule():
-    assert F.gpu_gemm_method(4096, 4096, 4096) == "tc"
+    assert F.gpu_gemm_method(4096, 4096, 4096, sm_major=8) == "b1"  # the native binary tensor-core kernel
+    assert F.gpu_gemm_method(4096, 4096, 4096, sm_major=10) == "int_mm"
     assert F.gpu_gemm_method(16, 4096, 4096) == "tc"  # memory-bound: the 16-row tile streams B
     assert F.gpu_gemm_method(4096, 16, 4096) == "popcount"  # B would idle most of the 256-column tile
     assert F.gpu_gemm_method(4096, 4096, 128) == "popcount"

@@ -50,6 +50,7 @@ def test_bad_input_is_refused_before_work():
 
 def test_gpu_rule_sends_large_hopper_shapes_to_cublaslt():
     assert F.gpu_gemm_method(4096, 4096, 4096, sm_major=9) == "int_mm"
-    assert F.gpu_gemm_method(4096, 4096, 4096, sm_major=8) == "tc"
+    assert F.gpu_gemm_method(4096, 4096, 4096, sm_major=8) == "b1"  # binary tensor cores on sm_8x
+    assert F.gpu_gemm_method(16, 4096, 4096, sm_major=8) == "tc"  # a 16-row tile for M <= 16
     assert F.gpu_gemm_method(16, 4096, 4096, sm_major=9) == "tc"  # cuBLASLt int8 wants M > 16
     assert F.gpu_gemm_method(4096, 4100, 4096, sm_major=9) == "tc"  # and N a multiple of 8

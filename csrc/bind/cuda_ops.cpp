@@ -101,8 +101,9 @@ at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
   return count;
 }
 
-// The "tc" condition of gxnor_cuda.functional.gpu_gemm_method, for the native CUDA op (on sm_80 and
-// newer): B fills the 128-column tile's columns and K amortises the layout pass; 4096 K fits int32.
+// The tensor-core condition of gxnor_cuda.functional.gpu_gemm_method ("tc" / "b1"), for the native
+// CUDA op: B fills the 128-column tile's columns and K amortises the layout pass; 4096 K fits int32.
+// On sm_8x the op takes the binary tensor cores, on sm_90 and newer int8 ones.
 bool gemm_uses_tc(int64_t N, int64_t K) { return N >= 64 && K >= 256 && K < (int64_t(1) << 19); }
 
 at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
@@ -124,7 +125,13 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
   const float* bip = bi.defined() ? bi.const_data_ptr<float>() : nullptr;
   int32_t* c_int = fl ? nullptr : out.data_ptr<int32_t>();
   float* c_float = fl ? out.data_ptr<float>() : nullptr;
-  if (gemm_uses_tc(N, K) && at::cuda::getDeviceProperties(a_in.device().index())->major >= 8) {
+  const int major = at::cuda::getDeviceProperties(a_in.device().index())->major;
+  if (gemm_uses_tc(N, K) && major == 8) {
+    // binary tensor cores (b1_gemm.cu) on the format v1 bit planes: no layout pass
+    check_cuda(gxnor_cuda_xnor_gemm_b1(a.const_data_ptr<int32_t>(), b.const_data_ptr<int32_t>(), M, N, W, scp,
+                                       bip, c_int, c_float, stream()),
+               "xnor_gemm (binary tensor cores)");
+  } else if (gemm_uses_tc(N, K) && major >= 9) {
     // int8 tensor cores (tc_gemm.cu): both operands to the tc16 layout, one memory-bound pass each
     const int64_t T = 8 * ((K + 127) / 128);
     const at::Tensor ta = at::empty({M, T}, a.options()), tb = at::empty({N, T}, b.options());

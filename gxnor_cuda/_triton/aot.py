@@ -47,7 +47,7 @@ class Compiled:
 
 INT_OPS = ("IADD3", "IADD", "LOP3", "SHF", "ISETP", "IMNMX", "VIMNMX", "IMAD", "LEA", "SEL", "PRMT", "MOV", "SGXT",
            "BMSK", "IABS", "FLO", "BREV", "LOP")
-MAC_CLASSES = ("POPC", "IMMA", "IGMMA", "HMMA", "HGMMA", "FFMA")
+MAC_CLASSES = ("POPC", "IMMA", "IGMMA", "HMMA", "HGMMA", "BMMA", "FFMA")
 _INSTR = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)((?:\.[A-Z0-9_x]+)*)\s*([^;]*);")
 
 

@@ -1,6 +1,7 @@
-"""The CUDA tensor-core GEMM (csrc/gxnor/cuda/tc_gemm.cu: mma.sync m16n8k32 on the tc16 layout),
-run through the host emulation, whose mma.sync follows the PTX ISA's fragment layouts: the layout
-conversion equals the reference's, and the products are bit-exact against the reference GEMM."""
+"""The CUDA tensor-core GEMMs, run through the host emulation, whose mma.sync follows the PTX ISA's
+fragment layouts: int8 (csrc/gxnor/cuda/tc_gemm.cu, m16n8k32 on the tc16 layout: the layout
+conversion equals the reference's) and binary (b1_gemm.cu, m16n8k256 .and.popc on format v1 bit
+planes); the products are bit-exact against the reference GEMM."""
 
 import pytest
 import torch
@@ -24,35 +25,43 @@ def test_to_tc16_matches_reference(R, K):
     assert torch.equal(emu.to_tc16(p, K), ref.to_tc_layout(p, K))
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES)
-def test_xnor_gemm_tc_bit_exact(M, N, K):
+GEMMS = {"tc": emu.xnor_gemm_tc, "b1": emu.xnor_gemm_b1}
+
+
+@pytest.mark.parametrize("kind", GEMMS)
+@pytest.mark.parametrize("M,N,K", SHAPES + [(3, 5, 64), (4, 130, 320)])  # W = 2, 10: not whole 8-word steps
+def test_xnor_gemm_tensor_cores_bit_exact(kind, M, N, K):
     a, b = packed(M, K), packed(N, K)
-    got = emu.xnor_gemm_tc(a, b, K)
+    got = GEMMS[kind](a, b, K)
     assert got.dtype == torch.int32 and torch.equal(got, ref.xnor_gemm(a, b, K))
 
 
-def test_xnor_gemm_tc_extreme_sums():
-    # all-ones and all-minus-ones rows: |C| = K at the top of the range the int32 4096 C must hold
+@pytest.mark.parametrize("kind", GEMMS)
+def test_xnor_gemm_tensor_cores_extreme_sums(kind):
+    # all-ones and all-minus-ones rows: |C| = K, the top of the accumulators' range (4096 C for tc)
     K = 1000
     a = ref.pack_ternary(torch.tensor([[1.0] * K, [-1.0] * K, [0.0] * K]))
     b = ref.pack_ternary(torch.cat([torch.ones(4, K), -torch.ones(5, K)]))
-    assert torch.equal(emu.xnor_gemm_tc(a, b, K), ref.xnor_gemm(a, b, K))
+    assert torch.equal(GEMMS[kind](a, b, K), ref.xnor_gemm(a, b, K))
 
 
-def test_xnor_gemm_tc_epilogue():
+@pytest.mark.parametrize("kind", GEMMS)
+def test_xnor_gemm_tensor_cores_epilogue(kind):
     M, N, K = 9, 13, 200
     a, b = packed(M, K), packed(N, K)
     scale, bias = torch.randn(N), torch.randn(N)
-    torch.testing.assert_close(emu.xnor_gemm_tc(a, b, K, scale, bias), ref.xnor_gemm(a, b, K, scale, bias),
+    torch.testing.assert_close(GEMMS[kind](a, b, K, scale, bias), ref.xnor_gemm(a, b, K, scale, bias),
                                rtol=0, atol=0)
 
 
 @pytest.mark.skipif(not hasattr(torch.ops.gxnor_native, "cuda_gemm_uses_tc"), reason="built without CUDA")
 def test_native_tc_rule_is_the_python_rule():
-    """The native CUDA op sends the shapes of gpu_gemm_method's "tc" route to the tensor-core kernel."""
+    """The native CUDA op sends the shapes of gpu_gemm_method's tensor-core routes to its tensor-core
+    kernels (binary on sm_8x, int8 on sm_90 and newer)."""
     from gxnor_cuda.functional import gpu_gemm_method
 
     for N in (1, 63, 64, 65, 4096):
         for K in (1, 255, 256, 1000, 2**19 - 1, 2**19):
-            want = gpu_gemm_method(16, N, K, 8) == "tc"
+            want = gpu_gemm_method(1000, N, K, 8) == "b1"
+            assert want == (gpu_gemm_method(16, N, K, 8) == "tc") == (gpu_gemm_method(16, N, K, 9) == "tc")
             assert torch.ops.gxnor_native.cuda_gemm_uses_tc(N, K) == want, (N, K)

@@ -27,6 +27,10 @@ int gxnor_cuda_to_tc16(const int32_t* p, int64_t rows, int64_t W, int64_t T, int
 // sm_80 and newer; K < 2^19; returns 1 when T is not a multiple of 8); epilogue as xnor_gemm.
 int gxnor_cuda_xnor_gemm_tc(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t T,
                             const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
+// C (M, N) = a_dense @ b_dense.T for format v1 a (M, 2, W), b (N, 2, W) on the binary tensor cores
+// (mma.sync .b1 .and.popc, sm_80 / sm_86 / sm_89); epilogue as xnor_gemm.
+int gxnor_cuda_xnor_gemm_b1(const int32_t* a, const int32_t* b, int64_t M, int64_t N, int64_t W,
+                            const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
 // Packed channels-last conv: x (n, h, w, g, 2, wg), w (o, kh, kw, 2, wg); shape16 = the 16 fields of
 // gxnor::ConvShape (csrc/gxnor/conv_shape.h) in order. Output (n, ho, wo, o): int32 into c_int, or
 // (when c_int is null) float32 c_float = C * scale[oc] + bias[oc].

@@ -30,6 +30,22 @@ __device__ __forceinline__ void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t
   __trap();  // the binding launches tensor-core kernels on sm_80 and newer only
 #endif
 }
+
+// One binary tensor-core MMA of the calling warp, acc += popc(A & B) (m16n8k256 .b1 .and.popc, the
+// PTX ISA's fragment layouts; emulated in cuda_emu.h). sm_80 and newer.
+__device__ __forceinline__ void gx_mma_m16n8k256_and_popc(int (&acc)[4], const uint32_t (&a)[4],
+                                                          const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, "
+      "%9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+r"(acc[0]), "+r"(acc[1]), "+r"(acc[2]), "+r"(acc[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
 #endif
 
 #define GX_FULL_MASK 0xffffffffu

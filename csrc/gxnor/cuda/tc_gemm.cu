@@ -63,12 +63,7 @@ __global__ void __launch_bounds__(kTcThreads)
   const uint4* bp = reinterpret_cast<const uint4*>(b + br * T);
   const int sh = 2 * t;
   int acc[kTcMI][kTcNI][4];
-#pragma unroll
-  for (int mi = 0; mi < kTcMI; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < kTcNI; ++ni)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0;
+  zero_mma_tile(acc);
   const int steps = static_cast<int>(T / kTcWords);  // T < 2^16 (K < 2^19)
   uint4 ra0 = ap[0], ra1 = ap[1], rb0 = bp[0], rb1 = bp[1];
   for (int st = 0; st < steps; ++st) {
@@ -105,15 +100,8 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int ni = 0; ni < kTcNI; ++ni) gx_mma_m16n8k32_s8(acc[mi][ni], af[mi], bf[ni]);
     }
   }
-#pragma unroll
-  for (int mi = 0; mi < kTcMI; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < kTcNI; ++ni)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int64_t r = i0 + wm + 16 * mi + g + 8 * (i >> 1), c = j0 + wn + 8 * ni + 2 * t + (i & 1);
-        if (r < M && c < N) store_c(r * N + c, c, acc[mi][ni][i] >> 12, scale, bias, c_int, c_float);
-      }
+  store_mma_tile(
+      acc, i0 + wm, j0 + wn, M, N, [](int v, int, int) { return v >> 12; }, scale, bias, c_int, c_float);
 }
 
 }  // namespace gxnor::cuda

@@ -17,6 +17,9 @@ struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
 struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
@@ -75,6 +78,17 @@ void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
 }
 
 inline void warp_sync() { g_warp_barriers[linear_tid() / 32]->arrive_and_wait(); }
+
+// An mma.sync's operands: each lane posts its A (4) and B (2) registers to the warp's exchange,
+// then waits for the whole warp; returns the warp's first thread (lane l's slots at base + l).
+inline unsigned mma_exchange(const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const unsigned tid = linear_tid();
+  uint32_t* mine = &g_mma[size_t(tid) * kMmaSlots];
+  for (int r = 0; r < 4; ++r) mine[r] = a[r];
+  mine[4] = b[0], mine[5] = b[1];
+  warp_sync();
+  return tid & ~31u;
+}
 
 template <class T>
 inline uint64_t to_bits(T v) {
@@ -159,11 +173,7 @@ inline T atomicOr(T* p, T v) {
 // = k % 4; B (32 x 8, column-major) b[r] holds column g at k = 4 t + 16 r + [0, 4); the 16 x 8
 // accumulator acc[i] is row g (i < 2) or g + 8, column 2 t + i % 2.
 inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const unsigned tid = gxemu::linear_tid(), lane = tid & 31u, base = tid - lane;
-  uint32_t* mine = &gxemu::g_mma[size_t(tid) * gxemu::kMmaSlots];
-  for (int r = 0; r < 4; ++r) mine[r] = a[r];
-  mine[4] = b[0], mine[5] = b[1];
-  gxemu::warp_sync();
+  const unsigned lane = gxemu::linear_tid() & 31u, base = gxemu::mma_exchange(a, b);
   auto byte = [](uint32_t w, int i) { return static_cast<int>(static_cast<int8_t>(w >> (8 * i))); };
   auto A = [&](int row, int k) {  // the lane and register holding A[row][k]
     const unsigned l = (row % 8) * 4 + (k % 16) / 4;
@@ -183,6 +193,30 @@ inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint
     out[i] = sum;
   }
   gxemu::warp_sync();  // every lane has read the operands before any lane writes new ones
+  for (int i = 0; i < 4; ++i) acc[i] = out[i];
+}
+
+// mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc for the calling warp: acc +=
+// popc(A & B) per (row, column), the PTX ISA's fragment layouts (bit i of a register is element i):
+// a[r] holds row g (r even) or g + 8 at k = 32 t + [0, 32) (r < 2) or 128 + 32 t + [0, 32); b[r]
+// holds column g at k = 128 r + 32 t + [0, 32); acc as for m16n8k32.
+inline void gx_mma_m16n8k256_and_popc(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const unsigned lane = gxemu::linear_tid() & 31u, base = gxemu::mma_exchange(a, b);
+  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
+  int out[4];
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >= 2), col = 2 * t + i % 2;
+    int sum = acc[i];
+    for (int h = 0; h < 2; ++h)  // k in [128 h, 128 h + 128): 4 lanes x 32 bits
+      for (int q = 0; q < 4; ++q) {
+        const uint32_t wa =
+            gxemu::g_mma[size_t(base + (row % 8) * 4 + q) * gxemu::kMmaSlots + (row >= 8) + 2 * h];
+        const uint32_t wb = gxemu::g_mma[size_t(base + col * 4 + q) * gxemu::kMmaSlots + 4 + h];
+        sum += __builtin_popcount(wa & wb);
+      }
+    out[i] = sum;
+  }
+  gxemu::warp_sync();
   for (int i = 0; i < 4; ++i) acc[i] = out[i];
 }
 

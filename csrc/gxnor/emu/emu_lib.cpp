@@ -2,6 +2,7 @@
 // exposing the same C API (csrc/gxnor/cuda/api.h) over host memory, loaded by the Python tests
 // with ctypes and run on small grids bit-exactly against gxnor_cuda/reference.py.
 #include "../cuda/archs.cu"
+#include "../cuda/b1_gemm.cu"
 #include "../cuda/conv.cu"
 #include "../cuda/dst.cu"
 #include "../cuda/gemm.cu"
