@@ -42,7 +42,7 @@ def main() -> None:
         cands = {
             "torch.mm bf16": lambda: torch.mm(xb, xb),
             "torch._int_mm int8": lambda: torch._int_mm(xi, xi),
-            "xnor_gemm cuda": lambda: F.xnor_gemm(a, b, n, backend="cuda"),
+            "xnor_gemm cuda (tensor cores: b1 on sm_8x, int8 on sm_90+)": lambda: F.xnor_gemm(a, b, n, backend="cuda"),
             "xnor_gemm triton popcount": lambda: F.xnor_gemm(a, b, n, backend="triton", method="popcount"),
             "xnor_gemm triton dot": lambda: F.xnor_gemm(a, b, n, backend="triton", method="dot"),
             "xnor_gemm triton tc (incl. layout pass)": lambda: F.xnor_gemm(a, b, n, backend="triton", method="tc"),
