@@ -178,6 +178,9 @@ def _cuda_kernels():
         if "xnor_b1_gemm_kernel" in name:  # 128x128 C tile per 256-thread block, K step 256 values
             yield {"name": "cuda b1 gemm 128x128 (mma.sync .b1)", "arch": int(arch[3:]), "sass": text,
                    "cta_macs": 128 * 128 * 256, "warps": 8, "regs": 0, "bm": 128, "bn": 128}
+        elif "xnor_tc_conv2d_kernel" in name:  # the same tile and K step, K = (tap, channel)
+            yield {"name": "cuda tc_conv 128x128 (mma.sync)", "arch": int(arch[3:]), "sass": text,
+                   "cta_macs": 128 * 128 * 128, "warps": 4, "regs": 0, "bm": 128, "bn": 128}
         elif "xnor_tc_gemm_kernel" in name:  # 128x128 C tile per 128-thread block, K step 128 values
             yield {"name": "cuda tc gemm 128x128 (mma.sync)", "arch": int(arch[3:]), "sass": text,
                    "cta_macs": 128 * 128 * 128, "warps": 4, "regs": 0, "bm": 128, "bn": 128}

@@ -180,16 +180,25 @@ def xnor_conv2d(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, 
 
     N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
     shape = torch.tensor([N, H, Wd, G, Wg, O, kh, kw, *s, *p, *d, Ho, Wo], dtype=torch.int64)
-    fl = scale is not None or bias is not None
-    out = torch.full((N, Ho, Wo, O), -7, dtype=torch.float32 if fl else torch.int32)  # poisoned
-    null = ctypes.c_void_p(0)
-    sc = scale.contiguous() if scale is not None else None
-    bi = bias.contiguous() if bias is not None else None
-    _ok(lib().gxnor_cuda_xnor_conv2d(_p(x.contiguous()), _p(w.contiguous()), _p(shape),
-                                     _p(sc) if sc is not None else null, _p(bi) if bi is not None else null,
-                                     null if fl else _p(out), _p(out) if fl else null, None), "xnor_conv2d")
-    return out.permute(0, 3, 1, 2)
+    ops = [_p(x.contiguous()), _p(w.contiguous()), _p(shape)]
+    out = _gemm_out(lib().gxnor_cuda_xnor_conv2d, ops, N * Ho * Wo, O, scale, bias, "xnor_conv2d")
+    return out.reshape(N, Ho, Wo, O).permute(0, 3, 1, 2)
 
+
+def xnor_conv2d_tc(x, w, C, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None) -> torch.Tensor:
+    """xnor_conv2d through the CUDA tensor-core conv (mma.sync emulated): operands to tc16 per
+    (pixel, group) and per (output channel, tap), a zero row appended to the input."""
+    from gxnor_cuda._conv_checks import check_conv
+
+    N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups, scale, bias)
+    cg = C // groups
+    xt = to_tc16(x.contiguous().reshape(-1, 2, Wg), cg)
+    xt = torch.cat([xt, torch.zeros(1, xt.shape[1], dtype=torch.int32)])
+    wt = to_tc16(w.contiguous().reshape(-1, 2, Wg), cg)
+    shape = torch.tensor([N, H, Wd, G, Wg, O, kh, kw, *s, *p, *d, Ho, Wo], dtype=torch.int64)
+    ops = [_p(xt), _p(wt), _p(shape), ctypes.c_int64(xt.shape[1])]
+    out = _gemm_out(lib().gxnor_cuda_xnor_conv2d_tc, ops, N * Ho * Wo, O, scale, bias, "xnor_conv2d_tc")
+    return out.reshape(N, Ho, Wo, O).permute(0, 3, 1, 2)
 
 
 def xnor_conv2d_pack(x, w, C, threshold, stride=1, padding=0, dilation=1, groups=1, scale=None, bias=None):

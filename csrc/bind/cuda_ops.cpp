@@ -106,6 +106,13 @@ at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
 // On sm_8x the op takes the binary tensor cores, on sm_90 and newer int8 ones.
 bool gemm_uses_tc(int64_t N, int64_t K) { return N >= 64 && K >= 256 && K < (int64_t(1) << 19); }
 
+// gxnor_cuda.functional.gpu_conv_method's "tc" condition, for the native CUDA conv (sm_80 and newer):
+// a group's output channels fill half the 128-column tile and its input channels half a K step.
+bool conv_uses_tc(int64_t C, int64_t O, int64_t taps, int64_t groups) {
+  const int64_t cg = C / groups, og = O / groups;
+  return og >= 64 && cg >= 64 && taps * cg < (int64_t(1) << 19);
+}
+
 at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                           const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(a_in, "a", c10::DeviceType::CUDA);
@@ -186,10 +193,27 @@ at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int6
   at::Tensor out = conv_out_empty(x_in, s, fl);
   if (s.rows() == 0 || s.o == 0) return out;
   const ConvLaunch a(x_in, w_in, s, scale, bias);
-  check_cuda(gxnor_cuda_xnor_conv2d(a.xp(), a.wp(), a.shape16, a.scale(), a.bias(),
-                                    fl ? nullptr : out.data_ptr<int32_t>(),
-                                    fl ? out.data_ptr<float>() : nullptr, stream()),
-             "xnor_conv2d");
+  int32_t* c_int = fl ? nullptr : out.data_ptr<int32_t>();
+  float* c_float = fl ? out.data_ptr<float>() : nullptr;
+  if (conv_uses_tc(C, s.o, s.kh * s.kw, s.g) &&
+      at::cuda::getDeviceProperties(x_in.device().index())->major >= 8) {
+    // int8 tensor cores (tc_conv.cu): the input per (pixel, group) and the weights per (channel, tap)
+    // in tc16, a zero input row last for the padding taps
+    const int64_t Tc = 8 * ((C / s.g + 127) / 128), rows = s.n * s.h * s.w * s.g, wrows = s.o * s.kh * s.kw;
+    at::Tensor xt = at::empty({rows + 1, Tc}, x_in.options()), wt = at::empty({wrows, Tc}, x_in.options());
+    xt[rows].zero_();
+    check_cuda(gxnor_cuda_to_tc16(a.xp(), rows, s.wg, Tc, xt.data_ptr<int32_t>(), stream()),
+               "xnor_conv2d (tc16 layout of x)");
+    check_cuda(gxnor_cuda_to_tc16(a.wp(), wrows, s.wg, Tc, wt.data_ptr<int32_t>(), stream()),
+               "xnor_conv2d (tc16 layout of w)");
+    check_cuda(gxnor_cuda_xnor_conv2d_tc(xt.const_data_ptr<int32_t>(), wt.const_data_ptr<int32_t>(),
+                                         a.shape16, Tc, a.scale(), a.bias(), c_int, c_float, stream()),
+               "xnor_conv2d (tensor cores)");
+  } else {
+    check_cuda(
+        gxnor_cuda_xnor_conv2d(a.xp(), a.wp(), a.shape16, a.scale(), a.bias(), c_int, c_float, stream()),
+        "xnor_conv2d");
+  }
   return out;
 }
 
@@ -288,4 +312,5 @@ TORCH_LIBRARY_IMPL(gxnor, CUDA, m) {
 TORCH_LIBRARY_FRAGMENT(gxnor_native, m) {
   m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs);
   m.def("cuda_gemm_uses_tc(int N, int K) -> bool", &gxnor::bind::gemm_uses_tc);
+  m.def("cuda_conv_uses_tc(int C, int O, int taps, int groups) -> bool", &gxnor::bind::conv_uses_tc);
 }

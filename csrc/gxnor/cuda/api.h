@@ -36,6 +36,10 @@ int gxnor_cuda_xnor_gemm_b1(const int32_t* a, const int32_t* b, int64_t M, int64
 // (when c_int is null) float32 c_float = C * scale[oc] + bias[oc].
 int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const int64_t* shape16, const float* scale,
                            const float* bias, int32_t* c_int, float* c_float, void* stream);
+// xnor_conv2d on int8 tensor cores (mma.sync, sm_80 and newer) from tc16 operands: x (n h w g + 1,
+// Tc) with a zero row last, w (o kh kw, Tc), Tc = 8 ceil(C / groups / 128); output as xnor_conv2d.
+int gxnor_cuda_xnor_conv2d_tc(const int32_t* x, const int32_t* w, const int64_t* shape16, int64_t Tc,
+                              const float* scale, const float* bias, int32_t* c_int, float* c_float, void* stream);
 // The same conv emitting packed phi_thr(C * scale[oc] + bias[oc]) into out (n, ho, wo, 2, wp), whose
 // padding words the caller zeroes. Needs groups = 1 or o / groups a multiple of 32 (else returns 1).
 int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, const int64_t* shape16,

@@ -97,8 +97,8 @@ __global__ void __launch_bounds__(kB1Threads)
       gates[mi][h] += __shfl_xor_sync(GX_FULL_MASK, gates[mi][h], 2);
     }
   store_mma_tile(
-      acc, i0 + wm, j0 + wn, M, N, [&](int v, int mi, int h) { return v - gates[mi][h]; }, scale, bias, c_int,
-      c_float);
+      acc, i0 + wm, j0 + wn, M, N, N, 0, [&](int v, int mi, int h) { return v - gates[mi][h]; }, scale, bias,
+      c_int, c_float);
 }
 
 }  // namespace gxnor::cuda

@@ -7,22 +7,14 @@
 // Both operands are 64x their values: the int32 accumulator holds 4096 C (exact while K < 2^19),
 // shifted back in the epilogue.
 //
-//   CTA tile 128 x 128, 4 warps as 2 (M) x 2 (N), warp tile 64 x 64 = 4 x 8 MMAs of 16 x 8 (a warp
-//   decodes 64 A and 64 B fragment registers per step and reads 4 KiB of shared memory for 2^19 MACs)
-//   K step 128 values = 8 words per row; shared As / Bs [2 buffers][128 rows][8 words] (16 KiB)
-//   each thread loads 32 B of A and 32 B of B per step, the next step's into registers while the
-//   warps multiply the current buffer (one barrier per step)
-//
-// Rows past M or N read the last valid row and are not stored (no masks in the loop).
+// The tile and its loop: tc_tile.cuh. Rows past M or N read the last valid row and are not stored
+// (no masks in the loop).
 #include "../format.h"
 #include "api.h"
 #include "compat.cuh"
-#include "xnor_tile.cuh"
+#include "tc_tile.cuh"
 
 namespace gxnor::cuda {
-
-constexpr int kTcBM = 128, kTcBN = 128, kTcWords = 8, kTcThreads = 128, kTcMI = 4, kTcNI = 8;
-constexpr uint32_t kTcMask = 0xC0C0C0C0u;
 
 // Format v1 rows (rows, 2, W) -> tc16 (rows, T): one output word (16 values) per thread.
 __global__ void to_tc16_kernel(const int32_t* __restrict__ p, int64_t rows, int64_t W, int64_t T,
@@ -52,56 +44,21 @@ __global__ void __launch_bounds__(kTcThreads)
     xnor_tc_gemm_kernel(const int32_t* __restrict__ a, const int32_t* __restrict__ b, int64_t M, int64_t N,
                         int64_t T, const float* __restrict__ scale, const float* __restrict__ bias,
                         int32_t* __restrict__ c_int, float* __restrict__ c_float) {
-  __shared__ uint32_t As[2][kTcBM][kTcWords];
-  __shared__ uint32_t Bs[2][kTcBN][kTcWords];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int tid = threadIdx.x, warp = tid >> 5;
   const int wm = (warp >> 1) * 64, wn = (warp & 1) * 64;  // the warp's tile in the CTA tile
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kTcBM, j0 = static_cast<int64_t>(blockIdx.y) * kTcBN;
-  // Loader: row tid of A and of B, its 8 words as two 16-byte halves.
+  // This thread's rows of A and B (row tid of the tiles), read a K step (8 words) at a time.
   const int64_t ar = i0 + tid < M ? i0 + tid : M - 1, br = j0 + tid < N ? j0 + tid : N - 1;
   const uint4* ap = reinterpret_cast<const uint4*>(a + ar * T);
   const uint4* bp = reinterpret_cast<const uint4*>(b + br * T);
-  const int sh = 2 * t;
   int acc[kTcMI][kTcNI][4];
-  zero_mma_tile(acc);
-  const int steps = static_cast<int>(T / kTcWords);  // T < 2^16 (K < 2^19)
-  uint4 ra0 = ap[0], ra1 = ap[1], rb0 = bp[0], rb1 = bp[1];
-  for (int st = 0; st < steps; ++st) {
-    const int buf = st & 1;
-    uint4* as = reinterpret_cast<uint4*>(As[buf][tid]);
-    uint4* bs = reinterpret_cast<uint4*>(Bs[buf][tid]);
-    as[0] = ra0, as[1] = ra1, bs[0] = rb0, bs[1] = rb1;
-    __syncthreads();
-    if (st + 1 < steps) {  // the next step's words, in flight while this one multiplies
-      ap += kTcWords / 4, bp += kTcWords / 4;
-      ra0 = ap[0], ra1 = ap[1], rb0 = bp[0], rb1 = bp[1];
-    }
-#pragma unroll
-    for (int ks = 0; ks < kTcWords / 2; ++ks) {  // k32 sub-steps: words 2 ks (k < 16) and 2 ks + 1
-      uint32_t af[kTcMI][4], bf[kTcNI][2];
-#pragma unroll
-      for (int mi = 0; mi < kTcMI; ++mi) {
-        const uint32_t* r0 = As[buf][wm + 16 * mi + g];
-        const uint32_t* r8 = As[buf][wm + 16 * mi + g + 8];
-        af[mi][0] = (r0[2 * ks] << sh) & kTcMask;
-        af[mi][1] = (r8[2 * ks] << sh) & kTcMask;
-        af[mi][2] = (r0[2 * ks + 1] << sh) & kTcMask;
-        af[mi][3] = (r8[2 * ks + 1] << sh) & kTcMask;
-      }
-#pragma unroll
-      for (int ni = 0; ni < kTcNI; ++ni) {
-        const uint32_t* c0 = Bs[buf][wn + 8 * ni + g];
-        bf[ni][0] = (c0[2 * ks] << sh) & kTcMask;
-        bf[ni][1] = (c0[2 * ks + 1] << sh) & kTcMask;
-      }
-#pragma unroll
-      for (int mi = 0; mi < kTcMI; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < kTcNI; ++ni) gx_mma_m16n8k32_s8(acc[mi][ni], af[mi], bf[ni]);
-    }
-  }
+  tc_mainloop(
+      static_cast<int>(T / kTcWords),  // T < 2^16 (K < 2^19)
+      [&](int st) { return ap + st * (kTcWords / 4); }, [&](int st) { return bp + st * (kTcWords / 4); },
+      acc);
   store_mma_tile(
-      acc, i0 + wm, j0 + wn, M, N, [](int v, int, int) { return v >> 12; }, scale, bias, c_int, c_float);
+      acc, i0 + wm, j0 + wn, M, N, N, 0, [](int v, int, int) { return v >> 12; }, scale, bias, c_int,
+      c_float);
 }
 
 }  // namespace gxnor::cuda

@@ -77,13 +77,15 @@ __device__ __forceinline__ void zero_mma_tile(int (&acc)[MI][NI][4]) {
       for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0;
 }
 
-// Those accumulators into C (M, N) through store_c, the warp's tile at (r0, c0): lane (g, t) holds
-// rows g, g + 8 and columns 2 t, 2 t + 1 of each fragment; value(acc, mi, h) gives C from an
-// accumulator of fragment row mi, row half h.
+// Those accumulators into C through store_c, the warp's tile at (r0, c0) of an M x N block whose
+// column c is output column cofs + c of rows ldc apart: lane (g, t) holds rows g, g + 8 and columns
+// 2 t, 2 t + 1 of each fragment; value(acc, mi, h) gives C from an accumulator of fragment row mi,
+// row half h.
 template <int MI, int NI, class Value>
 __device__ __forceinline__ void store_mma_tile(const int (&acc)[MI][NI][4], int64_t r0, int64_t c0, int64_t M,
-                                               int64_t N, Value value, const float* scale, const float* bias,
-                                               int32_t* c_int, float* c_float) {
+                                               int64_t N, int64_t ldc, int64_t cofs, Value value,
+                                               const float* scale, const float* bias, int32_t* c_int,
+                                               float* c_float) {
   const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
@@ -93,7 +95,8 @@ __device__ __forceinline__ void store_mma_tile(const int (&acc)[MI][NI][4], int6
       for (int i = 0; i < 4; ++i) {
         const int64_t r = r0 + 16 * mi + g + 8 * (i >> 1), c = c0 + 8 * ni + 2 * t + (i & 1);
         if (r < M && c < N)
-          store_c(r * N + c, c, value(acc[mi][ni][i], mi, i >> 1), scale, bias, c_int, c_float);
+          store_c(r * ldc + cofs + c, cofs + c, value(acc[mi][ni][i], mi, i >> 1), scale, bias, c_int,
+                  c_float);
       }
 }
 

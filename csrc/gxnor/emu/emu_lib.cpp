@@ -7,6 +7,7 @@
 #include "../cuda/dst.cu"
 #include "../cuda/gemm.cu"
 #include "../cuda/pack.cu"
+#include "../cuda/tc_conv.cu"
 #include "../cuda/tc_gemm.cu"
 
 extern "C" long long gxnor_emu_launches() { return gxemu::g_launches.load(); }
