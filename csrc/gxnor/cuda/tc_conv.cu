@@ -26,17 +26,23 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t m = i0 + tid < M ? i0 + tid : M - 1, oc = gi * og + (j0 + tid < og ? j0 + tid : og - 1);
   const int64_t ox = m % s.wo, oy = (m / s.wo) % s.ho, b = m / (s.wo * s.ho);
   const int64_t zero_row = s.n * s.h * s.w * s.g;
-  const auto a_row = [&](int st) {
-    const int tap = st / chunks, chunk = st - tap * chunks;
-    const int64_t iy = oy * s.sh - s.ph + (tap / s.kw) * s.dh, ix = ox * s.sw - s.pw + (tap % s.kw) * s.dw;
-    const bool in = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-    const int64_t row = in ? ((b * s.h + iy) * s.w + ix) * s.g + gi : zero_row;
-    return reinterpret_cast<const uint4*>(x + row * Tc + chunk * kTcWords);
+  // The rows of step st: B's are consecutive (K = (tap, chunk) is the weight row's own order); A's
+  // move to another input pixel at each new tap (tc_mainloop asks for st = 0, 1, 2, ... in order).
+  const int32_t* wrow = w + oc * taps * Tc;
+  const int32_t* ximg = x + (b * s.h * s.w * s.g + gi) * Tc;  // pixel (iy, ix) of this image and group
+  const int64_t iy0 = oy * s.sh - s.ph, ix0 = ox * s.sw - s.pw, pix = s.g * Tc;
+  int ky = 0, kx = -1, chunk = chunks - 1;
+  const int32_t* xrow = nullptr;
+  const auto a_row = [&](int) {
+    if (++chunk == chunks) {  // the next tap
+      chunk = 0;
+      if (++kx == s.kw) kx = 0, ++ky;
+      const int64_t iy = iy0 + ky * s.dh, ix = ix0 + kx * s.dw;
+      xrow = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w ? ximg + (iy * s.w + ix) * pix : x + zero_row * Tc;
+    }
+    return reinterpret_cast<const uint4*>(xrow + chunk * kTcWords);
   };
-  const auto b_row = [&](int st) {
-    const int tap = st / chunks, chunk = st - tap * chunks;
-    return reinterpret_cast<const uint4*>(w + (oc * taps + tap) * Tc + chunk * kTcWords);
-  };
+  const auto b_row = [&](int st) { return reinterpret_cast<const uint4*>(wrow + st * kTcWords); };
   int acc[kTcMI][kTcNI][4];
   tc_mainloop(static_cast<int>(taps) * chunks, a_row, b_row, acc);
   store_mma_tile(

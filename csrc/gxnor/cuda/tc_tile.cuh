@@ -14,7 +14,8 @@ namespace gxnor::cuda {
 constexpr int kTcBM = 128, kTcBN = 128, kTcWords = 8, kTcThreads = 128, kTcMI = 4, kTcNI = 8;
 constexpr uint32_t kTcMask = 0xC0C0C0C0u;
 
-// steps K steps; a_row(st) / b_row(st): this thread's 8 words (two uint4) of A / B for step st.
+// steps K steps; a_row(st) / b_row(st): this thread's 8 words (two uint4) of A / B for step st,
+// asked for st = 0, 1, 2, ... in order (so a loader may keep state).
 // acc: the warp's 64 x 64 tile (rows wm + 16 mi + g (+ 8), columns wn + 8 ni + 2 t (+ 1)), 4096 C.
 template <class ARow, class BRow>
 __device__ __forceinline__ void tc_mainloop(int steps, const ARow& a_row, const BRow& b_row,
