@@ -107,6 +107,11 @@ def _eager(t: torch.Tensor) -> bool:
     return not torch.compiler.is_compiling() and not isinstance(t, torch._subclasses.FakeTensor)
 
 
+def tensor_core_shape(N: int, K: int) -> bool:
+    """B fills a tensor-core tile's columns, K amortises the layout pass, and 4096 K fits int32."""
+    return N >= 64 and 256 <= K < 2**19
+
+
 def gpu_gemm_method(M: int, N: int, K: int, sm_major: int = 8) -> str:
     """The one GPU shape rule (docs/gemm_dispatch.md): on Hopper and later, large shapes decode to
     int8 and run cuBLASLt ("int_mm", vendor.py: it needs M > 16 and N a multiple of 8). Otherwise,
@@ -117,7 +122,7 @@ def gpu_gemm_method(M: int, N: int, K: int, sm_major: int = 8) -> str:
     kernel."""
     if sm_major >= 9 and M >= 128 and N >= 128 and N % 8 == 0 and K >= 256:
         return "int_mm"
-    if N >= 64 and 256 <= K < 2**19:
+    if tensor_core_shape(N, K):
         return "b1" if sm_major == 8 and M > 16 else "tc"
     return "popcount"
 
@@ -156,8 +161,8 @@ def xnor_gemm(
         _backend.require("triton")
         from . import _triton
 
-        m = method or gpu_gemm_method(a.shape[0], b.shape[0], K, sm_major=9)  # Triton's own: "tc" or "popcount"
-        return _triton.xnor_gemm(a, b, K, scale, bias, method="tc" if m == "int_mm" else m)
+        m = method or ("tc" if tensor_core_shape(b.shape[0], K) else "popcount")
+        return _triton.xnor_gemm(a, b, K, scale, bias, method=m)
     return _kernel("xnor_gemm", backend, a.device)(a, b, K, scale, bias)
 
 

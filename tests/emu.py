@@ -120,17 +120,20 @@ def _gemm_out(fn, operands: list, M: int, N: int, scale, bias, what: str) -> tor
     return out
 
 
-def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+def _v1_gemm(name: str, a: torch.Tensor, b: torch.Tensor, scale, bias) -> torch.Tensor:
+    """A GEMM entry point gxnor_cuda_<name>(a, b, M, N, W, ...) on format v1 operands."""
     M, N, W = a.shape[0], b.shape[0], a.shape[2]
     ops = [_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N), ctypes.c_int64(W)]
-    return _gemm_out(lib().gxnor_cuda_xnor_gemm, ops, M, N, scale, bias, "xnor_gemm")
+    return _gemm_out(getattr(lib(), f"gxnor_cuda_{name}"), ops, M, N, scale, bias, name)
+
+
+def xnor_gemm(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
+    return _v1_gemm("xnor_gemm", a, b, scale, bias)
 
 
 def xnor_gemm_b1(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None) -> torch.Tensor:
     """xnor_gemm through the CUDA binary tensor-core kernel (mma.sync .b1 .and.popc emulated)."""
-    M, N, W = a.shape[0], b.shape[0], a.shape[2]
-    ops = [_p(a.contiguous()), _p(b.contiguous()), ctypes.c_int64(M), ctypes.c_int64(N), ctypes.c_int64(W)]
-    return _gemm_out(lib().gxnor_cuda_xnor_gemm_b1, ops, M, N, scale, bias, "xnor_gemm_b1")
+    return _v1_gemm("xnor_gemm_b1", a, b, scale, bias)
 
 
 def to_tc16(p: torch.Tensor, K: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ def test_tc_kernels_use_tensor_cores(kernel, limit):
     """The int8 mma.sync GEMM and conv: IMMA in the loop (4 k32 sub-steps x 4 x 8 MMAs per warp),
     decode at 2 integer instructions per fragment register (a shift and an AND: 0.5 per value; the
     conv adds its per-step tap address arithmetic), no spills (checked above)."""
-    from gxnor_cuda._triton.aot import hot_loop, parse
+    from gxnor_cuda._triton.aot import INT_OPS, hot_loop, parse
 
     k = {a: t for (a, n), t in sass.kernels().items() if kernel in n}
     assert set(k) >= {"sm_80", "sm_90"}, f"{kernel} missing"
@@ -45,7 +45,7 @@ def test_tc_kernels_use_tensor_cores(kernel, limit):
         assert ops.count("IMMA") == 128, f"{arch}: expected 128 IMMA in the hot loop, found {ops.count('IMMA')}"
         decode = sum(1 for i in body if i[1] == "LOP3" and "0xc0c0c0c0" in i[3])
         values = 128 * 4  # 64 A and 64 B fragment registers of 4 int8 each per iteration
-        integer = sum(ops.count(o) for o in ("LOP3", "SHF", "IMAD", "IADD3", "LEA", "SEL", "ISETP"))
+        integer = sum(1 for o in ops if o in INT_OPS)
         assert decode == 128 and integer / values <= limit, f"{arch}: {integer} integer instructions, {values} values"
 
 
@@ -53,7 +53,7 @@ def test_b1_gemm_uses_binary_tensor_cores():
     """The binary mma.sync kernel: 4 bit-plane MMAs per 16 x 8 tile (4 x 4 tiles per warp), format v1
     words used as fragments after one AND / ANDN (a tenth of an integer instruction per value, loop
     bookkeeping included: a fifth)."""
-    from gxnor_cuda._triton.aot import hot_loop, parse
+    from gxnor_cuda._triton.aot import INT_OPS, hot_loop, parse
 
     k = {a: t for (a, n), t in sass.kernels().items() if "xnor_b1_gemm_kernel" in n}
     assert set(k) >= {"sm_80", "sm_90"}, "xnor_b1_gemm_kernel missing"
@@ -61,7 +61,7 @@ def test_b1_gemm_uses_binary_tensor_cores():
         ops = [i[1] for i in hot_loop(parse(text))]
         assert ops.count("BMMA") == 64, f"{arch}: expected 64 BMMA in the hot loop, found {ops.count('BMMA')}"
         values = (16 + 8) * 32  # 16 A and 8 B words of 32 values per lane per iteration
-        integer = sum(ops.count(o) for o in ("LOP3", "SHF", "IMAD", "IADD3", "LEA", "SEL", "ISETP"))
+        integer = sum(1 for o in ops if o in INT_OPS)
         assert ops.count("LOP3") / values <= 0.1 and integer / values <= 0.2, f"{arch}: {integer} for {values} values"
 
 

@@ -29,13 +29,14 @@ struct ConvOperands {
 
   // C: input channels (all groups).
   ConvOperands(const at::Tensor& x_in, const at::Tensor& w_in, const ConvShape& s, int64_t C,
-               const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias)
+               const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias,
+               cpu::Isa isa = cpu::current_isa())
       : x(x_in.contiguous()),
         w(w_in.contiguous()),
         sc(scale ? scale->contiguous() : at::Tensor()),
         bi(bias ? bias->contiguous() : at::Tensor()),
         conv(x.const_data_ptr<int32_t>(), w.const_data_ptr<int32_t>(), s, C / s.g,
-             cpu::select_xnor_kernel(cpu::current_isa(), s.rows(), s.o, s.words()), cpu::current_isa()) {}
+             cpu::select_xnor_kernel(isa, s.rows(), s.o, s.words()), isa) {}
 };
 
 }  // namespace

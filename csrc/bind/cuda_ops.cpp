@@ -101,6 +101,19 @@ at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
   return count;
 }
 
+// Words per row of the tensor-core layout tc16 for K values (gxnor_cuda/_triton/tc.py: tc_words).
+int64_t tc16_words(int64_t K) { return 8 * ((K + 127) / 128); }
+
+// Format v1 rows p (rows, 2, W) in the tc16 layout (rows + zero_rows, T), the extra rows zero (a
+// conv's padding taps read one).
+at::Tensor tc16_rows(const int32_t* p, int64_t rows, int64_t W, int64_t T, int64_t zero_rows,
+                     const at::TensorOptions& options, const char* what) {
+  at::Tensor out = at::empty({rows + zero_rows, T}, options);
+  if (zero_rows) out.narrow(0, rows, zero_rows).zero_();
+  check_cuda(gxnor_cuda_to_tc16(p, rows, W, T, out.data_ptr<int32_t>(), stream()), what);
+  return out;
+}
+
 // The tensor-core condition of gxnor_cuda.functional.gpu_gemm_method ("tc" / "b1"), for the native
 // CUDA op: B fills the 128-column tile's columns and K amortises the layout pass; 4096 K fits int32.
 // On sm_8x the op takes the binary tensor cores, on sm_90 and newer int8 ones.
@@ -140,12 +153,9 @@ at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_
                "xnor_gemm (binary tensor cores)");
   } else if (gemm_uses_tc(N, K) && major >= 9) {
     // int8 tensor cores (tc_gemm.cu): both operands to the tc16 layout, one memory-bound pass each
-    const int64_t T = 8 * ((K + 127) / 128);
-    const at::Tensor ta = at::empty({M, T}, a.options()), tb = at::empty({N, T}, b.options());
-    check_cuda(gxnor_cuda_to_tc16(a.const_data_ptr<int32_t>(), M, W, T, ta.data_ptr<int32_t>(), stream()),
-               "xnor_gemm (tc16 layout of a)");
-    check_cuda(gxnor_cuda_to_tc16(b.const_data_ptr<int32_t>(), N, W, T, tb.data_ptr<int32_t>(), stream()),
-               "xnor_gemm (tc16 layout of b)");
+    const int64_t T = tc16_words(K);
+    const at::Tensor ta = tc16_rows(a.const_data_ptr<int32_t>(), M, W, T, 0, a.options(), "xnor_gemm (a)"),
+                     tb = tc16_rows(b.const_data_ptr<int32_t>(), N, W, T, 0, b.options(), "xnor_gemm (b)");
     check_cuda(gxnor_cuda_xnor_gemm_tc(ta.const_data_ptr<int32_t>(), tb.const_data_ptr<int32_t>(), M, N, T,
                                        scp, bip, c_int, c_float, stream()),
                "xnor_gemm (tensor cores)");
@@ -199,13 +209,11 @@ at::Tensor xnor_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& w_in, int6
       at::cuda::getDeviceProperties(x_in.device().index())->major >= 8) {
     // int8 tensor cores (tc_conv.cu): the input per (pixel, group) and the weights per (channel, tap)
     // in tc16, a zero input row last for the padding taps
-    const int64_t Tc = 8 * ((C / s.g + 127) / 128), rows = s.n * s.h * s.w * s.g, wrows = s.o * s.kh * s.kw;
-    at::Tensor xt = at::empty({rows + 1, Tc}, x_in.options()), wt = at::empty({wrows, Tc}, x_in.options());
-    xt[rows].zero_();
-    check_cuda(gxnor_cuda_to_tc16(a.xp(), rows, s.wg, Tc, xt.data_ptr<int32_t>(), stream()),
-               "xnor_conv2d (tc16 layout of x)");
-    check_cuda(gxnor_cuda_to_tc16(a.wp(), wrows, s.wg, Tc, wt.data_ptr<int32_t>(), stream()),
-               "xnor_conv2d (tc16 layout of w)");
+    const int64_t Tc = tc16_words(C / s.g);
+    const at::Tensor xt = tc16_rows(a.xp(), s.n * s.h * s.w * s.g, s.wg, Tc, 1, x_in.options(),
+                                    "xnor_conv2d (x)"),
+                     wt =
+                         tc16_rows(a.wp(), s.o * s.kh * s.kw, s.wg, Tc, 0, x_in.options(), "xnor_conv2d (w)");
     check_cuda(gxnor_cuda_xnor_conv2d_tc(xt.const_data_ptr<int32_t>(), wt.const_data_ptr<int32_t>(),
                                          a.shape16, Tc, a.scale(), a.bias(), c_int, c_float, stream()),
                "xnor_conv2d (tensor cores)");

@@ -4,7 +4,6 @@
 // dst.h (no FMA: the extension builds with -ffp-contract=off and these are separate mul/add).
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "dst_generic.h"
 
@@ -166,15 +165,10 @@ GXNOR_TARGET_AVX2 int64_t dst_packed_pass_avx2(int32_t* w, const float* grad, in
   return bad;
 }
 
-template <class G>
-GXNOR_TARGET_AVX2 int64_t dst_packed_words_avx2(int32_t* w, const G* grad, int64_t K, int64_t t0, int64_t t1,
-                                                const DstParams& p) {
-  if constexpr (!std::is_same_v<G, float>) {
-    return dst_packed_words_generic(w, grad, K, t0, t1, p);
-  } else {
-    return p.rng == 1 ? dst_packed_pass_avx2<1, 1>(w, grad, K, t0, t1, p)
-                      : dst_packed_pass_avx2<2, 2>(w, grad, K, t0, t1, p);
-  }
+GXNOR_TARGET_AVX2 inline int64_t dst_packed_words_avx2(int32_t* w, const float* grad, int64_t K, int64_t t0,
+                                                       int64_t t1, const DstParams& p) {
+  return p.rng == 1 ? dst_packed_pass_avx2<1, 1>(w, grad, K, t0, t1, p)
+                    : dst_packed_pass_avx2<2, 2>(w, grad, K, t0, t1, p);
 }
 #endif
 

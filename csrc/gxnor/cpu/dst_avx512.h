@@ -3,7 +3,6 @@
 // -ffp-contract=off, so no FMA changes the rounding).
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "dst_generic.h"
 
@@ -186,16 +185,11 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad
   return bad;
 }
 
-template <class G>
-GXNOR_TARGET_AVX512 int64_t dst_packed_words_avx512(int32_t* w, const G* grad, int64_t K, int64_t t0,
-                                                    int64_t t1, const DstParams& p) {
-  if constexpr (!std::is_same_v<G, float>) {
-    return dst_packed_words_generic(w, grad, K, t0, t1, p);
-  } else {
-    // v1: four Philox chains per pass of two words; v2: two chains per pass of four words.
-    return p.rng == 1 ? dst_packed_pass_avx512<2, 1>(w, grad, K, t0, t1, p)
-                      : dst_packed_pass_avx512<4, 2>(w, grad, K, t0, t1, p);
-  }
+// v1: four Philox chains per pass of two words; v2: two chains per pass of four words.
+GXNOR_TARGET_AVX512 inline int64_t dst_packed_words_avx512(int32_t* w, const float* grad, int64_t K,
+                                                           int64_t t0, int64_t t1, const DstParams& p) {
+  return p.rng == 1 ? dst_packed_pass_avx512<2, 1>(w, grad, K, t0, t1, p)
+                    : dst_packed_pass_avx512<4, 2>(w, grad, K, t0, t1, p);
 }
 #endif
 

@@ -17,8 +17,8 @@ using DstKernel = int64_t (*)(int32_t* w, const float* grad, int64_t K, int64_t 
 // The packed DST kernel for an ISA: chosen once per call, not per chunk.
 inline DstKernel select_dst_kernel(Isa isa) {
 #if GXNOR_X86
-  if (isa >= Isa::kAvx512) return dst_packed_words_avx512<float>;
-  if (isa == Isa::kAvx2) return dst_packed_words_avx2<float>;
+  if (isa >= Isa::kAvx512) return dst_packed_words_avx512;
+  if (isa == Isa::kAvx2) return dst_packed_words_avx2;
 #endif
   (void)isa;
   return dst_packed_words_generic<float>;

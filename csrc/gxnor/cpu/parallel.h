@@ -1,5 +1,5 @@
 // The CPU drivers' only link to a thread pool, so that they stay torch-free: the extension routes
-// it to at::parallel_for (csrc/bind/cpu_registry.cpp), the C++ tests to std::thread workers
+// it to at::parallel_for (csrc/bind/cpu_threads.cpp), the C++ tests to std::thread workers
 // (csrc/tests/threads.h), and both run the very same drivers. Unset, loops run on the caller.
 // Also the one task scheduler of the drivers and their kept per-thread buffers.
 #pragma once

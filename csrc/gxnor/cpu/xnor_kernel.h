@@ -80,8 +80,6 @@ class XnorConv {
     }
   }
 
-  XnorKernel kernel() const { return k_; }
-
   // Output rows [mb, me) into o (o's row 0 is row mb).
   void run(int64_t mb, int64_t me, const GemmOut& o) const {
     switch (k_) {

@@ -79,15 +79,23 @@ void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
 
 inline void warp_sync() { g_warp_barriers[linear_tid() / 32]->arrive_and_wait(); }
 
-// An mma.sync's operands: each lane posts its A (4) and B (2) registers to the warp's exchange,
-// then waits for the whole warp; returns the warp's first thread (lane l's slots at base + l).
-inline unsigned mma_exchange(const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const unsigned tid = linear_tid();
+// An mma.sync of the calling warp: each lane posts its A (4) and B (2) registers to the warp's
+// exchange; once the whole warp has, each lane adds dot(reg, row, col) to its four accumulators
+// (row g or g + 8, column 2 t + i % 2; reg(l, r): lane l's register r, A in 0-3, B in 4-5), and
+// writes them only after every lane has read the operands.
+template <class Dot>
+inline void mma_accumulate(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], Dot dot) {
+  const unsigned tid = linear_tid(), lane = tid & 31u, base = tid - lane;
   uint32_t* mine = &g_mma[size_t(tid) * kMmaSlots];
   for (int r = 0; r < 4; ++r) mine[r] = a[r];
   mine[4] = b[0], mine[5] = b[1];
   warp_sync();
-  return tid & ~31u;
+  const auto reg = [base](unsigned l, int r) { return g_mma[size_t(base + l) * kMmaSlots + r]; };
+  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
+  int out[4];
+  for (int i = 0; i < 4; ++i) out[i] = acc[i] + dot(reg, g + 8 * (i >= 2), 2 * t + i % 2);
+  warp_sync();
+  for (int i = 0; i < 4; ++i) acc[i] = out[i];
 }
 
 template <class T>
@@ -173,27 +181,16 @@ inline T atomicOr(T* p, T v) {
 // = k % 4; B (32 x 8, column-major) b[r] holds column g at k = 4 t + 16 r + [0, 4); the 16 x 8
 // accumulator acc[i] is row g (i < 2) or g + 8, column 2 t + i % 2.
 inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const unsigned lane = gxemu::linear_tid() & 31u, base = gxemu::mma_exchange(a, b);
-  auto byte = [](uint32_t w, int i) { return static_cast<int>(static_cast<int8_t>(w >> (8 * i))); };
-  auto A = [&](int row, int k) {  // the lane and register holding A[row][k]
-    const unsigned l = (row % 8) * 4 + (k % 16) / 4;
-    const int r = (row >= 8) + 2 * (k >= 16);
-    return byte(gxemu::g_mma[size_t(base + l) * gxemu::kMmaSlots + r], k % 4);
-  };
-  auto B = [&](int k, int col) {
-    const unsigned l = col * 4 + (k % 16) / 4;
-    return byte(gxemu::g_mma[size_t(base + l) * gxemu::kMmaSlots + 4 + (k >= 16)], k % 4);
-  };
-  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
-  int out[4];
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i >= 2), col = 2 * t + i % 2;
-    int sum = acc[i];
-    for (int k = 0; k < 32; ++k) sum += A(row, k) * B(k, col);
-    out[i] = sum;
-  }
-  gxemu::warp_sync();  // every lane has read the operands before any lane writes new ones
-  for (int i = 0; i < 4; ++i) acc[i] = out[i];
+  gxemu::mma_accumulate(acc, a, b, [](const auto& reg, int row, int col) {
+    auto byte = [](uint32_t w, int i) { return static_cast<int>(static_cast<int8_t>(w >> (8 * i))); };
+    int sum = 0;
+    for (int k = 0; k < 32; ++k) {
+      const unsigned q = static_cast<unsigned>(k % 16) / 4;  // the lane's t holding k
+      sum += byte(reg((row % 8) * 4 + q, (row >= 8) + 2 * (k >= 16)), k % 4) *
+             byte(reg(col * 4 + q, 4 + (k >= 16)), k % 4);
+    }
+    return sum;
+  });
 }
 
 // mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc for the calling warp: acc +=
@@ -201,23 +198,13 @@ inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint
 // a[r] holds row g (r even) or g + 8 at k = 32 t + [0, 32) (r < 2) or 128 + 32 t + [0, 32); b[r]
 // holds column g at k = 128 r + 32 t + [0, 32); acc as for m16n8k32.
 inline void gx_mma_m16n8k256_and_popc(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const unsigned lane = gxemu::linear_tid() & 31u, base = gxemu::mma_exchange(a, b);
-  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
-  int out[4];
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i >= 2), col = 2 * t + i % 2;
-    int sum = acc[i];
+  gxemu::mma_accumulate(acc, a, b, [](const auto& reg, int row, int col) {
+    int sum = 0;
     for (int h = 0; h < 2; ++h)  // k in [128 h, 128 h + 128): 4 lanes x 32 bits
-      for (int q = 0; q < 4; ++q) {
-        const uint32_t wa =
-            gxemu::g_mma[size_t(base + (row % 8) * 4 + q) * gxemu::kMmaSlots + (row >= 8) + 2 * h];
-        const uint32_t wb = gxemu::g_mma[size_t(base + col * 4 + q) * gxemu::kMmaSlots + 4 + h];
-        sum += __builtin_popcount(wa & wb);
-      }
-    out[i] = sum;
-  }
-  gxemu::warp_sync();
-  for (int i = 0; i < 4; ++i) acc[i] = out[i];
+      for (unsigned q = 0; q < 4; ++q)
+        sum += __builtin_popcount(reg((row % 8) * 4 + q, (row >= 8) + 2 * h) & reg(col * 4 + q, 4 + h));
+    return sum;
+  });
 }
 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
