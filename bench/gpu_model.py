@@ -175,7 +175,10 @@ def _cuda_kernels():
     if sass.skip_reason():
         return
     for (arch, name), text in sass.kernels().items():
-        if "xnor_b1_gemm_kernel" in name:  # 128x128 C tile per 256-thread block, K step 256 values
+        if "ternary_bf16_gemm_kernel" in name:  # 128x128 C tile per 128-thread block, K step 64 values
+            yield {"name": "cuda bf16 x ternary 128x128 (mma.sync)", "arch": int(arch[3:]), "sass": text,
+                   "cta_macs": 128 * 128 * 64, "warps": 4, "regs": 0, "bm": 128, "bn": 128, "float": True}
+        elif "xnor_b1_gemm_kernel" in name:  # 128x128 C tile per 256-thread block, K step 256 values
             yield {"name": "cuda b1 gemm 128x128 (mma.sync .b1)", "arch": int(arch[3:]), "sass": text,
                    "cta_macs": 128 * 128 * 256, "warps": 8, "regs": 0, "bm": 128, "bn": 128}
         elif "xnor_tc_conv2d_kernel" in name:  # the same tile and K step, K = (tap, channel)
@@ -201,16 +204,21 @@ def rows_for(kern: dict, gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> li
     p = predict(body, kern["cta_macs"] / kern["warps"], gpu)
     f = predict_full(body, kern["cta_macs"], kern["warps"], kern["regs"], gpu)
     bf16, i8 = cublas_t_macs(gpu)
+    fl = kern.get("float", False)  # float x ternary: bf16 A and output, "of dense peak" of the bf16 peak
     out = []
     for n in sizes:  # M = n, N = K = 8192 (n = 16: memory-bound)
-        bytes_per_mac = ((n + 8192) * 8192 / 4 + 4 * n * 8192) / (n * 8192 * 8192)
+        if fl:
+            bytes_per_mac = (2 * n * 8192 + 8192 * 8192 / 4 + 2 * n * 8192) / (n * 8192 * 8192)
+        else:
+            bytes_per_mac = ((n + 8192) * 8192 / 4 + 4 * n * 8192) / (n * 8192 * 8192)
         dram = gpu["dram"] / bytes_per_mac / 1e12
         fill = n / (-(-n // kern["bm"]) * kern["bm"])  # rows of a partly filled tile idle
         t_pipes, t = min(p["T MAC/s"] * fill, dram), min(f["T MAC/s"] * fill, dram)
         out.append({"kernel": kern["name"], "GPU": gpu_name, "shape": f"{n}x8192x8192",
                     "bound": f["bound"] if t < dram else "DRAM", "instr/iter": p["instr/iter"],
                     "CTAs/SM": f["CTAs/SM"], "pipes only T MAC/s": t_pipes, "model T MAC/s": t,
-                    "of dense peak": t / i8 * CUBLAS, "vs cuBLAS bf16": t / bf16, "vs cuBLAS int8": t / i8})
+                    "of dense peak": t / (bf16 if fl else i8) * CUBLAS, "vs cuBLAS bf16": t / bf16,
+                    "vs cuBLAS int8": "" if fl else t / i8})
     return out
 
 

@@ -112,6 +112,12 @@ def tensor_core_shape(N: int, K: int) -> bool:
     return N >= 64 and 256 <= K < 2**19
 
 
+def bf16_tensor_core_shape(R: int, P: int) -> bool:
+    """ternary_matmul's bf16 tensor-core route on a GPU (sm_80 and newer, bf16 x, else W decoded for
+    torch.mm): x's rows of R values are whole 16-byte copies and the P output columns fit the grid."""
+    return R % 8 == 0 and -(-P // 128) <= 65535
+
+
 def gpu_gemm_method(M: int, N: int, K: int, sm_major: int = 8) -> str:
     """The one GPU shape rule (docs/gemm_dispatch.md): on Hopper and later, large shapes decode to
     int8 and run cuBLASLt ("int_mm", vendor.py: it needs M > 16 and N a multiple of 8). Otherwise,

@@ -151,6 +151,29 @@ def to_tc_layout(packed: torch.Tensor, K: int) -> torch.Tensor:
     return _to_int32_bits((code << shift).sum(dim=(2, 3)))
 
 
+def bf16_layout_words(n: int) -> int:
+    """Words per row of the bf16 tensor-core layout tb16 for rows of n values (whole 64-value steps)."""
+    return 4 * ((n + 63) // 64)
+
+
+def to_bf16_layout(packed: torch.Tensor, K: int, transpose: bool = False) -> torch.Tensor:
+    """Format v1 (R, 2, W) -> the bf16 tensor-core layout tb16 (csrc/gxnor/cuda/bf16_gemm.cu) int32:
+    (R, Tq) with value 16 q + j of a row in word q, or with ``transpose`` the rows of the (K, R)
+    transpose, (K, Tq). Value j's gate bit is at bit 14 - 2 (j >> 1) + 16 (j & 1), its sign bit one
+    above, so (word << s) & 0xC000C000 is a bf16 pair of 2x the values; Tq = bf16_layout_words(length)."""
+    check_packed(packed, "packed", K)
+    v = unpack_ternary(packed, K).to(torch.int64)
+    if transpose:
+        v = v.T
+    rows, n = v.shape
+    Tq = bf16_layout_words(n)
+    full = torch.zeros((rows, 16 * Tq), dtype=torch.int64, device=packed.device)
+    full[:, :n] = v
+    code = torch.where(full > 0, 1, torch.where(full < 0, 3, 0)).reshape(rows, Tq, 16)  # (gate, sign)
+    j = torch.arange(16, device=packed.device)
+    return _to_int32_bits((code << (14 - 2 * (j >> 1) + 16 * (j & 1))).sum(dim=2))
+
+
 def ternary_matmul(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False) -> torch.Tensor:
     """Float x ternary, accumulated in float64 here (the oracle).
 

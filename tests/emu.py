@@ -155,6 +155,32 @@ def xnor_gemm_tc(a: torch.Tensor, b: torch.Tensor, K: int, scale=None, bias=None
     return _gemm_out(lib().gxnor_cuda_xnor_gemm_tc, ops, M, N, scale, bias, "xnor_gemm_tc")
 
 
+def to_tb16(p: torch.Tensor, K: int, transpose: bool = False) -> torch.Tensor:
+    """Format v1 rows (R, 2, W) -> the bf16 tensor-core layout tb16 through the CUDA kernel."""
+    from gxnor_cuda.reference import bf16_layout_words
+
+    R, W = p.shape[0], p.shape[2]
+    rows, Tq = (K, bf16_layout_words(R)) if transpose else (R, bf16_layout_words(K))
+    out = torch.full((rows, Tq), -7, dtype=torch.int32)
+    _ok(lib().gxnor_cuda_to_tb16(_p(p.contiguous()), ctypes.c_int64(R), ctypes.c_int64(K), ctypes.c_int64(W),
+                                 ctypes.c_int(int(transpose)), ctypes.c_int64(Tq), _p(out), None), "to_tb16")
+    return out
+
+
+def ternary_matmul_bf16(x: torch.Tensor, w: torch.Tensor, K: int, nn: bool = False, out_dtype=torch.bfloat16):
+    """ternary_matmul for bf16 x through the CUDA bf16 tensor-core kernel (mma.sync, ldmatrix and
+    cp.async emulated): w to tb16 (transposed for nn), then C = x @ B.T."""
+    x = x.contiguous()
+    b = to_tb16(w, K, transpose=nn)
+    M, R, P = x.shape[0], x.shape[1], b.shape[0]
+    out = torch.full((M, P), float("nan"), dtype=out_dtype)
+    bf = out_dtype == torch.bfloat16
+    _ok(lib().gxnor_cuda_ternary_gemm_bf16(_p(x), _p(b), ctypes.c_int64(M), ctypes.c_int64(P), ctypes.c_int64(R),
+                                           ctypes.c_int64(b.shape[1]), _p(out) if bf else None,
+                                           None if bf else _p(out), None), "ternary_gemm_bf16")
+    return out
+
+
 def dst_update_(w: torch.Tensor, grad: torch.Tensor, lr, m, seed, offset, increment=False, rng=2) -> torch.Tensor:
     K = grad.shape[-1]
     rows = w.numel() // w.shape[-1] // 2

@@ -65,6 +65,25 @@ def test_b1_gemm_uses_binary_tensor_cores():
         assert ops.count("LOP3") / values <= 0.1 and integer / values <= 0.2, f"{arch}: {integer} for {values} values"
 
 
+def test_bf16_gemm_uses_bf16_tensor_cores():
+    """The float x ternary mma.sync kernel: HMMA in the loop (4 k16 sub-steps x 4 x 8 MMAs per warp),
+    A fragments by ldmatrix, both tiles by cp.async, B decoded at a shift and an AND per fragment
+    register (1 integer instruction per value; with the copy and ldmatrix addressing at most 1.5)."""
+    from gxnor_cuda._triton.aot import INT_OPS, hot_loop, parse
+
+    k = {a: t for (a, n), t in sass.kernels().items() if "ternary_bf16_gemm_kernel" in n}
+    assert set(k) >= {"sm_80", "sm_90"}, "ternary_bf16_gemm_kernel missing"
+    for arch, text in k.items():
+        body = hot_loop(parse(text))
+        ops = [i[1] for i in body]
+        assert ops.count("HMMA") == 128, f"{arch}: expected 128 HMMA in the hot loop, found {ops.count('HMMA')}"
+        assert ops.count("LDSM") == 16 and ops.count("LDGSTS") == 9, f"{arch}: ldmatrix / cp.async missing"
+        decode = sum(1 for i in body if i[1] == "LOP3" and "0xc000c000" in i[3])
+        values = 8 * 4 * 4  # 8 B fragments x 4 k16 sub-steps x 4 values per lane per iteration
+        integer = sum(1 for o in ops if o in INT_OPS)
+        assert decode == 64 and integer / values <= 1.5, f"{arch}: {integer} integer instructions, {values} values"
+
+
 def test_ptx_for_newer_gpus():
     """The fatbin carries compute_90 PTX, so the kernels JIT-load on GPUs newer than sm_90."""
     import subprocess

@@ -126,6 +126,10 @@ bool conv_uses_tc(int64_t C, int64_t O, int64_t taps, int64_t groups) {
   return og >= 64 && cg >= 64 && taps * cg < (int64_t(1) << 19);
 }
 
+// gxnor_cuda.functional.bf16_tensor_core_shape, for the native ternary_matmul (sm_80 and newer, bf16
+// x): x's rows of R values are whole 16-byte cp.async chunks, the P output columns fit grid y.
+bool bf16_uses_tc(int64_t R, int64_t P) { return R % 8 == 0 && (P + 127) / 128 <= 65535; }
+
 at::Tensor xnor_gemm_cuda(const at::Tensor& a_in, const at::Tensor& b_in, int64_t K,
                           const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
   check_device(a_in, "a", c10::DeviceType::CUDA);
@@ -254,6 +258,26 @@ at::Tensor xnor_conv2d_pack_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
 at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t K, bool nn) {
   check_device(x, "x", c10::DeviceType::CUDA);
   check_ternary_matmul(x, w, K, nn);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = x.size(0), R = x.size(1), N = w.size(0), W = w.size(2), P = nn ? K : N;
+  if (x.scalar_type() == at::kBFloat16 && bf16_uses_tc(R, P) &&
+      at::cuda::getDeviceProperties(x.device().index())->major >= 8) {
+    // bf16 tensor cores (bf16_gemm.cu): W (nt) or its transpose (nn) in the tb16 layout, one
+    // memory-bound pass over the 2-bit weights; x read as it is
+    const at::Tensor xc = x.contiguous(), wc = w.contiguous();
+    const int64_t Tq = 4 * ((R + 63) / 64);
+    at::Tensor b = at::empty({P, Tq}, w.options());
+    at::Tensor out = at::empty({M, P}, x.options());
+    check_cuda(
+        gxnor_cuda_to_tb16(wc.const_data_ptr<int32_t>(), N, K, W, nn, Tq, b.data_ptr<int32_t>(), stream()),
+        "ternary_matmul (layout)");
+    check_cuda(
+        gxnor_cuda_ternary_gemm_bf16(
+            reinterpret_cast<const uint16_t*>(xc.const_data_ptr<at::BFloat16>()), b.const_data_ptr<int32_t>(),
+            M, P, R, Tq, reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), nullptr, stream()),
+        "ternary_matmul (bf16 tensor cores)");
+    return out;
+  }
   const at::Tensor wd = unpack_ternary_cuda(w, K, x.scalar_type());
   return nn ? at::mm(x, wd) : at::mm(x, wd.t());
 }
@@ -321,4 +345,5 @@ TORCH_LIBRARY_FRAGMENT(gxnor_native, m) {
   m.def("cuda_archs() -> str", &gxnor::bind::cuda_archs);
   m.def("cuda_gemm_uses_tc(int N, int K) -> bool", &gxnor::bind::gemm_uses_tc);
   m.def("cuda_conv_uses_tc(int C, int O, int taps, int groups) -> bool", &gxnor::bind::conv_uses_tc);
+  m.def("cuda_bf16_uses_tc(int R, int P) -> bool", &gxnor::bind::bf16_uses_tc);
 }

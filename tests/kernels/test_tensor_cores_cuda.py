@@ -1,7 +1,9 @@
 """The CUDA tensor-core GEMMs and conv, run through the host emulation, whose mma.sync follows the PTX ISA's
 fragment layouts: int8 (csrc/gxnor/cuda/tc_gemm.cu, m16n8k32 on the tc16 layout: the layout
 conversion equals the reference's) and binary (b1_gemm.cu, m16n8k256 .and.popc on format v1 bit
-planes), and the int8 implicit-GEMM conv (tc_conv.cu); bit-exact against the reference."""
+planes), the int8 implicit-GEMM conv (tc_conv.cu), and the float x ternary GEMM on bf16 tensor cores
+(bf16_gemm.cu: m16n8k16 fed by ldmatrix and cp.async, all emulated); bit-exact against the
+reference (the bf16 GEMM on integer-valued x, whose fp32 sums are exact in any order)."""
 
 import itertools
 
@@ -94,3 +96,58 @@ def test_native_conv_tc_rule_is_the_python_rule():
 
     for c, o, taps, g in itertools.product((32, 64, 200), (63, 64, 512), (1, 9, 2**13), (1, 2)):
         assert torch.ops.gxnor_native.cuda_conv_uses_tc(c, o, taps, g) == (gpu_conv_method(c, o, taps, g) == "tc")
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("R,K", [(1, 1), (3, 17), (20, 100), (33, 64), (5, 130)])
+def test_to_tb16_matches_reference(R, K, transpose):
+    p = packed(R, K)
+    assert torch.equal(emu.to_tb16(p, K, transpose), ref.to_bf16_layout(p, K, transpose))
+
+
+# (M, N, K, layout): tails of the 128 x 128 tile in M and in the output columns, R (the reduction:
+# K for nt, N for nn) inside one 64-value step, at its edge and over several.
+BF16_CASES = [(1, 1, 8, "nt"), (5, 7, 16, "nt"), (129, 5, 72, "nt"), (130, 131, 200, "nt"), (3, 64, 8, "nn"),
+              (130, 136, 200, "nn"), (17, 256, 129, "nn"), (2, 9, 1000, "nt")]
+
+
+@pytest.mark.parametrize("M,N,K,layout", BF16_CASES)
+def test_ternary_matmul_bf16_tensor_cores_bit_exact(M, N, K, layout):
+    nn = layout == "nn"
+    w = packed(N, K)
+    x = torch.randint(-64, 65, (M, N if nn else K)).to(torch.bfloat16)  # sums exact in fp32 in any order
+    assert torch.equal(emu.ternary_matmul_bf16(x, w, K, nn), ref.ternary_matmul(x, w, K, nn))
+    got32 = emu.ternary_matmul_bf16(x, w, K, nn, torch.float32)
+    assert torch.equal(got32, ref.ternary_matmul(x.float(), w, K, nn))
+
+
+def test_ternary_matmul_bf16_tensor_cores_weight_gradient():
+    """dW = dY^T X from the packed activations X (M, 2, W): the nn product with X as the ternary operand."""
+    M, N, K = 136, 70, 150
+    hq, gy = packed(M, K), torch.randint(-9, 10, (M, N)).to(torch.bfloat16)
+    want = gy.double().T @ ref.unpack_ternary(hq, K, torch.float64)
+    assert torch.equal(emu.ternary_matmul_bf16(gy.T.contiguous(), hq, K, True, torch.float32), want.float())
+
+
+def test_ternary_matmul_bf16_tensor_cores_random_floats():
+    M, N, K = 70, 40, 264
+    w, x = packed(N, K), torch.randn(M, K).to(torch.bfloat16)
+    want = ref.ternary_matmul(x.float(), w, K)
+    torch.testing.assert_close(emu.ternary_matmul_bf16(x, w, K, False, torch.float32), want, rtol=1e-5, atol=1e-5)
+    x[3, 5] = float("nan")  # NaN x 0 is NaN: the row's every output, as in the reference; no other row
+    got = emu.ternary_matmul_bf16(x, w, K, False, torch.float32)
+    assert torch.equal(torch.isnan(got), torch.isnan(ref.ternary_matmul(x.float(), w, K)))
+    assert torch.isnan(got[3]).all() and not torch.isnan(got[torch.arange(M) != 3]).any()
+
+
+def test_ternary_matmul_bf16_tensor_cores_refuses_partial_chunks():
+    with pytest.raises(RuntimeError, match="error 1"):
+        emu.ternary_matmul_bf16(torch.ones(2, 12, dtype=torch.bfloat16), packed(3, 12), 12)
+
+
+@pytest.mark.skipif(not hasattr(torch.ops.gxnor_native, "cuda_bf16_uses_tc"), reason="built without CUDA")
+def test_native_bf16_rule_is_the_python_rule():
+    from gxnor_cuda.functional import bf16_tensor_core_shape
+
+    for R, P in itertools.product((1, 8, 12, 64, 1000, 1024), (1, 128, 65535 * 128, 65535 * 128 + 1)):
+        assert torch.ops.gxnor_native.cuda_bf16_uses_tc(R, P) == bf16_tensor_core_shape(R, P)

@@ -46,6 +46,57 @@ __device__ __forceinline__ void gx_mma_m16n8k256_and_popc(int (&acc)[4], const u
   __trap();
 #endif
 }
+
+// One bf16 tensor-core MMA of the calling warp, acc += A B in fp32 (m16n8k16, the PTX ISA's
+// fragment layouts; emulated in cuda_emu.h). sm_80 and newer.
+__device__ __forceinline__ void gx_mma_m16n8k16_bf16(float (&acc)[4], const uint32_t (&a)[4],
+                                                     const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+
+// ldmatrix.x4 (four 8 x 8 matrices of 16-bit elements): lane l gives the shared-memory address of
+// row l % 8 of matrix l / 8 (16 bytes); r[i] receives matrix i's row lane / 4, elements 2 (lane % 4)
+// and 2 (lane % 4) + 1. sm_75 and newer.
+__device__ __forceinline__ void gx_ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+#else
+  __trap();
+#endif
+}
+
+// cp.async of 16 bytes global -> shared, bypassing the registers; the bytes past src_bytes (0 or
+// 16 here) are zero-filled. Groups: commit closes one, wait<n> waits until at most n are in flight.
+__device__ __forceinline__ void gx_cp_async16(void* dst, const void* src, int src_bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(src_bytes));
+#else
+  __trap();
+#endif
+}
+__device__ __forceinline__ void gx_cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void gx_cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
 #endif
 
 #define GX_FULL_MASK 0xffffffffu

@@ -83,8 +83,8 @@ inline void warp_sync() { g_warp_barriers[linear_tid() / 32]->arrive_and_wait();
 // exchange; once the whole warp has, each lane adds dot(reg, row, col) to its four accumulators
 // (row g or g + 8, column 2 t + i % 2; reg(l, r): lane l's register r, A in 0-3, B in 4-5), and
 // writes them only after every lane has read the operands.
-template <class Dot>
-inline void mma_accumulate(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], Dot dot) {
+template <class Acc, class Dot>
+inline void mma_accumulate(Acc (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], Dot dot) {
   const unsigned tid = linear_tid(), lane = tid & 31u, base = tid - lane;
   uint32_t* mine = &g_mma[size_t(tid) * kMmaSlots];
   for (int r = 0; r < 4; ++r) mine[r] = a[r];
@@ -92,7 +92,7 @@ inline void mma_accumulate(int (&acc)[4], const uint32_t (&a)[4], const uint32_t
   warp_sync();
   const auto reg = [base](unsigned l, int r) { return g_mma[size_t(base + l) * kMmaSlots + r]; };
   const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
-  int out[4];
+  Acc out[4];
   for (int i = 0; i < 4; ++i) out[i] = acc[i] + dot(reg, g + 8 * (i >= 2), 2 * t + i % 2);
   warp_sync();
   for (int i = 0; i < 4; ++i) acc[i] = out[i];
@@ -206,6 +206,49 @@ inline void gx_mma_m16n8k256_and_popc(int (&acc)[4], const uint32_t (&a)[4], con
     return sum;
   });
 }
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for the calling warp: acc += A B, the PTX
+// ISA's fragment layouts (the low half of a register is the lower k): a[r] holds row g (r even) or
+// g + 8 at k = 2 t + [0, 2) (r < 2) or 8 + 2 t + [0, 2); b[r] holds column g at k = 8 r + 2 t +
+// [0, 2); acc as for m16n8k32. The products of bf16 values are exact in fp32; the hardware's
+// order of the additions is not specified, so the tests use sums that are exact in any order.
+inline void gx_mma_m16n8k16_bf16(float (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  gxemu::mma_accumulate(acc, a, b, [](const auto& reg, int row, int col) {
+    auto half = [](uint32_t w, int i) {
+      return gxemu::from_bits<float>((w >> (16 * i)) << 16 & 0xFFFF0000u);
+    };
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) {
+      const unsigned q = static_cast<unsigned>(k % 8) / 2;  // the lane's t holding k
+      sum += half(reg((row % 8) * 4 + q, (row >= 8) + 2 * (k >= 8)), k % 2) *
+             half(reg(col * 4 + q, 4 + (k >= 8)), k % 2);
+    }
+    return sum;
+  });
+}
+
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16 for the calling warp: lane l posts the address of row
+// l % 8 of matrix l / 8; r[i] = matrix i's row lane / 4, 16-bit elements 2 (lane % 4) and + 1.
+inline void gx_ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+  const unsigned tid = gxemu::linear_tid(), lane = tid & 31u, base = tid - lane;
+  gxemu::g_xchg[tid] = reinterpret_cast<uintptr_t>(row);
+  gxemu::warp_sync();
+  for (unsigned i = 0; i < 4; ++i) {
+    const auto* src = reinterpret_cast<const unsigned char*>(gxemu::g_xchg[base + 8 * i + lane / 4]);
+    std::memcpy(&r[i], src + 4 * (lane % 4), 4);
+  }
+  gxemu::warp_sync();
+}
+
+// cp.async.cg 16 bytes with zero-fill past src_bytes: copied at once here (the kernel's
+// wait + barrier order the real copy the same way), so commit and wait have nothing to do.
+inline void gx_cp_async16(void* dst, const void* src, int src_bytes) {
+  std::memcpy(dst, src, static_cast<size_t>(src_bytes));
+  std::memset(static_cast<unsigned char*>(dst) + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
+}
+inline void gx_cp_async_commit() {}
+template <int N>
+inline void gx_cp_async_wait() {}
 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline const char* cudaGetErrorString(cudaError_t) { return "no error (host emulation)"; }

@@ -3,6 +3,7 @@
 // with ctypes and run on small grids bit-exactly against gxnor_cuda/reference.py.
 #include "../cuda/archs.cu"
 #include "../cuda/b1_gemm.cu"
+#include "../cuda/bf16_gemm.cu"
 #include "../cuda/conv.cu"
 #include "../cuda/dst.cu"
 #include "../cuda/gemm.cu"
