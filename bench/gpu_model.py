@@ -278,8 +278,28 @@ def float_rows(gpu_name: str, gpu: dict, n: int = 8192) -> list[dict]:
              "vs cuBLAS bf16": t / cublas_t_macs(gpu)[0], "vs cuBLAS int8": ""}]
 
 
+def conv_backward_rows(gpu_name: str, gpu: dict) -> list[dict]:
+    """A ternary-input conv's backward on a GPU under bf16 autocast (autograd_conv.TernaryInputConv):
+    the packed activations unpacked to bf16 (reads N H W C / 4 bytes, writes 2 N H W C), then one
+    cuDNN call for grad-input and grad-weight (twice the forward's MACs) at CUBLAS of the bf16 peak;
+    the weight's unpack is small and not counted. In "of dense peak" the fraction of the bf16 peak."""
+    peak = gpu["bf16"] * gpu["sms"] * gpu["ghz"] * 1e9
+    out = []
+    for c, o, hw in CIFAR_CONVS:
+        macs = 2 * 256 * hw * hw * c * o * 9
+        seconds = 256 * hw * hw * c * 2.25 / gpu["dram"] + macs / (CUBLAS * peak)
+        t = macs / seconds / 1e12
+        out.append({"kernel": "vendor: activations unpacked to bf16 + cuDNN bf16 (conv backward)", "GPU": gpu_name,
+                    "shape": f"conv {c}->{o} 3x3 {hw}x{hw} batch 256", "bound": "cuDNN bf16 + unpack pass",
+                    "instr/iter": "", "CTAs/SM": "", "pipes only T MAC/s": "", "model T MAC/s": t,
+                    "of dense peak": t * 1e12 / peak, "vs cuBLAS bf16": t / cublas_t_macs(gpu)[0],
+                    "vs cuBLAS int8": ""})
+    return out
+
+
 def main() -> None:
-    rows = [r for gname, gpu in GPUS.items() for r in [*vendor_rows(gname, gpu), *float_rows(gname, gpu)]]
+    rows = [r for gname, gpu in GPUS.items()
+            for r in [*vendor_rows(gname, gpu), *float_rows(gname, gpu), *conv_backward_rows(gname, gpu)]]
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
             if gpu["sm"] == kern["arch"] and (gpu["b1"] or "b1 gemm" not in kern["name"]):

@@ -16,6 +16,10 @@ without a copy.
   input's grad-weight (the MNIST first layer), which is unfold + batched GEMM.
 The other float-side convs run on the platform conv, faster than im2col + ternary_matmul
 (bench/bench_conv.py); the weight unpack is O*C*kh*kw/groups values.
+
+``lowp`` (the autocast dtype the layer was called under, gxnor_cuda.autograd): the float convs
+(a float-input layer's forward, both backward products) run on operands unpacked or cast to
+lowp, cuDNN's bf16 tensor cores on a GPU, with float32 results; the ternary conv stays exact.
 """
 
 from __future__ import annotations
@@ -76,11 +80,11 @@ class TernaryInputConv(torch.autograd.Function):
     """y = conv(phi_r(h), W) with the rectangular surrogate window of half-width a."""
 
     @staticmethod
-    def forward(ctx, h, weight, C, spec, r, a):
+    def forward(ctx, h, weight, C, spec, r, a, lowp=None):
         w = weight.packed
         y, hq = ternary_input_conv(h, w, C, spec, r)
         ctx.save_for_backward(hq, window_mask(h, r, a), w)
-        ctx.C, ctx.spec, ctx.a, ctx.shape = C, spec, a, h.shape
+        ctx.C, ctx.spec, ctx.a, ctx.shape, ctx.lowp = C, spec, a, h.shape, lowp
         return y
 
     @staticmethod
@@ -94,28 +98,31 @@ class TernaryInputConv(torch.autograd.Function):
         wd = F.unpack_conv_weight(w, cg)
         wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
         # CPU: grad-weight straight from the packed activations (table lookups), grad-input on the
-        # platform conv, which reads its input argument for shape and layout only; CUDA: both in one
-        # cuDNN call on the unpacked operands
-        if hq.device.type == "cpu":
+        # platform conv, which reads its input argument for shape and layout only; CUDA (and any
+        # lowp step): both in one platform call on the operands unpacked to their dtype
+        if hq.device.type == "cpu" and ctx.lowp is None:
             gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
             gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
         else:
-            xd = F.unpack_ternary(hq, cg, torch.float32).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-            gx, gw = conv_backward(gy, xd, wd_win, ctx.spec, True, need_w)  # gw does not read the weight
+            dt = ctx.lowp or torch.float32
+            xd = F.unpack_ternary(hq, cg, dt).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+            gx, gw = conv_backward(gy.to(dt), xd, wd_win.to(dt), ctx.spec, True, need_w)  # gw reads no weight
+            gx, gw = gx.float(), gw.float() if need_w else None
         gx = gx.mul_(F.unpack_ternary(win, ww, torch.float32))
-        return gx, _logical(gw), None, None, None, None
+        return gx, _logical(gw), None, None, None, None, None
 
 
 class TernaryWeightConv(torch.autograd.Function):
     """y = conv(x, W_dense) for real-valued x (or x already quantized by a non-fused quantizer)."""
 
     @staticmethod
-    def forward(ctx, x, weight, C, spec, n_states):
+    def forward(ctx, x, weight, C, spec, n_states, lowp=None):
         w = weight.packed
         s, p, d, groups = spec
         ctx.save_for_backward(x, w)
-        ctx.C, ctx.spec, ctx.n_states = C, spec, n_states
-        y = fc.float_conv2d(x, dense_conv_weight(w, C // groups, n_states, x.dtype), s, p, d, groups)
+        ctx.C, ctx.spec, ctx.n_states, ctx.lowp = C, spec, n_states, lowp
+        dt = lowp or x.dtype
+        y = fc.float_conv2d(x.to(dt), dense_conv_weight(w, C // groups, n_states, dt), s, p, d, groups).to(x.dtype)
         # channels-last like every other GXNOR conv output: pooling, BatchNorm and their backward
         # then see one layout through the step (mixed layouts cost them a strided pass each)
         return y.contiguous(memory_format=torch.channels_last) if y.device.type == "cpu" else y
@@ -124,6 +131,9 @@ class TernaryWeightConv(torch.autograd.Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         s, p, d, groups = ctx.spec
+        out = gy.dtype
+        if ctx.lowp is not None:
+            gy, x = gy.to(ctx.lowp), x.to(ctx.lowp)
         wd = dense_conv_weight(w, ctx.C // groups, ctx.n_states, gy.dtype)
         need_x, need_w = ctx.needs_input_grad[:2]
         if fc.im2col_path(x, wd, groups):  # one input channel: unfold + batched GEMM
@@ -131,4 +141,5 @@ class TernaryWeightConv(torch.autograd.Function):
             gx = conv_backward(gy, x, wd, ctx.spec, True, False)[0] if need_x else None
         else:
             gx, gw = conv_backward(gy, x, fc.weight_like_input(wd, x), ctx.spec, need_x, need_w)
-        return gx, _logical(gw), None, None, None
+        gx = gx.to(out) if gx is not None else None
+        return gx, _logical(gw.to(out) if gw is not None else None), None, None, None, None

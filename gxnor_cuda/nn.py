@@ -18,7 +18,7 @@ from torch import nn
 
 from . import format as fmt
 from . import functional as F
-from .autograd import TernaryInputMatmul, TernaryWeightMatmul, ternary_input_matmul
+from .autograd import TernaryInputMatmul, TernaryWeightMatmul, lowp_dtype, matmul_lowp, ternary_input_matmul
 from .autograd_conv import TernaryInputConv, TernaryWeightConv, ternary_input_conv
 from .weight import DiscreteWeight, nbytes_stored, stamp_of
 
@@ -269,19 +269,19 @@ class _GXNORBase(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
         self._stamp()
 
-    def _matmul(self, x2d: torch.Tensor) -> torch.Tensor:
+    def _matmul(self, x2d: torch.Tensor, lowp: torch.dtype | None = None) -> torch.Tensor:
         q = self.input_quantizer
         fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
                  and self.n_states == 1)
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_matmul(x2d, self.weight_q, self.K, q.r)[0]
         if fused:
-            return TernaryInputMatmul.apply(x2d, self._discrete(), self.K, q.r, q.a)
+            return TernaryInputMatmul.apply(x2d, self._discrete(), self.K, q.r, q.a, lowp)
         if q is not None:
             x2d = q(x2d)
         if not torch.is_grad_enabled() and self.n_states == 1:
-            return F.ternary_matmul(x2d.contiguous(), self.weight_q, self.K)
-        return TernaryWeightMatmul.apply(x2d, self._discrete(), self.K, self.n_states)
+            return matmul_lowp(x2d, self.weight_q, self.K, "nt", lowp)
+        return TernaryWeightMatmul.apply(x2d, self._discrete(), self.K, self.n_states, lowp)
 
 
 class GXNORLinear(_GXNORBase):
@@ -306,9 +306,9 @@ class GXNORLinear(_GXNORBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"input: expected last dim in_features = {self.in_features}, got {tuple(x.shape)}")
-        lead, out_dtype = x.shape[:-1], _out_dtype(x)
-        with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
-            y = self._epilogue(self._matmul(x.reshape(-1, self.in_features).float()))
+        lead, out_dtype, lowp = x.shape[:-1], _out_dtype(x), lowp_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):  # float32 around the kernels; lowp: autograd.py
+            y = self._epilogue(self._matmul(x.reshape(-1, self.in_features).float(), lowp))
         return y.reshape(*lead, self.out_features).to(out_dtype)
 
     @classmethod
@@ -374,12 +374,12 @@ class GXNORConv2d(_GXNORBase):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"input: expected (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), got "
                              f"{tuple(x.shape)}")
-        out_dtype = _out_dtype(x)
-        with torch.autocast(x.device.type, enabled=False):  # the kernels are exact in float32
-            y = self._epilogue(self._conv(x.float()))
+        out_dtype, lowp = _out_dtype(x), lowp_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):  # float32 around the kernels; lowp: autograd.py
+            y = self._epilogue(self._conv(x.float(), lowp))
         return y.to(out_dtype)
 
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, lowp: torch.dtype | None = None) -> torch.Tensor:
         pad = self.padding
         if self.padding_mode != "zeros" or pad == "same":  # explicit padding, then a padding-free conv
             x = torch.nn.functional.pad(x, self._pad4, mode="constant" if self.padding_mode == "zeros"
@@ -392,10 +392,10 @@ class GXNORConv2d(_GXNORBase):
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r)[0]
         if fused:
-            return TernaryInputConv.apply(x, self._discrete(), self.in_channels, spec, q.r, q.a)
+            return TernaryInputConv.apply(x, self._discrete(), self.in_channels, spec, q.r, q.a, lowp)
         if q is not None:
             x = q(x)
-        return TernaryWeightConv.apply(x, self._discrete(), self.in_channels, spec, self.n_states)
+        return TernaryWeightConv.apply(x, self._discrete(), self.in_channels, spec, self.n_states, lowp)
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, n_states: int = 1, input_quantizer=None, scaled: bool = True) -> GXNORConv2d:

@@ -48,8 +48,13 @@ def recorded(monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("net_name, shape", [("mnist_net", (8, 1, 28, 28)), ("cifar_net", (2, 3, 32, 32))])
-def test_training_step_on_fake_cuda(recorded, net_name, shape):
+def test_training_step_on_fake_cuda(recorded, monkeypatch, net_name, shape, autocast):
+    """autocast: the bf16 step of train.py on a GPU (the float x ternary products in bf16). CUDA
+    autocast switches itself off without a GPU, so the layers are told its dtype directly."""
+    if autocast:
+        monkeypatch.setattr(gnn, "lowp_dtype", lambda x: torch.bfloat16)
     with FakeTensorMode():
         torch.set_default_device("cuda")
         try:
@@ -62,6 +67,7 @@ def test_training_step_on_fake_cuda(recorded, net_name, shape):
             y = torch.randint(0, 10, (shape[0],))
             loss = squared_hinge(net(x), y)
             assert loss.device.type == "cuda"
+            assert all(args[-1] == (torch.bfloat16 if autocast else None) for fn, args in recorded if fn != gnn._PhiFn)
             kinds = {fn for fn, _ in recorded}
             assert {agc.TernaryWeightConv, agc.TernaryInputConv, ag.TernaryInputMatmul} <= kinds
             for fn, args in recorded:  # every custom backward, on the forward's own arguments
