@@ -48,6 +48,8 @@ def main() -> None:
             "xnor_gemm triton tc (incl. layout pass)": lambda: F.xnor_gemm(a, b, n, backend="triton", method="tc"),
             "xnor_gemm triton tc kernel only": lambda: tc_gemm(at, bt),
             "xnor_gemm vendor (decode + torch._int_mm)": lambda: xnor_gemm_int_mm(a, b, n),
+            "ternary_matmul bf16 nt cuda (bf16 tensor cores)": lambda: F.ternary_matmul(xb, b, n, backend="cuda"),
+            "ternary_matmul bf16 nn cuda (dX = dY W)": lambda: F.ternary_matmul(xb, b, n, "nn", backend="cuda"),
         }
         ms = {k: do_bench(fn, warmup=25, rep=100) for k, fn in cands.items()}
         for k, t in ms.items():

@@ -151,3 +151,16 @@ def test_native_bf16_rule_is_the_python_rule():
 
     for R, P in itertools.product((1, 8, 12, 64, 1000, 1024), (1, 128, 65535 * 128, 65535 * 128 + 1)):
         assert torch.ops.gxnor_native.cuda_bf16_uses_tc(R, P) == bf16_tensor_core_shape(R, P)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("M,N,K,layout", BF16_CASES)
+def test_ternary_matmul_bf16_on_the_gpu_bit_exact(M, N, K, layout):
+    """The compiled bf16 kernel (the native op's route for bf16 x on sm_80+) on integer-valued x."""
+    from gxnor_cuda import functional as F
+
+    nn = layout == "nn"
+    w = packed(N, K)
+    x = torch.randint(-64, 65, (M, N if nn else K)).to(torch.bfloat16)
+    got = F.ternary_matmul(x.cuda(), w.cuda(), K, layout, backend="cuda").cpu()
+    assert torch.equal(got, ref.ternary_matmul(x, w, K, nn))
