@@ -11,8 +11,10 @@ Contenders (each in its own worker process, so its memory high-water mark is its
   when those packages import (``--install`` installs them);
 Steps are handed out round-robin: every round each worker runs `--steps` steps, so the machine's
 drift lands on all contenders alike. Reported: median and min step time over the rounds, the step
-peak memory (ru_maxrss after the steps minus before the first), and the persistent bytes per weight
-(parameters, buffers and optimizer state between steps, over the weight count).
+peak memory (ru_maxrss after the steps minus before the first: the process, allocator caches and
+first-step set-up included), the step's own tensors at their peak (step_memory.py: the storages its
+ops create, alive at once), and the persistent bytes per weight (parameters, buffers and optimizer
+state between steps, over the weight count).
 
     python bench/bench_train.py [--nets mnist cifar] [--batches 100 1000] [--rounds 4] [--steps 5] [--install]
 
@@ -159,13 +161,17 @@ def _worker(conn, contender: str, net: str, batch: int, threads: int) -> None:
             step()
             times.append(time.perf_counter() - t0)
         conn.send(times)
+    peak_rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    from step_memory import StepTensorMemory
+
+    with StepTensorMemory() as tm:  # one more step, after the timed ones (the mode slows it)
+        step()
     state = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
     nbytes = sum(nbytes_stored(t) for t in [*model.parameters(), *model.buffers(), *state])
     weights = sum(mm.weight.numel() for mm in model.modules()
                   if isinstance(mm, (torch.nn.Conv2d, torch.nn.Linear)) or type(mm).__name__ in ("GXNORConv2d",
                                                                                                  "GXNORLinear"))
-    conn.send({"peak MiB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024,
-               "persistent B/weight": nbytes / weights})
+    conn.send({"peak MiB": peak_rss, "step tensor MiB": tm.peak / 2**20, "persistent B/weight": nbytes / weights})
 
 
 OPTIONAL = {"brevitas": "brevitas==0.13.4", "torchao-bitnet": "torchao==0.18.0"}
@@ -228,9 +234,11 @@ def main() -> None:
                 if r["net"] == net and r["batch"] == batch:
                     r["vs float (time)"] = r["median step ms"] / fl["median step ms"]
                     r["vs float (peak memory)"] = r["peak MiB"] / max(fl["peak MiB"], 1e-9)
+                    r["vs float (step tensors)"] = r["step tensor MiB"] / max(fl["step tensor MiB"], 1e-9)
             print(f"  done {net} batch {batch}", flush=True)
     emit(args.name, rows, ["net", "batch", "contender", "median step ms", "min step ms", "vs float (time)",
-                               "peak MiB", "vs float (peak memory)", "persistent B/weight"], plot=_plot)
+                               "peak MiB", "vs float (peak memory)", "step tensor MiB", "vs float (step tensors)",
+                               "persistent B/weight"], plot=_plot)
 
 
 def _plot(path, rows, meta) -> None:
