@@ -188,3 +188,23 @@ def check_state_values(s: torch.Tensor, n_states: int) -> None:
                  lambda: f"s: expected state indices in [{-hi}, {hi}] for n_states = {n_states}; s was not modified")
     torch._check(n_states != 0 or not bool((s == 0).any()),
                  lambda: "s: expected binary states in {-1, +1}, got 0; s was not modified")
+
+
+def check_maxpool2x2(x: torch.Tensor) -> None:
+    torch._check(x.dtype == torch.float32, lambda: f"x: expected dtype torch.float32, got {x.dtype}")
+    torch._check(x.dim() == 4, lambda: f"x: expected shape (N, C, H, W), got {tuple(x.shape)}")
+    torch._check(x.shape[2] >= 2 and x.shape[3] >= 2,
+                 lambda: f"x: expected H, W >= 2 (a 2 x 2 window), got shape {tuple(x.shape)}")
+
+
+def check_maxpool2x2_backward(grad: torch.Tensor, argmax: torch.Tensor, H: int, W: int) -> None:
+    torch._check(grad.dtype == torch.float32, lambda: f"grad: expected dtype torch.float32, got {grad.dtype}")
+    torch._check(argmax.dtype == torch.uint8, lambda: f"argmax: expected dtype torch.uint8, got {argmax.dtype}")
+    torch._check(grad.dim() == 4, lambda: f"grad: expected shape (N, C, H // 2, W // 2), got {tuple(grad.shape)}")
+    torch._check(H >= 0 and W >= 0, lambda: f"H, W: expected sizes >= 0, got {H}, {W}")
+    torch._check(
+        tuple(grad.shape[2:]) == (H // 2, W // 2) and argmax.shape == grad.shape,
+        lambda: f"argmax: expected grad's shape {tuple(grad.shape)} = (N, C, H // 2, W // 2) for H, W = {H}, {W}, "
+        f"got argmax {tuple(argmax.shape)}",
+    )
+    check_same_device("grad", grad, "argmax", argmax)

@@ -12,6 +12,8 @@ from . import format as fmt
 from ._checks import (
     check_dst,
     check_gemm,
+    check_maxpool2x2,
+    check_maxpool2x2_backward,
     check_out_dtype,
     check_pack_input,
     check_packed,
@@ -39,6 +41,8 @@ SCHEMAS = {
     "bool increment=False, int rng=2, bool check=True) -> Tensor",
     "dst_update_states_": "dst_update_states_(Tensor(a!) s, Tensor grad, float lr, float m, int n_states, "
     "int seed, int offset, bool increment=False, int rng=2, bool check=True) -> Tensor",
+    "maxpool2x2": "maxpool2x2(Tensor x) -> (Tensor, Tensor)",
+    "maxpool2x2_backward": "maxpool2x2_backward(Tensor grad, Tensor argmax, int H, int W) -> Tensor",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -116,3 +120,23 @@ def _dst_update_fake(w, grad, lr, m, seed, offset, increment=False, rng=2, check
 def _dst_update_states_fake(s, grad, lr, m, n_states, seed, offset, increment=False, rng=2, check=True):
     check_dst(s, grad, lr, m, seed, offset, increment, packed=False, n_states=n_states, rng=rng)
     return s.new_empty((), dtype=torch.int64)
+
+
+def pool_out(x: torch.Tensor, shape, dtype) -> torch.Tensor:
+    """An empty tensor of ``shape`` in x's memory format (channels-last or contiguous)."""
+    cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.empty(shape, dtype=dtype, device=x.device,
+                       memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
+@torch.library.register_fake("gxnor::maxpool2x2")
+def _maxpool2x2_fake(x):
+    check_maxpool2x2(x)
+    shape = (x.shape[0], x.shape[1], x.shape[2] // 2, x.shape[3] // 2)
+    return pool_out(x, shape, x.dtype), pool_out(x, shape, torch.uint8)
+
+
+@torch.library.register_fake("gxnor::maxpool2x2_backward")
+def _maxpool2x2_backward_fake(grad, argmax, H, W):
+    check_maxpool2x2_backward(grad, argmax, H, W)
+    return pool_out(argmax, (grad.shape[0], grad.shape[1], H, W), grad.dtype)

@@ -30,10 +30,16 @@ REFERENCE = {
     "xnor_conv2d_weight_grad": ref.xnor_conv2d_weight_grad,
     "dst_update_": ref_dst.dst_update_,
     "dst_update_states_": ref_dst.dst_update_states_,
+    "maxpool2x2": ref.maxpool2x2,
+    "maxpool2x2_backward": ref.maxpool2x2_backward,
 }
 
-# the float weight gradient is a float conv: the reference twin runs it on cuDNN
-TRITON_EXCEPTIONS = {"xnor_conv2d_weight_grad": "a float conv: the reference twin runs it on cuDNN"}
+# ops the GPU backends leave to the reference twin (torch's own GPU kernels), and why
+TRITON_EXCEPTIONS = {
+    "xnor_conv2d_weight_grad": "a float conv: the reference twin runs it on cuDNN",
+    "maxpool2x2": "float pooling: the reference twin runs torch's GPU kernel (MaxPool2x2 uses it off the CPU)",
+    "maxpool2x2_backward": "float pooling: the reference twin runs on torch's GPU ops",
+}
 CUDA_EXCEPTIONS = TRITON_EXCEPTIONS
 
 

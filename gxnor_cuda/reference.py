@@ -257,3 +257,36 @@ def conv2d_then_pack(conv, qpack):
 
 
 xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)
+
+
+def maxpool2x2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.MaxPool2d(2) on float32 x (N, C, H, W): (maxima, argmax), argmax the uint8 window position
+    2 dy + dx of each maximum (torch's kernel: its tie and NaN rules), both in x's memory format."""
+    from ._checks import check_maxpool2x2
+    from ._ops import pool_out
+
+    check_maxpool2x2(x)
+    y, idx = torch.nn.functional.max_pool2d_with_indices(x, 2)
+    W = x.shape[3]
+    oy = torch.arange(y.shape[2], device=x.device).view(-1, 1)
+    ox = torch.arange(y.shape[3], device=x.device).view(1, -1)
+    arg = (idx // W - 2 * oy) * 2 + (idx % W - 2 * ox)
+    out, a = pool_out(x, y.shape, x.dtype), pool_out(x, y.shape, torch.uint8)
+    return out.copy_(y), a.copy_(arg)
+
+
+def maxpool2x2_backward(grad: torch.Tensor, argmax: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """The input gradient (N, C, H, W) of maxpool2x2: grad at each window's argmax, 0 elsewhere
+    (and in the odd last row / column the pool drops), in argmax's memory format."""
+    from ._checks import check_maxpool2x2_backward
+    from ._ops import pool_out
+
+    check_maxpool2x2_backward(grad, argmax, H, W)
+    n, c, ho, wo = grad.shape
+    a = argmax.to(torch.int64)
+    full = torch.zeros((n, c, ho, 2, wo, 2), dtype=grad.dtype, device=grad.device)
+    for k in range(4):
+        full[:, :, :, k // 2, :, k % 2] = torch.where(a == k, grad, 0.0)
+    out = pool_out(argmax, (n, c, H, W), grad.dtype).zero_()
+    out[:, :, : 2 * ho, : 2 * wo] = full.reshape(n, c, 2 * ho, 2 * wo)
+    return out

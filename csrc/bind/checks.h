@@ -116,4 +116,27 @@ inline std::vector<int64_t> packed_shape(const at::Tensor& x) {
   return s;
 }
 
+// gxnor_cuda/_checks.py: check_maxpool2x2, check_maxpool2x2_backward
+inline void check_maxpool2x2(const at::Tensor& x) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "x: expected dtype torch.float32, got ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 4, "x: expected shape (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "x: expected H, W >= 2 (a 2 x 2 window), got shape (",
+              x.size(0), ", ", x.size(1), ", ", x.size(2), ", ", x.size(3), ")");
+}
+
+inline void check_maxpool2x2_backward(const at::Tensor& grad, const at::Tensor& argmax, int64_t H,
+                                      int64_t W) {
+  TORCH_CHECK(grad.scalar_type() == at::kFloat, "grad: expected dtype torch.float32, got ",
+              grad.scalar_type());
+  TORCH_CHECK(argmax.scalar_type() == at::kByte, "argmax: expected dtype torch.uint8, got ",
+              argmax.scalar_type());
+  TORCH_CHECK(grad.dim() == 4, "grad: expected shape (N, C, H // 2, W // 2), got ", grad.sizes());
+  TORCH_CHECK(H >= 0 && W >= 0, "H, W: expected sizes >= 0, got ", H, ", ", W);
+  TORCH_CHECK(grad.size(2) == H / 2 && grad.size(3) == W / 2 && argmax.sizes() == grad.sizes(),
+              "argmax: expected grad's shape ", grad.sizes(), " = (N, C, H // 2, W // 2) for H, W = ", H,
+              ", ", W, ", got argmax ", argmax.sizes());
+  TORCH_CHECK(grad.device() == argmax.device(), "argmax: expected device ", grad.device(),
+              " (the device of grad), got ", argmax.device());
+}
+
 }  // namespace gxnor::bind

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <tuple>
 
 namespace gxnor::bind {
 
@@ -38,5 +39,9 @@ at::Tensor dst_update_cpu(at::Tensor& w, const at::Tensor& grad_in, double lr, d
 at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, double lr, double m,
                                  int64_t n_states, int64_t seed, int64_t offset, bool increment, int64_t rng,
                                  bool check);
+
+// defined in cpu_pool.cpp
+std::tuple<at::Tensor, at::Tensor> maxpool2x2_cpu(const at::Tensor& x);
+at::Tensor maxpool2x2_backward_cpu(const at::Tensor& grad, const at::Tensor& argmax, int64_t H, int64_t W);
 
 }  // namespace gxnor::bind

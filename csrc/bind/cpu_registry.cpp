@@ -16,4 +16,6 @@ TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
   m.impl("xnor_conv2d_weight_grad", &gxnor::bind::xnor_conv2d_weight_grad_cpu);
   m.impl("dst_update_", &gxnor::bind::dst_update_cpu);
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cpu);
+  m.impl("maxpool2x2", &gxnor::bind::maxpool2x2_cpu);
+  m.impl("maxpool2x2_backward", &gxnor::bind::maxpool2x2_backward_cpu);
 }
