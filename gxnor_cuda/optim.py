@@ -122,12 +122,14 @@ class DST(torch.optim.Optimizer):
             self._warned = True
         return n
 
-    def _base_increment(self, p, g, lr, base, group):
-        """Returns (tensor, is_increment): the gradient to feed with lr, or the increment D."""
+    def _base_increment(self, p, g, lr, base, group, finite: bool = False):
+        """Returns (tensor, is_increment): the gradient to feed with lr, or the increment D.
+        ``finite``: g has no non-finite entry (the float step zeroed them), so the masks that keep
+        non-finite entries out of the moments are the identity and are skipped."""
         if base == "sgd":
             return g, False
         if base in ("normalized", "rownorm"):
-            sq = torch.where(torch.isfinite(g), g, 0) ** 2
+            sq = (g if finite else torch.where(torch.isfinite(g), g, 0)) ** 2
             # RMS over the whole tensor, or per output row (dim 0) for rownorm on a matrix or conv weight
             ms = sq.mean(dim=tuple(range(1, g.ndim)), keepdim=True) if base == "rownorm" and g.ndim > 1 else sq.mean()
             return g / torch.sqrt(ms).clamp_min(1e-12), False
@@ -138,13 +140,13 @@ class DST(torch.optim.Optimizer):
             st["t"] = 0
         b1, b2 = group["betas"]
         st["t"] += 1
-        gg = torch.where(torch.isfinite(g), g, 0)
+        gg = g if finite else torch.where(torch.isfinite(g), g, 0)
         st["exp_avg"].mul_(b1).add_(gg, alpha=1 - b1)
         st["exp_avg_sq"].mul_(b2).addcmul_(gg, gg, value=1 - b2)
         mh = st["exp_avg"] / (1 - b1 ** st["t"])
         vh = st["exp_avg_sq"] / (1 - b2 ** st["t"])
         d = -lr * mh / (vh.sqrt() + group["eps"])
-        return torch.where(torch.isfinite(g), d, g), True
+        return (d if finite else torch.where(torch.isfinite(g), d, g)), True
 
     def _discrete_step(self, p, g, lr, m, base, group) -> torch.Tensor:
         # the gradient in storage order (*lead, K), rows of K as the DST kernel and its counters take them
@@ -166,7 +168,7 @@ class DST(torch.optim.Optimizer):
         fin = torch.isfinite(g)
         bad = (~fin).sum()
         g = torch.where(fin, g, 0)
-        t, inc = self._base_increment(p, g, lr, base, group)
+        t, inc = self._base_increment(p, g, lr, base, group, finite=True)
         if inc:
             p.add_(t)
         else:

@@ -199,6 +199,27 @@ def test_dst_nan_gradient_warns_once_and_counts():
         assert opt.warn_nonfinite() == 80
 
 
+def test_dst_float_parameters_adam_skips_non_finite_entries():
+    """A float parameter's Adam step in DST: non-finite gradient entries are counted and enter the
+    moments as 0; everything else is Adam's (written out here, two steps)."""
+    p = torch.nn.Parameter(torch.randn(6))
+    opt = DST([{"params": [p], "base": "adam", "lr": 0.01}], lr=0.1, seed=1)
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    w, m1, m2 = p.detach().clone(), torch.zeros(6), torch.zeros(6)
+    for t, g in enumerate([torch.tensor([1.0, float("nan"), -2.0, float("inf"), 0.5, 3.0]),
+                           torch.tensor([0.2, 1.0, float("-inf"), 4.0, -1.0, 0.0])], start=1):
+        p.grad = g.clone()
+        opt.step()
+        fin = torch.isfinite(g)
+        gg = torch.where(fin, g, 0)
+        m1 = m1 * b1 + gg * (1 - b1)
+        m2 = m2 * b2 + gg * gg * (1 - b2)
+        d = -lr * (m1 / (1 - b1**t)) / ((m2 / (1 - b2**t)).sqrt() + eps)
+        w = w + d
+        torch.testing.assert_close(p.detach(), w, rtol=1e-6, atol=1e-7)
+    assert opt.nonfinite_total == 3
+
+
 def test_dst_bad_arguments():
     m = GXNORLinear(10, 4)
     for kw, msg in [(dict(lr=0), "lr: expected"), (dict(m=-1), "m: expected"), (dict(base="rmsprop"), "base:"),
