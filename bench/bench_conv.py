@@ -7,7 +7,9 @@ chunk) vs xnor_conv2d float output then quantize_pack. Float side (what a traini
 (ternary_conv2d: unpack the weight + platform conv in the input's layout) and the im2col +
 ternary_matmul alternative, grad-input (aten.convolution_backward with the unpacked weight and a
 shape-only channels-last input, as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
-packed activations; the one-channel first layer: unfold + GEMM on its float input) vs fp32 NCHW.
+packed activations; the one-channel first layer: unfold + GEMM on its float input) vs fp32 NCHW, and
+beside it the grad-weight of oneDNN on the activations unpacked to float32 (the route
+float_conv.cpu_wgrad_from_packed takes on AVX-512 CPUs without AMX).
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
 """
@@ -71,6 +73,12 @@ def layer_row(name, c, o, k, h, p, bs, t):
             return fc.float_conv2d_weight_grad(gy, xr, (k, k), 1, p, 1)
         return F.xnor_conv2d_weight_grad(gyc, xp, wp, c, 1, p)  # TernaryInputConv.backward
 
+    def grad_weight_unpacked():  # the other CPU route (float_conv.cpu_wgrad_from_packed): oneDNN on unpacked x
+        if c == 1:
+            return grad_weight()
+        xu = F.unpack_ternary(xp, c, torch.float32).reshape(bs, h, h, c).permute(0, 3, 1, 2)
+        return conv_backward(gyc, xu, F.unpack_conv_weight(wp, c), lib_spec, False, True)
+
     ms = t({
         "fp32 conv": lambda: TF.conv2d(x, w, None, 1, p),
         "bf16 conv": lambda: TF.conv2d(xb, wb, None, 1, p),
@@ -87,6 +95,7 @@ def layer_row(name, c, o, k, h, p, bs, t):
         "grad-input": lambda: conv_backward(gy_lib, x_lib(), F.unpack_conv_weight(wp, c), lib_spec, True, False),
         "fp32 grad-weight": lambda: cb(gy, xr, w, None, **spec, output_mask=[False, True, False]),
         "grad-weight": grad_weight,
+        "grad-weight unpacked": grad_weight_unpacked,
     })
     ms = {kk: v * 1e3 for kk, v in ms.items()}
     macs = bs * o * y.shape[2] * y.shape[3] * c * k * k
@@ -102,6 +111,7 @@ def layer_row(name, c, o, k, h, p, bs, t):
         "im2col vs fp32": ms["fp32 conv"] / ms["im2col+ternary_matmul"],
         "grad-input vs fp32": ms["fp32 grad-input"] / ms["grad-input"],
         "grad-weight vs fp32": ms["fp32 grad-weight"] / ms["grad-weight"],
+        "lookups vs unpacked grad-weight": ms["grad-weight unpacked"] / ms["grad-weight"],
     }
 
 

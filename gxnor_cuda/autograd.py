@@ -109,7 +109,7 @@ class TernaryInputMatmul(torch.autograd.Function):
     def backward(ctx, gy):
         hq, win, w = ctx.saved_tensors
         gx = matmul_lowp(gy, w, ctx.K, "nn", ctx.lowp)
-        gx = gx.mul_(F.unpack_ternary(win, ctx.K, torch.float32))  # in place: gx is this call's own
+        gx = gx.mul_(F.unpack_ternary(win, ctx.K, torch.int8))  # in place (gx is this call's own), 1-byte mask
         if ctx.a != 0.5:
             gx = gx.mul_(1.0 / (2 * ctx.a))
         gw = matmul_lowp(gy.T, hq, ctx.K, "nn", ctx.lowp) if ctx.needs_input_grad[1] else None  # dW = dY^T X

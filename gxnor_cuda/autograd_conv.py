@@ -7,10 +7,11 @@ without a copy.
 
 - ternary input (fused phi_r, rectangular window): forward quantizes and packs the input
   channels-last in one pass and runs the exact xnor_conv2d; saves the packed activations
-  (2 bits/value) and a packed window mask, never the float input. Backward: grad-weight by
-  xnor_conv2d_weight_grad on the packed activations (CPU: float table lookups, faster than
-  oneDNN's fp32 grad-weight on the CIFAR layers), grad-input by aten.convolution_backward on the
-  dense (unpacked) operands (oneDNN on CPU).
+  (2 bits/value) and a packed window mask, never the float input. Backward: on CPUs where it
+  wins (float_conv.cpu_wgrad_from_packed: AVX2, or AVX-512 with AMX) grad-weight by
+  xnor_conv2d_weight_grad's float table lookups on the packed activations and grad-input by
+  aten.convolution_backward with a shape-only input; elsewhere both in one
+  aten.convolution_backward call on the activations unpacked for it (oneDNN / cuDNN).
 - float input (first layer, or another quantizer): forward is the platform conv on the unpacked
   weight (small); saves the float input. Backward: the platform conv, except a one-channel CPU
   input's grad-weight (the MNIST first layer), which is unfold + batched GEMM.
@@ -76,6 +77,35 @@ def ternary_input_conv(h, w, C, spec, r, bias=None):
     return F.xnor_conv2d(hq, w, C, s, p, d, groups, ones, bias), hq
 
 
+_UNPACK_CHUNK_BYTES = 1 << 23  # unpacked activations per platform call on the CPU: blocks of samples
+
+
+def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtype):
+    """grad-input (float32, channels-last) and grad-weight (float32 or None) of a conv on packed
+    activations hq, through the platform conv on hq unpacked to dt. On the CPU, blocks of samples
+    whose unpacked activations fit _UNPACK_CHUNK_BYTES, so the float copy of the input never
+    exists whole (the weight gradient sums the blocks'); on a GPU one call."""
+    n, c, hh, ww = shape
+    cg = c // spec[3]
+    step = n
+    if hq.device.type == "cpu":
+        step = max(1, _UNPACK_CHUNK_BYTES // max(1, hh * ww * c * torch.finfo(dt).bits // 8))
+    if step >= n:
+        xd = F.unpack_ternary(hq, cg, dt).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+        gx, gw = conv_backward(gy.to(dt), xd, wd.to(dt), spec, True, need_w)  # gw reads no weight
+        return gx.float(), gw.float() if need_w else None
+    gx = torch.empty((n, hh, ww, c), device=gy.device).permute(0, 3, 1, 2)
+    gw = None
+    for b0 in range(0, n, step):
+        b1 = min(n, b0 + step)
+        xd = F.unpack_ternary(hq[b0:b1], cg, dt).reshape(b1 - b0, hh, ww, c).permute(0, 3, 1, 2)
+        gxc, gwc = conv_backward(gy[b0:b1].to(dt), xd, wd.to(dt), spec, True, need_w)
+        gx[b0:b1] = gxc
+        if need_w:
+            gw = gwc.float() if gw is None else gw.add_(gwc)
+    return gx, gw
+
+
 class TernaryInputConv(torch.autograd.Function):
     """y = conv(phi_r(h), W) with the rectangular surrogate window of half-width a."""
 
@@ -97,18 +127,16 @@ class TernaryInputConv(torch.autograd.Function):
         s, p, d, _ = ctx.spec
         wd = F.unpack_conv_weight(w, cg)
         wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
-        # CPU: grad-weight straight from the packed activations (table lookups), grad-input on the
-        # platform conv, which reads its input argument for shape and layout only; CUDA (and any
-        # lowp step): both in one platform call on the operands unpacked to their dtype
-        if hq.device.type == "cpu" and ctx.lowp is None:
+        # CPU where the lookups win (float_conv.cpu_wgrad_from_packed): grad-weight straight from the
+        # packed activations (table lookups), grad-input on the platform conv, which reads its input
+        # argument for shape and layout only; elsewhere (CUDA, lowp steps, AVX-512 CPUs without AMX):
+        # both in one platform call on the operands unpacked to their dtype
+        if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
             gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
             gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
         else:
-            dt = ctx.lowp or torch.float32
-            xd = F.unpack_ternary(hq, cg, dt).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-            gx, gw = conv_backward(gy.to(dt), xd, wd_win.to(dt), ctx.spec, True, need_w)  # gw reads no weight
-            gx, gw = gx.float(), gw.float() if need_w else None
-        gx = gx.mul_(F.unpack_ternary(win, ww, torch.float32))
+            gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32)
+        gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
         return gx, _logical(gw), None, None, None, None, None
 
 

@@ -231,9 +231,11 @@ def test_dst_bad_arguments():
 @pytest.mark.parametrize("stride,padding,dilation,groups,quant", [(1, 0, 1, 1, False), (2, 1, 1, 1, True),
                                                                   (1, 2, 2, 2, True), (1, 1, 1, 4, False),
                                                                   (1, 1, 1, 4, True)])
-def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quant):
+@pytest.mark.parametrize("from_packed", [True, False])  # the two CPU grad-weight routes of a fused conv
+def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quant, from_packed, monkeypatch):
     # Input and weight gradients of GXNORConv2d equal those of F.conv2d on the dense values (with
     # the rectangular window on the input when the ternary quantizer is fused).
+    monkeypatch.setattr(fc, "_WGRAD_FROM_PACKED", from_packed)
     torch.manual_seed(3)
     q = TernaryActivation() if quant else None
     m = GXNORConv2d(4, 6 if groups != 4 else 8, 3, stride, padding, dilation, groups, input_quantizer=q)
@@ -249,6 +251,28 @@ def test_conv_gradients_match_dense_conv(stride, padding, dilation, groups, quan
     torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(h.grad, h2.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(m.weight.grad, w2.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fused_conv_unpacked_backward_in_sample_blocks(groups, monkeypatch):
+    """The unpacked grad-weight route on the CPU in blocks of one sample (the float copy of the
+    activations never whole) gives the one-block route's gradients."""
+    import gxnor_cuda.autograd_conv as agc
+
+    monkeypatch.setattr(fc, "_WGRAD_FROM_PACKED", False)
+    torch.manual_seed(5)
+    m = GXNORConv2d(4, 6, 3, 1, 1, 1, groups, input_quantizer=TernaryActivation())
+    h = torch.randn(3, 4, 7, 6) * 1.5
+    grads = []
+    for chunk in (1 << 23, 1):
+        monkeypatch.setattr(agc, "_UNPACK_CHUNK_BYTES", chunk)
+        m.weight.grad = None
+        hh = h.clone().requires_grad_()
+        y = m(hh)
+        y.backward(torch.arange(y.numel(), dtype=torch.float32).reshape(y.shape).sin())
+        grads.append((hh.grad, m.weight.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)  # oneDNN blocks by batch size
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))])
