@@ -9,7 +9,7 @@ ternary_matmul alternative, grad-input (aten.convolution_backward with the unpac
 shape-only channels-last input, as TernaryInputConv.backward runs it) and grad-weight (xnor_conv2d_weight_grad on the
 packed activations; the one-channel first layer: unfold + GEMM on its float input) vs fp32 NCHW, and
 beside it the grad-weight of oneDNN on the activations unpacked to float32 (the route
-float_conv.cpu_wgrad_from_packed takes on AVX-512 CPUs without AMX).
+float_conv.cpu_wgrad_from_packed takes on AVX-512 CPUs).
 
     python bench/bench_conv.py [--threads 2] [--batch 100] [--quick]
 """

@@ -8,7 +8,7 @@ without a copy.
 - ternary input (fused phi_r, rectangular window): forward quantizes and packs the input
   channels-last in one pass and runs the exact xnor_conv2d; saves the packed activations
   (2 bits/value) and a packed window mask, never the float input. Backward: on CPUs where it
-  wins (float_conv.cpu_wgrad_from_packed: AVX2, or AVX-512 with AMX) grad-weight by
+  wins (float_conv.cpu_wgrad_from_packed: AVX2) grad-weight by
   xnor_conv2d_weight_grad's float table lookups on the packed activations and grad-input by
   aten.convolution_backward with a shape-only input; elsewhere both in one
   aten.convolution_backward call on the activations unpacked for it (oneDNN / cuDNN).
@@ -129,7 +129,7 @@ class TernaryInputConv(torch.autograd.Function):
         wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
         # CPU where the lookups win (float_conv.cpu_wgrad_from_packed): grad-weight straight from the
         # packed activations (table lookups), grad-input on the platform conv, which reads its input
-        # argument for shape and layout only; elsewhere (CUDA, lowp steps, AVX-512 CPUs without AMX):
+        # argument for shape and layout only; elsewhere (CUDA, lowp steps, AVX-512 CPUs):
         # both in one platform call on the operands unpacked to their dtype
         if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
             gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)

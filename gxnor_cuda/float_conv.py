@@ -38,14 +38,14 @@ _PREFERS_CHANNELS_LAST = _backend.available("cpp") and not torch.ops.gxnor_nativ
 def cpu_wgrad_from_packed() -> bool:
     """Whether a ternary-input conv's weight gradient on the CPU reads the packed activations
     (xnor_conv2d_weight_grad's table lookups) rather than running the platform conv on activations
-    unpacked to float32 (one oneDNN call for both gradients). The lookups win where oneDNN's fp32
-    grad-weight runs on AVX2 or beside AMX; on AVX-512 without AMX oneDNN's own AVX-512 kernels win
-    (bench/bench_conv.py, "lookups vs unpacked grad-weight"). Without the native library the op is the float64
-    reference: the platform conv then."""
+    unpacked to float32 (one oneDNN call for both gradients). The lookups are load-bound and win
+    where oneDNN's fp32 FMAs are 8 wide (AVX2); with AVX-512 (AMX CPUs included) oneDNN wins
+    (bench/bench_conv.py, "lookups vs unpacked grad-weight"). Without the native library the op is
+    the float64 reference: the platform conv then."""
     return _WGRAD_FROM_PACKED
 
 
-_WGRAD_FROM_PACKED = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith("avx512")
+_WGRAD_FROM_PACKED = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith(("avx512", "amx"))
 
 
 def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
