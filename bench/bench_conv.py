@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="MNIST layers and one CIFAR layer, shorter timing")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; best of each op (default 3)")
+    ap.add_argument("--name", default="bench_conv_cpu", help="results name: bench/results/<name>.csv and .png")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     layers = LAYERS[:3] if args.quick else LAYERS
@@ -153,8 +154,8 @@ def main() -> None:
                "xnor vs bf16", "xnor +pack ms", "xnor+pack vs fp32", "conv, quantize_pack ms", "xnor_conv2d_pack ms",
                "fused pack vs unfused", "fused pack vs fp32", "float fwd ms", "float fwd vs fp32",
                "im2col+ternary_matmul ms", "im2col vs fp32", "grad-input ms", "grad-input vs fp32",
-               "grad-weight ms", "grad-weight vs fp32"]
-    emit("bench_conv_cpu", rows, headers, plot)
+               "grad-weight ms", "grad-weight vs fp32", "grad-weight unpacked ms", "lookups vs unpacked grad-weight"]
+    emit(args.name, rows, headers, plot)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--contenders", nargs="+", default=None,
+                    help="a subset (gxnor and float always needed): each worker holds its own batch, so CIFAR at "
+                         "batch 1000 fits 24 GiB with three")
     ap.add_argument("--name", default="bench_train", help="results name: bench/results/<name>.csv and .png")
     ap.add_argument("--install", action="store_true", help=f"pip install {' '.join(OPTIONAL.values())} first "
                     "(their contenders run whenever they import)")
@@ -210,7 +213,7 @@ def main() -> None:
     for net in args.nets:
         for batch in args.batches:
             workers = {}
-            for c in _contenders():
+            for c in [c for c in _contenders() if not args.contenders or c in args.contenders]:
                 a, b = ctx.Pipe()
                 p = ctx.Process(target=_worker, args=(b, c, net, batch, args.threads))
                 p.start()
