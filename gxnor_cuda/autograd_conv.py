@@ -86,20 +86,23 @@ def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtyp
     whose unpacked activations fit _UNPACK_CHUNK_BYTES, so the float copy of the input never
     exists whole (the weight gradient sums the blocks'); on a GPU one call."""
     n, c, hh, ww = shape
-    cg = c // spec[3]
+    cg, wdt = c // spec[3], wd.to(dt)
+
+    def block(b0: int, b1: int):  # gw reads no weight
+        xd = F.unpack_ternary(hq[b0:b1], cg, dt).reshape(b1 - b0, hh, ww, c).permute(0, 3, 1, 2)
+        return conv_backward(gy[b0:b1].to(dt), xd, wdt, spec, True, need_w)
+
     step = n
     if hq.device.type == "cpu":
         step = max(1, _UNPACK_CHUNK_BYTES // max(1, hh * ww * c * torch.finfo(dt).bits // 8))
     if step >= n:
-        xd = F.unpack_ternary(hq, cg, dt).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-        gx, gw = conv_backward(gy.to(dt), xd, wd.to(dt), spec, True, need_w)  # gw reads no weight
+        gx, gw = block(0, n)
         return gx.float(), gw.float() if need_w else None
     gx = torch.empty((n, hh, ww, c), device=gy.device).permute(0, 3, 1, 2)
     gw = None
     for b0 in range(0, n, step):
         b1 = min(n, b0 + step)
-        xd = F.unpack_ternary(hq[b0:b1], cg, dt).reshape(b1 - b0, hh, ww, c).permute(0, 3, 1, 2)
-        gxc, gwc = conv_backward(gy[b0:b1].to(dt), xd, wd.to(dt), spec, True, need_w)
+        gxc, gwc = block(b0, b1)
         gx[b0:b1] = gxc
         if need_w:
             gw = gwc.float() if gw is None else gw.add_(gwc)

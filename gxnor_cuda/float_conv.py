@@ -32,7 +32,8 @@ def _cpu_conv_prefers_channels_last() -> bool:
 
 # Read once at import (the detected ISA): torch.compile cannot trace the string-returning probe op,
 # and forcing a lower ISA later (tests) changes only which layout is faster, not any result.
-_PREFERS_CHANNELS_LAST = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith("amx")
+_ISA = torch.ops.gxnor_native.cpu_isa() if _backend.available("cpp") else ""
+_PREFERS_CHANNELS_LAST = bool(_ISA) and not _ISA.startswith("amx")
 
 
 def cpu_wgrad_from_packed() -> bool:
@@ -45,7 +46,7 @@ def cpu_wgrad_from_packed() -> bool:
     return _WGRAD_FROM_PACKED
 
 
-_WGRAD_FROM_PACKED = _backend.available("cpp") and not torch.ops.gxnor_native.cpu_isa().startswith(("avx512", "amx"))
+_WGRAD_FROM_PACKED = bool(_ISA) and not _ISA.startswith(("avx512", "amx"))
 
 
 def weight_like_input(wd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

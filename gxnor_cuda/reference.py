@@ -283,10 +283,9 @@ def maxpool2x2_backward(grad: torch.Tensor, argmax: torch.Tensor, H: int, W: int
 
     check_maxpool2x2_backward(grad, argmax, H, W)
     n, c, ho, wo = grad.shape
-    a = argmax.to(torch.int64)
     full = torch.zeros((n, c, ho, 2, wo, 2), dtype=grad.dtype, device=grad.device)
     for k in range(4):
-        full[:, :, :, k // 2, :, k % 2] = torch.where(a == k, grad, 0.0)
+        full[:, :, :, k // 2, :, k % 2] = torch.where(argmax == k, grad, 0.0)
     out = pool_out(argmax, (n, c, H, W), grad.dtype).zero_()
     out[:, :, : 2 * ho, : 2 * wo] = full.reshape(n, c, 2 * ho, 2 * wo)
     return out

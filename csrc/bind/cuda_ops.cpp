@@ -104,6 +104,10 @@ at::Tensor count_noncanonical_cuda(const at::Tensor& packed_in, int64_t K) {
 // Words per row of the tensor-core layout tc16 for K values (gxnor_cuda/_triton/tc.py: tc_words).
 int64_t tc16_words(int64_t K) { return 8 * ((K + 127) / 128); }
 
+// Words per row of the bf16 tensor-core layout tb16 for rows of R values: whole 64-value K steps of
+// bf16_gemm.cu (gxnor_cuda/reference.py: bf16_layout_words).
+int64_t tb16_words(int64_t R) { return 4 * ((R + 63) / 64); }
+
 // Format v1 rows p (rows, 2, W) in the tc16 layout (rows + zero_rows, T), the extra rows zero (a
 // conv's padding taps read one).
 at::Tensor tc16_rows(const int32_t* p, int64_t rows, int64_t W, int64_t T, int64_t zero_rows,
@@ -265,7 +269,7 @@ at::Tensor ternary_matmul_cuda(const at::Tensor& x, const at::Tensor& w, int64_t
     // bf16 tensor cores (bf16_gemm.cu): W (nt) or its transpose (nn) in the tb16 layout, one
     // memory-bound pass over the 2-bit weights; x read as it is
     const at::Tensor xc = x.contiguous(), wc = w.contiguous();
-    const int64_t Tq = 4 * ((R + 63) / 64);
+    const int64_t Tq = tb16_words(R);
     at::Tensor b = at::empty({P, Tq}, w.options());
     at::Tensor out = at::empty({M, P}, x.options());
     check_cuda(

@@ -109,9 +109,6 @@ extern "C" int gxnor_cuda_xnor_gemm_b1(const int32_t* a, const int32_t* b, int64
   using namespace gxnor::cuda;
   if (W % 2 != 0) return 1;  // format v1 pads rows to whole 64-value word pairs
   if (M == 0 || N == 0) return 0;
-  const dim3 grid = tile_grid(ceil_div(M, kB1BM), ceil_div(N, kB1BN), 1);
-  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: N past 65535 tiles
-  GX_LAUNCH(xnor_b1_gemm_kernel, grid, dim3(kB1Threads), 0, stream, a, b, M, N, W, scale, bias, c_int,
-            c_float);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_b1_gemm_kernel, ceil_div(M, kB1BM), ceil_div(N, kB1BN), 1, dim3(kB1Threads),
+                      stream, a, b, M, N, W, scale, bias, c_int, c_float);
 }

@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "compat.cuh"
+#include "xnor_tile.cuh"
 
 namespace gxnor::cuda {
 
@@ -91,12 +92,7 @@ __global__ void __launch_bounds__(kBfThreads)
     gx_cp_async_commit();
   };
   float acc[4][8][4];
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 8; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+  zero_mma_tile(acc);
   load(0, 0);
   for (int st = 0; st < steps; ++st) {
     const int buf = st & 1;
@@ -164,8 +160,6 @@ extern "C" int gxnor_cuda_ternary_gemm_bf16(const uint16_t* a, const int32_t* b,
   // A's rows are copied 16 bytes at a time; B's whole 64-value steps are read
   if (R % 8 != 0 || Tq % kBfWords != 0 || 16 * Tq < R) return 1;
   if (M == 0 || P == 0) return 0;
-  const dim3 grid = tile_grid(ceil_div(M, kBfBM), ceil_div(P, kBfBN), 1);
-  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: P past 65535 tiles
-  GX_LAUNCH(ternary_bf16_gemm_kernel, grid, dim3(kBfThreads), 0, stream, a, b, M, P, R, Tq, c_bf16, c_f32);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(ternary_bf16_gemm_kernel, ceil_div(M, kBfBM), ceil_div(P, kBfBN), 1, dim3(kBfThreads),
+                      stream, a, b, M, P, R, Tq, c_bf16, c_f32);
 }

@@ -117,4 +117,15 @@ inline dim3 tile_grid(int64_t row_tiles, int64_t col_tiles, int64_t groups) {
   return dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles),
               static_cast<unsigned>(groups));
 }
+
+// Launches kernel(args...) with `block` threads on tile_grid(row_tiles, col_tiles, groups): the
+// launch's cudaError_t, or cudaErrorInvalidConfiguration (9) past the grid limits, nothing launched.
+template <class Kernel, class... Args>
+inline int launch_tiles(Kernel kernel, int64_t row_tiles, int64_t col_tiles, int64_t groups, dim3 block,
+                        void* stream, Args... args) {
+  const dim3 grid = tile_grid(row_tiles, col_tiles, groups);
+  if (grid.x == 0) return 9;
+  GX_LAUNCH(kernel, grid, block, 0, stream, args...);
+  return static_cast<int>(cudaGetLastError());
+}
 }  // namespace gxnor::cuda

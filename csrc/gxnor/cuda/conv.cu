@@ -95,12 +95,6 @@ gxnor::ConvShape shape_of(const int64_t* v) {
   return gxnor::ConvShape{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7],
                           v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
 }
-
-dim3 conv_grid(const gxnor::ConvShape& s) {
-  using gxnor::cuda::ceil_div;
-  using gxnor::cuda::kTile;
-  return gxnor::cuda::tile_grid(ceil_div(s.rows(), kTile), ceil_div(s.og(), kTile), s.g);
-}
 }  // namespace
 
 extern "C" int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const int64_t* shape16,
@@ -108,10 +102,9 @@ extern "C" int gxnor_cuda_xnor_conv2d(const int32_t* x, const int32_t* w, const 
                                       void* stream) {
   using namespace gxnor::cuda;
   const gxnor::ConvShape s = shape_of(shape16);
-  if (conv_grid(s).x == 0) return 9;  // cudaErrorInvalidConfiguration: past the grid limits
-  GX_LAUNCH(xnor_conv2d_kernel, conv_grid(s), dim3(kThr, kThr), 0, stream, x, w, s, scale, bias, c_int,
-            c_float, static_cast<int32_t*>(nullptr), 0.0f, int64_t{0});
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_conv2d_kernel, ceil_div(s.rows(), kTile), ceil_div(s.og(), kTile), s.g,
+                      dim3(kThr, kThr), stream, x, w, s, scale, bias, c_int, c_float,
+                      static_cast<int32_t*>(nullptr), 0.0f, int64_t{0});
 }
 
 extern "C" int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, const int64_t* shape16,
@@ -120,8 +113,7 @@ extern "C" int gxnor_cuda_xnor_conv2d_pack(const int32_t* x, const int32_t* w, c
   using namespace gxnor::cuda;
   const gxnor::ConvShape s = shape_of(shape16);
   if (s.g != 1 && s.og() % 32 != 0) return 1;  // cudaErrorInvalidValue: groups would share words
-  if (conv_grid(s).x == 0) return 9;
-  GX_LAUNCH(xnor_conv2d_kernel, conv_grid(s), dim3(kThr, kThr), 0, stream, x, w, s, scale, bias,
-            static_cast<int32_t*>(nullptr), static_cast<float*>(nullptr), out, thr, wp);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_conv2d_kernel, ceil_div(s.rows(), kTile), ceil_div(s.og(), kTile), s.g,
+                      dim3(kThr, kThr), stream, x, w, s, scale, bias, static_cast<int32_t*>(nullptr),
+                      static_cast<float*>(nullptr), out, thr, wp);
 }

@@ -42,8 +42,6 @@ extern "C" int gxnor_cuda_xnor_gemm(const int32_t* a, const int32_t* b, int64_t 
                                     const float* scale, const float* bias, int32_t* c_int, float* c_float,
                                     void* stream) {
   using namespace gxnor::cuda;
-  const dim3 grid = tile_grid(ceil_div(M, kTile), ceil_div(N, kTile), 1);
-  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: N past 65535 tiles
-  GX_LAUNCH(xnor_gemm_kernel, grid, dim3(kThr, kThr), 0, stream, a, b, M, N, W, scale, bias, c_int, c_float);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_gemm_kernel, ceil_div(M, kTile), ceil_div(N, kTile), 1, dim3(kThr, kThr), stream,
+                      a, b, M, N, W, scale, bias, c_int, c_float);
 }

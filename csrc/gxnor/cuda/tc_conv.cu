@@ -61,9 +61,6 @@ extern "C" int gxnor_cuda_xnor_conv2d_tc(const int32_t* x, const int32_t* w, con
                            v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
   if (Tc % kTcWords != 0 || Tc == 0) return 1;  // the tc16 layout pads rows to whole 128-value steps
   if (s.rows() == 0 || s.o == 0) return 0;
-  const dim3 grid = tile_grid(ceil_div(s.rows(), kTcBM), ceil_div(s.og(), kTcBN), s.g);
-  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: past the grid limits
-  GX_LAUNCH(xnor_tc_conv2d_kernel, grid, dim3(kTcThreads), 0, stream, x, w, s, Tc, scale, bias, c_int,
-            c_float);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_tc_conv2d_kernel, ceil_div(s.rows(), kTcBM), ceil_div(s.og(), kTcBN), s.g,
+                      dim3(kTcThreads), stream, x, w, s, Tc, scale, bias, c_int, c_float);
 }

@@ -77,9 +77,6 @@ extern "C" int gxnor_cuda_xnor_gemm_tc(const int32_t* a, const int32_t* b, int64
   using namespace gxnor::cuda;
   if (T % kTcWords != 0) return 1;  // the tc16 layout pads rows to whole 128-value steps
   if (M == 0 || N == 0) return 0;
-  const dim3 grid = tile_grid(ceil_div(M, kTcBM), ceil_div(N, kTcBN), 1);
-  if (grid.x == 0) return 9;  // cudaErrorInvalidConfiguration: N past 65535 tiles
-  GX_LAUNCH(xnor_tc_gemm_kernel, grid, dim3(kTcThreads), 0, stream, a, b, M, N, T, scale, bias, c_int,
-            c_float);
-  return static_cast<int>(cudaGetLastError());
+  return launch_tiles(xnor_tc_gemm_kernel, ceil_div(M, kTcBM), ceil_div(N, kTcBN), 1, dim3(kTcThreads),
+                      stream, a, b, M, N, T, scale, bias, c_int, c_float);
 }

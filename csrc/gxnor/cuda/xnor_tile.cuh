@@ -67,14 +67,14 @@ __device__ __forceinline__ void store_c(int64_t idx, int64_t col, int v, const f
 }
 
 // The accumulators [MI][NI][4] of a warp's tile of MI x NI mma.sync m16n8 fragments, zeroed.
-template <int MI, int NI>
-__device__ __forceinline__ void zero_mma_tile(int (&acc)[MI][NI][4]) {
+template <class T, int MI, int NI>
+__device__ __forceinline__ void zero_mma_tile(T (&acc)[MI][NI][4]) {
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0;
+      for (int i = 0; i < 4; ++i) acc[mi][ni][i] = T(0);
 }
 
 // Those accumulators into C through store_c, the warp's tile at (r0, c0) of an M x N block whose

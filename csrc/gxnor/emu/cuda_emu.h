@@ -98,6 +98,22 @@ inline void mma_accumulate(Acc (&acc)[4], const uint32_t (&a)[4], const uint32_t
   for (int i = 0; i < 4; ++i) acc[i] = out[i];
 }
 
+// The dot of one (row, column) of a dense mma.sync whose A and B fragment registers each hold E
+// elements of consecutive k (int8: E = 4, k32; bf16: E = 2, k16), the PTX ISA's layouts for both:
+// k = 8 E values, lane t of a row's or column's group holds k = E t + [0, E) in its first
+// register (A: a0 / a1 for rows g / g + 8; B: b0) and 4 E + E t + [0, E) in its second (a2 / a3;
+// b1); elem(word, i) is element i of a register. T: the accumulator type.
+template <int E, class T, class Reg, class Elem>
+inline T dense_fragment_dot(const Reg& reg, int row, int col, Elem elem) {
+  T sum = T(0);
+  for (int k = 0; k < 8 * E; ++k) {
+    const unsigned q = static_cast<unsigned>(k % (4 * E)) / E;  // the lane's t holding k
+    const int hi = k >= 4 * E;
+    sum += elem(reg((row % 8) * 4 + q, (row >= 8) + 2 * hi), k % E) * elem(reg(col * 4 + q, 4 + hi), k % E);
+  }
+  return sum;
+}
+
 template <class T>
 inline uint64_t to_bits(T v) {
   uint64_t b = 0;
@@ -183,13 +199,7 @@ inline T atomicOr(T* p, T v) {
 inline void gx_mma_m16n8k32_s8(int (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   gxemu::mma_accumulate(acc, a, b, [](const auto& reg, int row, int col) {
     auto byte = [](uint32_t w, int i) { return static_cast<int>(static_cast<int8_t>(w >> (8 * i))); };
-    int sum = 0;
-    for (int k = 0; k < 32; ++k) {
-      const unsigned q = static_cast<unsigned>(k % 16) / 4;  // the lane's t holding k
-      sum += byte(reg((row % 8) * 4 + q, (row >= 8) + 2 * (k >= 16)), k % 4) *
-             byte(reg(col * 4 + q, 4 + (k >= 16)), k % 4);
-    }
-    return sum;
+    return gxemu::dense_fragment_dot<4, int>(reg, row, col, byte);
   });
 }
 
@@ -217,13 +227,7 @@ inline void gx_mma_m16n8k16_bf16(float (&acc)[4], const uint32_t (&a)[4], const 
     auto half = [](uint32_t w, int i) {
       return gxemu::from_bits<float>((w >> (16 * i)) << 16 & 0xFFFF0000u);
     };
-    float sum = 0.0f;
-    for (int k = 0; k < 16; ++k) {
-      const unsigned q = static_cast<unsigned>(k % 8) / 2;  // the lane's t holding k
-      sum += half(reg((row % 8) * 4 + q, (row >= 8) + 2 * (k >= 8)), k % 2) *
-             half(reg(col * 4 + q, 4 + (k >= 8)), k % 2);
-    }
-    return sum;
+    return gxemu::dense_fragment_dot<2, float>(reg, row, col, half);
   });
 }
 
