@@ -29,12 +29,18 @@ def conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None):
-    """Validates xnor_conv2d arguments; returns (N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo)."""
+def check_conv_spec(stride, padding, dilation):
+    """stride, padding, dilation as pairs: stride and dilation >= 1, padding >= 0."""
     s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     torch._check(min(s) >= 1, lambda: f"stride: expected ints >= 1, got {list(s)}")
     torch._check(min(d) >= 1, lambda: f"dilation: expected ints >= 1, got {list(d)}")
     torch._check(min(p) >= 0, lambda: f"padding: expected ints >= 0, got {list(p)}")
+    return s, p, d
+
+
+def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None):
+    """Validates xnor_conv2d arguments; returns (N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo)."""
+    s, p, d = check_conv_spec(stride, padding, dilation)
     torch._check(isinstance(groups, int) and groups >= 1, lambda: f"groups: expected an int >= 1, got {groups!r}")
     torch._check(isinstance(C, int) and C >= 1, lambda: f"C: expected the input channel count >= 1, got {C!r}")
     torch._check(C % groups == 0, lambda: f"groups: expected a divisor of C = {C}, got {groups}")
@@ -114,3 +120,55 @@ def conv_out_empty(x, O, N, Ho, Wo, float_out: bool) -> torch.Tensor:
 def pairs(stride, padding, dilation) -> list[list[int]]:
     """stride, padding, dilation as lists of 2 ints (the op schemas take int[2]); bad values name the argument."""
     return [list(_pair(stride, "stride")), list(_pair(padding, "padding")), list(_pair(dilation, "dilation"))]
+
+
+def _check_float_input(x) -> None:
+    torch._check(x.dtype == torch.float32, lambda: f"x: expected dtype torch.float32, got {x.dtype}")
+    torch._check(x.dim() == 4, lambda: f"x: expected shape (N, C, H, W), got {tuple(x.shape)}")
+
+
+def _pool_geometry(x, kh, kw, stride, padding, dilation):
+    """(s, p, d, Ho, Wo) of the conv before conv2d_maxpool2x2's pool; its output must hold a 2 x 2 window."""
+    s, p, d = check_conv_spec(stride, padding, dilation)
+    H, Wd = x.shape[2], x.shape[3]
+    for i, (size, k) in enumerate(((H, kh), (Wd, kw))):
+        torch._check(size + 2 * p[i] < _LIMIT and d[i] * (k - 1) + 1 < _LIMIT,
+                     lambda i=i, size=size, k=k: f"padding: expected padded input size and dilated kernel < 2^31 "
+                     f"(32-bit indices), got size {size}, kernel {k}, padding {list(p)}, dilation {list(d)}")
+    Ho, Wo = conv_out_size(H, kh, s[0], p[0], d[0]), conv_out_size(Wd, kw, s[1], p[1], d[1])
+    torch._check(Ho >= 2 and Wo >= 2,
+                 lambda: f"x: expected a conv output of at least 2 x 2 for the 2 x 2 pool, got ({max(Ho, 0)}, "
+                 f"{max(Wo, 0)}) from input ({H}, {Wd}), kernel ({kh}, {kw}), stride {list(s)}, padding {list(p)}, "
+                 f"dilation {list(d)}")
+    return s, p, d, Ho, Wo
+
+
+def check_conv_maxpool2x2(x, w, stride, padding, dilation):
+    """conv2d_maxpool2x2: x (N, C, H, W) and w (O, C, kh, kw) float32 on one device. Returns (s, p, d, Ho, Wo)."""
+    _check_float_input(x)
+    torch._check(w.dtype == torch.float32, lambda: f"w: expected dtype torch.float32, got {w.dtype}")
+    torch._check(w.dim() == 4 and w.shape[1] == x.shape[1] and min(w.shape) >= 1,
+                 lambda: f"w: expected shape (O, C, kh, kw) with C = {x.shape[1]} (x's channels) and every size "
+                 f">= 1, got {tuple(w.shape)}")
+    check_same_device("x", x, "w", w)
+    return _pool_geometry(x, w.shape[2], w.shape[3], stride, padding, dilation)
+
+
+def check_conv_maxpool2x2_weight_grad(grad, argmax, x, kernel_size, stride, padding, dilation):
+    """conv2d_maxpool2x2_weight_grad: grad (N, O, Ho // 2, Wo // 2) float32, argmax its uint8 twin, x as the
+    forward's. Returns (kh, kw, s, p, d, Ho, Wo)."""
+    _check_float_input(x)
+    kh, kw = _pair(kernel_size, "kernel_size")
+    torch._check(kh >= 1 and kw >= 1, lambda: f"kernel_size: expected ints >= 1, got {[kh, kw]}")
+    s, p, d, Ho, Wo = _pool_geometry(x, kh, kw, stride, padding, dilation)
+    torch._check(grad.dtype == torch.float32, lambda: f"grad: expected dtype torch.float32, got {grad.dtype}")
+    torch._check(argmax.dtype == torch.uint8, lambda: f"argmax: expected dtype torch.uint8, got {argmax.dtype}")
+    want = (x.shape[0], Ho // 2, Wo // 2)
+    torch._check(grad.dim() == 4 and (grad.shape[0], *grad.shape[2:]) == want and grad.shape[1] >= 1,
+                 lambda: f"grad: expected shape (N, O, Ho // 2, Wo // 2) = ({want[0]}, O, {want[1]}, {want[2]}) "
+                 f"(the pooled conv output), got {tuple(grad.shape)}")
+    torch._check(argmax.shape == grad.shape,
+                 lambda: f"argmax: expected grad's shape {tuple(grad.shape)}, got {tuple(argmax.shape)}")
+    check_same_device("x", x, "grad", grad)
+    check_same_device("x", x, "argmax", argmax)
+    return kh, kw, s, p, d, Ho, Wo

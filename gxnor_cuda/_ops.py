@@ -20,7 +20,13 @@ from ._checks import (
     check_ternary_matmul,
     check_threshold,
 )
-from ._conv_checks import check_conv, check_conv_grad_out, conv_out_empty
+from ._conv_checks import (
+    check_conv,
+    check_conv_grad_out,
+    check_conv_maxpool2x2,
+    check_conv_maxpool2x2_weight_grad,
+    conv_out_empty,
+)
 
 LIB = torch.library.Library("gxnor", "DEF")  # noqa: TOR901
 
@@ -43,6 +49,10 @@ SCHEMAS = {
     "int seed, int offset, bool increment=False, int rng=2, bool check=True) -> Tensor",
     "maxpool2x2": "maxpool2x2(Tensor x) -> (Tensor, Tensor)",
     "maxpool2x2_backward": "maxpool2x2_backward(Tensor grad, Tensor argmax, int H, int W) -> Tensor",
+    "conv2d_maxpool2x2": "conv2d_maxpool2x2(Tensor x, Tensor w, int[2] stride=1, int[2] padding=0, "
+    "int[2] dilation=1) -> (Tensor, Tensor)",
+    "conv2d_maxpool2x2_weight_grad": "conv2d_maxpool2x2_weight_grad(Tensor grad, Tensor argmax, Tensor x, "
+    "int[2] kernel_size, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -140,3 +150,20 @@ def _maxpool2x2_fake(x):
 def _maxpool2x2_backward_fake(grad, argmax, H, W):
     check_maxpool2x2_backward(grad, argmax, H, W)
     return pool_out(argmax, (grad.shape[0], grad.shape[1], H, W), grad.dtype)
+
+
+def channels_last_empty(shape, like: torch.Tensor, dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=like.device, memory_format=torch.channels_last)
+
+
+@torch.library.register_fake("gxnor::conv2d_maxpool2x2")
+def _conv2d_maxpool2x2_fake(x, w, stride=1, padding=0, dilation=1):
+    *_, Ho, Wo = check_conv_maxpool2x2(x, w, stride, padding, dilation)
+    shape = (x.shape[0], w.shape[0], Ho // 2, Wo // 2)
+    return channels_last_empty(shape, x, torch.float32), channels_last_empty(shape, x, torch.uint8)
+
+
+@torch.library.register_fake("gxnor::conv2d_maxpool2x2_weight_grad")
+def _conv2d_maxpool2x2_weight_grad_fake(grad, argmax, x, kernel_size, stride=1, padding=0, dilation=1):
+    kh, kw, *_ = check_conv_maxpool2x2_weight_grad(grad, argmax, x, kernel_size, stride, padding, dilation)
+    return channels_last_empty((grad.shape[1], x.shape[1], kh, kw), x, torch.float32)

@@ -32,6 +32,8 @@ REFERENCE = {
     "dst_update_states_": ref_dst.dst_update_states_,
     "maxpool2x2": ref.maxpool2x2,
     "maxpool2x2_backward": ref.maxpool2x2_backward,
+    "conv2d_maxpool2x2": ref.conv2d_maxpool2x2,
+    "conv2d_maxpool2x2_weight_grad": ref.conv2d_maxpool2x2_weight_grad,
 }
 
 # ops the GPU backends leave to the reference twin (torch's own GPU kernels), and why
@@ -39,6 +41,8 @@ TRITON_EXCEPTIONS = {
     "xnor_conv2d_weight_grad": "a float conv: the reference twin runs it on cuDNN",
     "maxpool2x2": "float pooling: the reference twin runs torch's GPU kernel (MaxPool2x2 uses it off the CPU)",
     "maxpool2x2_backward": "float pooling: the reference twin runs on torch's GPU ops",
+    "conv2d_maxpool2x2": "a float conv + pool: the reference twin runs cuDNN and torch's GPU pooling",
+    "conv2d_maxpool2x2_weight_grad": "a float conv's weight gradient: the reference twin runs on torch's GPU ops",
 }
 CUDA_EXCEPTIONS = TRITON_EXCEPTIONS
 

@@ -174,3 +174,43 @@ class TernaryWeightConv(torch.autograd.Function):
             gx, gw = conv_backward(gy, x, fc.weight_like_input(wd, x), ctx.spec, need_x, need_w)
         gx = gx.to(out) if gx is not None else None
         return gx, _logical(gw.to(out) if gw is not None else None), None, None, None, None
+
+
+def conv_pool_route(x: torch.Tensor, groups: int) -> bool:
+    """Whether maxpool2x2(conv(x, W)) runs as one gxnor::conv2d_maxpool2x2 pass: a float32 4-d CPU
+    input with the native kernels loaded, groups = 1."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and groups == 1 and \
+        fc.native_cpu()
+
+
+class TernaryWeightConvPool(torch.autograd.Function):
+    """maxpool2x2(conv(x, W_dense)) for real-valued x in one pass (gxnor::conv2d_maxpool2x2): the conv
+    output, four times the pooled size, is never stored; saves x and the 1-byte window argmax.
+    Backward: the weight gradient straight from the pooled gradient and the argmax
+    (conv2d_maxpool2x2_weight_grad); an input gradient, when asked, through the unpooled gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, C, spec, n_states):
+        w = weight.packed
+        s, p, d, _ = spec
+        y, arg = torch.ops.gxnor.conv2d_maxpool2x2(x, dense_conv_weight(w, C, n_states), s, p, d)
+        ctx.save_for_backward(x, arg, w)
+        ctx.C, ctx.spec, ctx.n_states, ctx.kernel = C, spec, n_states, list(weight.shape[2:])
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, arg, w = ctx.saved_tensors
+        s, p, d, _ = ctx.spec
+        need_x, need_w = ctx.needs_input_grad[:2]
+        gy = gy.float()
+        gw = gx = None
+        if need_w:
+            gw = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(gy, arg, x, ctx.kernel, s, p, d).permute(0, 2, 3, 1)
+        if need_x:
+            ho = (x.shape[2] + 2 * p[0] - d[0] * (ctx.kernel[0] - 1) - 1) // s[0] + 1
+            wo = (x.shape[3] + 2 * p[1] - d[1] * (ctx.kernel[1] - 1) - 1) // s[1] + 1
+            gi = torch.ops.gxnor.maxpool2x2_backward(gy, arg, ho, wo)
+            wd = dense_conv_weight(w, ctx.C, ctx.n_states)
+            gx = conv_backward(gi, x, fc.weight_like_input(wd, x), ctx.spec, True, False)[0]
+        return gx, _logical(gw), None, None, None

@@ -36,6 +36,11 @@ _ISA = torch.ops.gxnor_native.cpu_isa() if _backend.available("cpp") else ""
 _PREFERS_CHANNELS_LAST = bool(_ISA) and not _ISA.startswith("amx")
 
 
+def native_cpu() -> bool:
+    """Whether the native CPU kernels are loaded (else the ops run their float64 reference twins)."""
+    return bool(_ISA)
+
+
 def cpu_wgrad_from_packed() -> bool:
     """Whether a ternary-input conv's weight gradient on the CPU reads the packed activations
     (xnor_conv2d_weight_grad's table lookups) rather than running the platform conv on activations

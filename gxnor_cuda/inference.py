@@ -18,10 +18,10 @@ the frozen one where BN(acc) lies within float32 rounding of +-r (rare; the test
 first layer with real-valued input (and its pool / BatchNorm) runs as in the model, and its output
 is packed by the next layer's quantizer.
 
-Supported: ``nn.Sequential`` models of GXNORConv2d (groups = 1, zero padding) / GXNORLinear with
-ternary weights, nn.MaxPool2d(2) or MaxPool2x2, nn.BatchNorm1d/2d, nn.Flatten, each hidden layer's input a
-rectangular ternary TernaryActivation (the paper's networks, ``models.mnist_net`` / ``cifar_net`` /
-``mlp``); anything else is refused with the module's name.
+Supported: ``nn.Sequential`` models of GXNORConv2d (groups = 1, zero padding; its own ``max_pool``
+or a following nn.MaxPool2d(2) / MaxPool2x2) / GXNORLinear with ternary weights, nn.Identity,
+nn.BatchNorm1d/2d, nn.Flatten, each hidden layer's input a rectangular ternary TernaryActivation (the
+paper's networks, ``models.mnist_net`` / ``cifar_net`` / ``mlp``); anything else is refused with the module's name.
 """
 
 from __future__ import annotations
@@ -237,8 +237,10 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
             _refuse(name, m, "groups = 1 and numeric zero padding only")
         if m.n_states != 1:
             _refuse(name, m, "ternary weights (n_states = 1) only")
-        j, pool, bn, flat = i + 1, False, None, False
-        if j < len(mods) and isinstance(mods[j][1], (nn.MaxPool2d, MaxPool2x2)):
+        j, pool, bn, flat = i + 1, conv and m.max_pool, None, False
+        if j < len(mods) and isinstance(mods[j][1], nn.Identity):  # where a layer's own pool was
+            j += 1
+        if not pool and j < len(mods) and isinstance(mods[j][1], (nn.MaxPool2d, MaxPool2x2)):
             if not _is_pool2(mods[j][1]):
                 _refuse(*mods[j], "MaxPool2d(2) (stride 2, no padding, floor mode) only")
             pool, j = True, j + 1

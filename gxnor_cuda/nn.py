@@ -19,7 +19,14 @@ from torch import nn
 from . import format as fmt
 from . import functional as F
 from .autograd import TernaryInputMatmul, TernaryWeightMatmul, lowp_dtype, matmul_lowp, ternary_input_matmul
-from .autograd_conv import TernaryInputConv, TernaryWeightConv, ternary_input_conv
+from .autograd_conv import (
+    TernaryInputConv,
+    TernaryWeightConv,
+    TernaryWeightConvPool,
+    conv_pool_route,
+    ternary_input_conv,
+)
+from .pool import MaxPool2x2
 from .weight import DiscreteWeight, nbytes_stored, stamp_of
 
 
@@ -331,13 +338,21 @@ class GXNORConv2d(_GXNORBase):
     in one pass and the exact xnor_conv2d kernel runs; backward keeps the packed activations and
     window mask only. A real-valued input (first layer) uses the platform conv on the unpacked
     weight. ``.weight`` has the shape (O, C/groups, kh, kw), stored as above.
+
+    ``max_pool=True``: the output is 2x2 / stride-2 max-pooled (nn.MaxPool2d(2)'s values and
+    gradients). For a real-valued input on the CPU (no input quantizer, groups = 1, no scale or bias)
+    conv and pool run as one pass that never stores the conv output (gxnor::conv2d_maxpool2x2),
+    elsewhere the conv then MaxPool2x2.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode: str = "zeros", device=None, dtype=None, n_states=1,
-                 input_quantizer: nn.Module | None = None, scaled: bool = False):
+                 input_quantizer: nn.Module | None = None, scaled: bool = False, max_pool: bool = False):
         super().__init__()
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+        if not isinstance(max_pool, bool):
+            raise ValueError(f"max_pool: expected a bool, got {max_pool!r}")
+        self.max_pool = max_pool
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"groups: expected a divisor of in_channels = {in_channels} and out_channels = "
                              f"{out_channels}, got {groups}")
@@ -368,6 +383,9 @@ class GXNORConv2d(_GXNORBase):
     def _weight_shape(self):
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
+    max_pool = False  # also the value of a GXNORConv2d pickled before the option existed
+    _pool = MaxPool2x2()  # stateless: one instance serves every layer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3 and x.shape[0] == self.in_channels:  # unbatched (C, H, W), as nn.Conv2d takes it
             return self.forward(x.unsqueeze(0)).squeeze(0)
@@ -376,8 +394,18 @@ class GXNORConv2d(_GXNORBase):
                              f"{tuple(x.shape)}")
         out_dtype, lowp = _out_dtype(x), lowp_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # float32 around the kernels; lowp: autograd.py
-            y = self._epilogue(self._conv(x.float(), lowp))
+            if self.max_pool and self._pool_fused(x, lowp):
+                spec = (list(self.stride), list(self.padding), list(self.dilation), 1)
+                y = TernaryWeightConvPool.apply(x.float(), self._discrete(), self.in_channels, spec, self.n_states)
+            else:
+                y = self._epilogue(self._conv(x.float(), lowp))
+                y = self._pool(y) if self.max_pool else y
         return y.to(out_dtype)
+
+    def _pool_fused(self, x: torch.Tensor, lowp) -> bool:
+        """Conv and pool in one pass: a real-valued CPU input, nothing between the conv and the pool."""
+        return (lowp is None and self.input_quantizer is None and self.weight_scale is None and self.bias is None
+                and self.padding_mode == "zeros" and self.padding != "same" and conv_pool_route(x, self.groups))
 
     def _conv(self, x: torch.Tensor, lowp: torch.dtype | None = None) -> torch.Tensor:
         pad = self.padding
@@ -411,7 +439,8 @@ class GXNORConv2d(_GXNORBase):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, n_states={self.n_states}"
                 + (f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else "")
-                + (", scaled" if self.weight_scale is not None else ""))
+                + (", scaled" if self.weight_scale is not None else "")
+                + (", max_pool=True" if self.max_pool else ""))
 
 
 @dataclasses.dataclass

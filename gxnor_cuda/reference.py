@@ -289,3 +289,39 @@ def maxpool2x2_backward(grad: torch.Tensor, argmax: torch.Tensor, H: int, W: int
     out = pool_out(argmax, (n, c, H, W), grad.dtype).zero_()
     out[:, :, : 2 * ho, : 2 * wo] = full.reshape(n, c, 2 * ho, 2 * wo)
     return out
+
+
+def conv2d_maxpool2x2(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, dilation=1):
+    """maxpool2x2(conv2d(x, w)) for float32 x (N, C, H, W), w (O, C, kh, kw): (maxima, uint8 argmax), both
+    (N, O, Ho // 2, Wo // 2) channels-last, the conv computed in float64 and rounded once."""
+    from ._conv_checks import check_conv_maxpool2x2
+    from ._ops import channels_last_empty
+
+    s, p, d, *_ = check_conv_maxpool2x2(x, w, stride, padding, dilation)
+    y = torch.nn.functional.conv2d(x.double(), w.double(), None, s, p, d).float()
+    m, a = maxpool2x2(y.contiguous(memory_format=torch.channels_last))
+    return (channels_last_empty(m.shape, x, torch.float32).copy_(m),
+            channels_last_empty(m.shape, x, torch.uint8).copy_(a))
+
+
+def conv2d_maxpool2x2_weight_grad(grad: torch.Tensor, argmax: torch.Tensor, x: torch.Tensor, kernel_size, stride=1,
+                                  padding=0, dilation=1) -> torch.Tensor:
+    """The weight gradient (O, C, kh, kw) channels-last of conv2d_maxpool2x2 from the pooled gradient: grad
+    at each window's argmax, the conv's weight gradient of that (float64, rounded once). Positions the
+    pool did not pick contribute nothing (not 0 * x, which is NaN for an infinite x)."""
+    from ._conv_checks import check_conv_maxpool2x2_weight_grad
+    from ._ops import channels_last_empty
+
+    kh, kw, s, p, d, Ho, Wo = check_conv_maxpool2x2_weight_grad(grad, argmax, x, kernel_size, stride, padding,
+                                                                dilation)
+    gi = maxpool2x2_backward(grad, argmax, Ho, Wo).double().flatten(2)  # (N, O, Ho Wo)
+    xd = torch.nn.functional.pad(x.double(), (p[1], p[1], p[0], p[0]))
+    cols = torch.nn.functional.unfold(xd, (kh, kw), dilation=d, stride=s)  # (N, C kh kw, Ho Wo)
+    if bool(cols.isfinite().all()):
+        gw = torch.einsum("nol,nkl->ok", gi, cols)
+    else:  # an infinite or NaN x: only the picked positions' products, sample by sample
+        picked = maxpool2x2_backward(torch.ones_like(grad), argmax, Ho, Wo).flatten(2) != 0
+        gw = sum(torch.where(picked[i, :, None], gi[i, :, None] * cols[i, None], 0.0).sum(-1)
+                 for i in range(x.shape[0]))
+    out = channels_last_empty((grad.shape[1], x.shape[1], kh, kw), x, torch.float32)
+    return out.copy_(gw.view(grad.shape[1], x.shape[1], kh, kw))

@@ -9,15 +9,20 @@
 
 namespace gxnor::bind {
 
-inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+// stride, padding, dilation: 2 ints each, stride and dilation >= 1, padding >= 0.
+inline void check_conv_spec(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   TORCH_CHECK(stride.size() == 2, "stride: expected an int or 2 ints, got ", stride);
   TORCH_CHECK(padding.size() == 2, "padding: expected an int or 2 ints, got ", padding);
   TORCH_CHECK(dilation.size() == 2, "dilation: expected an int or 2 ints, got ", dilation);
   TORCH_CHECK(stride[0] >= 1 && stride[1] >= 1, "stride: expected ints >= 1, got ", stride);
   TORCH_CHECK(dilation[0] >= 1 && dilation[1] >= 1, "dilation: expected ints >= 1, got ", dilation);
   TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0, "padding: expected ints >= 0, got ", padding);
+}
+
+inline ConvShape check_conv(const at::Tensor& x, const at::Tensor& w, int64_t C, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias) {
+  check_conv_spec(stride, padding, dilation);
   TORCH_CHECK(groups >= 1, "groups: expected an int >= 1, got ", groups);
   TORCH_CHECK(C >= 1, "C: expected the input channel count >= 1, got ", C);
   TORCH_CHECK(C % groups == 0, "groups: expected a divisor of C = ", C, ", got ", groups);

@@ -44,4 +44,13 @@ at::Tensor dst_update_states_cpu(at::Tensor& s, const at::Tensor& grad_in, doubl
 std::tuple<at::Tensor, at::Tensor> maxpool2x2_cpu(const at::Tensor& x);
 at::Tensor maxpool2x2_backward_cpu(const at::Tensor& grad, const at::Tensor& argmax, int64_t H, int64_t W);
 
+// defined in cpu_conv_pool.cpp
+std::tuple<at::Tensor, at::Tensor> conv2d_maxpool2x2_cpu(const at::Tensor& x, const at::Tensor& w,
+                                                         at::IntArrayRef stride, at::IntArrayRef padding,
+                                                         at::IntArrayRef dilation);
+at::Tensor conv2d_maxpool2x2_weight_grad_cpu(const at::Tensor& grad, const at::Tensor& argmax,
+                                             const at::Tensor& x, at::IntArrayRef kernel_size,
+                                             at::IntArrayRef stride, at::IntArrayRef padding,
+                                             at::IntArrayRef dilation);
+
 }  // namespace gxnor::bind

@@ -18,4 +18,6 @@ TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cpu);
   m.impl("maxpool2x2", &gxnor::bind::maxpool2x2_cpu);
   m.impl("maxpool2x2_backward", &gxnor::bind::maxpool2x2_backward_cpu);
+  m.impl("conv2d_maxpool2x2", &gxnor::bind::conv2d_maxpool2x2_cpu);
+  m.impl("conv2d_maxpool2x2_weight_grad", &gxnor::bind::conv2d_maxpool2x2_weight_grad_cpu);
 }

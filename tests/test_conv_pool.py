@@ -1,0 +1,161 @@
+"""gxnor::conv2d_maxpool2x2 (conv + 2x2 max-pool in one pass) and its weight gradient: bit-exact against
+the reference twin and the unfused conv -> max-pool on integer-valued inputs (every sum exact) on every
+CPU ISA path, the same bits on every path for random floats, opcheck, errors naming the argument; and
+GXNORConv2d(max_pool=True) against the unfused layer + MaxPool2x2 in values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gxnor_cuda.reference as ref
+from gxnor_cuda.nn import GXNORConv2d
+from gxnor_cuda.pool import MaxPool2x2
+
+# (x shape, w shape, stride, padding, dilation)
+CASES = [
+    ((3, 1, 28, 28), (32, 1, 5, 5), 1, 0, 1),  # the MNIST first layer
+    ((2, 3, 11, 9), (40, 3, 3, 3), 1, 1, 1),  # channel tail past one block, odd conv size, padding
+    ((2, 2, 13, 12), (7, 2, 2, 3), (2, 1), (0, 1), (1, 2)),  # strides, dilation, few channels
+    ((40, 1, 6, 6), (5, 1, 3, 3), 1, 0, 1),  # more pooled rows than one gradient block
+    ((0, 1, 6, 6), (4, 1, 3, 3), 1, 0, 1),  # an empty batch
+]
+
+
+def _ints(shape, gen, lo=-2, hi=3):
+    return torch.randint(lo, hi, shape, generator=gen).float()
+
+
+@pytest.mark.parametrize("xs, ws, s, p, d", CASES)
+def test_equals_reference_and_unfused_bit_exact(xs, ws, s, p, d, cpu_isa):
+    gen = torch.Generator().manual_seed(sum(xs) + sum(ws))
+    x, w = _ints(xs, gen), _ints(ws, gen, -1, 2)  # many equal conv outputs: the pool's tie rule decides
+    y, a = torch.ops.gxnor.conv2d_maxpool2x2(x, w, s, p, d)
+    yr, ar = ref.conv2d_maxpool2x2(x, w, s, p, d)
+    assert torch.equal(y, yr) and torch.equal(a, ar) and y.stride() == yr.stride() and a.stride() == ar.stride()
+    full = torch.nn.functional.conv2d(x, w, None, s, p, d)
+    assert torch.equal(y, torch.nn.functional.max_pool2d(full, 2))
+    g = _ints(y.shape, gen).contiguous(memory_format=torch.channels_last)
+    gw = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(g, a, x, ws[2:], s, p, d)
+    assert torch.equal(gw, ref.conv2d_maxpool2x2_weight_grad(g, a, x, ws[2:], s, p, d))
+    # the unfused route: the pooled gradient unpooled, then the conv's weight gradient
+    gi = torch.ops.aten.max_pool2d_with_indices_backward(g, full, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                         torch.nn.functional.max_pool2d_with_indices(full, 2)[1])
+    want = torch.nn.grad.conv2d_weight(x, ws, gi, s, p, d)
+    assert torch.equal(gw, want) and gw.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("xs, ws, s, p, d", CASES[:3])
+def test_random_floats_same_bits_on_every_isa(xs, ws, s, p, d):
+    from gxnor_cuda import _backend
+
+    if not _backend.available("cpp"):
+        pytest.skip("native library not loaded")
+    gen = torch.Generator().manual_seed(7)
+    x, w = torch.randn(xs, generator=gen), torch.randn(ws, generator=gen)
+    ns = torch.ops.gxnor_native
+    before, outs = ns.cpu_isa(), []
+    try:
+        for isa in ("scalar", "avx2", "avx512"):
+            if ns.set_cpu_isa(isa).startswith(isa):
+                y, a = torch.ops.gxnor.conv2d_maxpool2x2(x, w, s, p, d)
+                gw = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(torch.ones_like(y), a, x, ws[2:], s, p, d)
+                outs.append((y, a, gw))
+    finally:
+        ns.set_cpu_isa(before)
+    for y, a, gw in outs[1:]:
+        assert torch.equal(y, outs[0][0]) and torch.equal(a, outs[0][1]) and torch.equal(gw, outs[0][2])
+    yr, _ = ref.conv2d_maxpool2x2(x, w, s, p, d)  # float64 then rounded: the fma chain is within rounding
+    torch.testing.assert_close(outs[0][0], yr, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_input_follows_the_pool_rule():
+    gen = torch.Generator().manual_seed(3)
+    x, w = _ints((2, 1, 10, 10), gen), _ints((6, 1, 3, 3), gen, -1, 2)
+    x.view(-1)[::23] = float("nan")
+    y, a = torch.ops.gxnor.conv2d_maxpool2x2(x, w)
+    yr, ar = ref.conv2d_maxpool2x2(x, w)
+    assert torch.equal(y.nan_to_num(9.0), yr.nan_to_num(9.0)) and torch.equal(a, ar)
+    g = torch.ones_like(y)
+    gw = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(g, a, x, [3, 3])
+    assert torch.equal(gw.nan_to_num(9.0), ref.conv2d_maxpool2x2_weight_grad(g, a, x, [3, 3]).nan_to_num(9.0))
+
+
+def test_opcheck():
+    gen = torch.Generator().manual_seed(1)
+    x, w = torch.randn(2, 2, 9, 8, generator=gen), torch.randn(5, 2, 3, 3, generator=gen)
+    torch.library.opcheck(torch.ops.gxnor.conv2d_maxpool2x2, (x, w, [1, 1], [1, 0], [1, 1]))
+    y, a = torch.ops.gxnor.conv2d_maxpool2x2(x, w, [1, 1], [1, 0], [1, 1])
+    torch.library.opcheck(torch.ops.gxnor.conv2d_maxpool2x2_weight_grad,
+                          (torch.randn(y.shape, generator=gen), a, x, [3, 3], [1, 1], [1, 0], [1, 1]))
+
+
+@pytest.mark.parametrize("impl", ["native", "reference"])
+def test_bad_input_names_the_argument(impl):
+    fwd = torch.ops.gxnor.conv2d_maxpool2x2 if impl == "native" else ref.conv2d_maxpool2x2
+    wg = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad if impl == "native" else ref.conv2d_maxpool2x2_weight_grad
+    x, w = torch.zeros(1, 2, 6, 6), torch.zeros(3, 2, 3, 3)
+    with pytest.raises(RuntimeError, match="x: expected dtype torch.float32, got"):
+        fwd(x.double(), w)
+    with pytest.raises(RuntimeError, match=r"w: expected shape \(O, C, kh, kw\) with C = 2"):
+        fwd(x, torch.zeros(3, 1, 3, 3))
+    with pytest.raises(RuntimeError, match="w: expected dtype torch.float32"):
+        fwd(x, w.half())
+    with pytest.raises(RuntimeError, match=r"stride: expected ints >= 1, got \[0, 1\]"):
+        fwd(x, w, [0, 1])
+    with pytest.raises(RuntimeError, match=r"x: expected a conv output of at least 2 x 2 .* got \(1, 4\)"):
+        fwd(torch.zeros(1, 2, 3, 6), w)
+    y, a = fwd(x, w)
+    with pytest.raises(RuntimeError, match="argmax: expected dtype torch.uint8"):
+        wg(y, a.long(), x, [3, 3])
+    with pytest.raises(RuntimeError, match=r"grad: expected shape \(N, O, Ho // 2, Wo // 2\) = \(1, O, 2, 2\)"):
+        wg(torch.zeros(1, 3, 3, 3), a, x, [3, 3])
+    with pytest.raises(RuntimeError, match="kernel_size: expected ints >= 1"):
+        wg(y, a, x, [0, 3])
+
+
+def _layer_pair(n_states=1, c=1):
+    torch.manual_seed(5)
+    fused = GXNORConv2d(c, 8, 3, bias=False, n_states=n_states, max_pool=True)
+    plain = GXNORConv2d(c, 8, 3, bias=False, n_states=n_states)
+    plain.load_state_dict(fused.state_dict())
+    return fused, plain
+
+
+@pytest.mark.parametrize("n_states", [1, 2])
+def test_layer_equals_conv_then_maxpool(n_states):
+    fused, plain = _layer_pair(n_states, 2)
+    gen = torch.Generator().manual_seed(2)
+    x = _ints((4, 2, 12, 11), gen)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = fused(xa), MaxPool2x2()(plain(xb))
+    assert torch.equal(ya, yb) and ya.is_contiguous(memory_format=torch.channels_last)
+    g = _ints(ya.shape, gen)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(fused.weight.grad, plain.weight.grad)
+    assert torch.equal(xa.grad, xb.grad)
+
+
+def test_layer_keeps_the_argmax_not_the_conv_output():
+    fused, _ = _layer_pair()
+    x = torch.randn(6, 1, 28, 28)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fused(x)
+    conv_out = 6 * 8 * 26 * 26 * 4
+    assert sum(t.numel() * t.element_size() for t in saved if t is not x) < conv_out / 8
+
+
+def test_layer_falls_back_where_no_fused_kernel_applies():
+    """bias, a quantized input, float64: conv, epilogue, then MaxPool2x2 (the same values)."""
+    torch.manual_seed(0)
+    m = GXNORConv2d(1, 4, 3, bias=True, max_pool=True)
+    m.bias.data.normal_()
+    x = torch.randn(2, 1, 8, 8)
+    plain = GXNORConv2d(1, 4, 3, bias=True)
+    plain.load_state_dict(m.state_dict())
+    assert torch.equal(m(x), MaxPool2x2()(plain(x)))
+    assert "max_pool=True" in repr(m)
+    with pytest.raises(ValueError, match="max_pool: expected a bool, got 2"):
+        GXNORConv2d(1, 4, 3, max_pool=2)
