@@ -70,6 +70,7 @@ def main() -> None:
             t = do_bench(fn, warmup=10, rep=50)
             rows.append({"op": k, "shape": f"{mw}M weights", "ms": t, "GB/s (touched)": touched / t / 1e6})
     rows += conv_rows(do_bench)
+    rows += conv_pool_rows(do_bench)
     emit("bench_gpu", rows, ["op", "shape", "ms", "T MAC/s", "vs bf16", "GB/s (touched)"])
 
 
@@ -95,6 +96,22 @@ def conv_rows(do_bench) -> list[dict]:
             rows.append({"op": k, "shape": f"{c}->{o} 3x3 {hw}x{hw} batch {n}", "ms": t, "T MAC/s": macs / t / 1e9,
                          "vs bf16": ms["conv2d cuDNN bf16"] / t})
     return rows
+
+
+def conv_pool_rows(do_bench) -> list[dict]:
+    """The MNIST first layer and its pool at batch 1000: the Triton one-pass kernel (the conv output is
+    never stored) against cuDNN's conv + max_pool2d, fp32 and bf16 ("vs bf16": against cuDNN bf16)."""
+    n, hw = 1000, 28
+    x, w = torch.randn(n, 1, hw, hw, device="cuda"), torch.randn(32, 1, 5, 5, device="cuda")
+    xb, wb = x.to(torch.bfloat16), w.to(torch.bfloat16)
+    pool = torch.nn.functional.max_pool2d_with_indices
+    cands = {"conv + max_pool2d cuDNN bf16": lambda: pool(torch.nn.functional.conv2d(xb, wb), 2),
+             "conv + max_pool2d cuDNN fp32": lambda: pool(torch.nn.functional.conv2d(x, w), 2),
+             "conv2d_maxpool2x2 triton fp32": lambda: torch.ops.gxnor.conv2d_maxpool2x2(x, w)}
+    ms = {k: do_bench(fn, warmup=10, rep=50) for k, fn in cands.items()}
+    macs = n * 24 * 24 * 32 * 25
+    return [{"op": k, "shape": f"1->32 5x5 {hw}x{hw} + pool, batch {n}", "ms": t, "T MAC/s": macs / t / 1e9,
+             "vs bf16": ms["conv + max_pool2d cuDNN bf16"] / t} for k, t in ms.items()]
 
 
 if __name__ == "__main__":

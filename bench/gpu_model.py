@@ -297,9 +297,50 @@ def conv_backward_rows(gpu_name: str, gpu: dict) -> list[dict]:
     return out
 
 
+# The MNIST network's first layer: 1 -> 32 channels, 5x5, 28x28 input, then the 2x2 max-pool; batch 1000
+CONV1 = dict(n=1000, c=1, o=32, k=5, hw=28)
+
+
+def conv_pool_rows() -> list[dict]:
+    """The Triton conv + max-pool (gxnor::conv2d_maxpool2x2's GPU twin) on the MNIST first layer, and the
+    unfused route it replaces: cuDNN's fp32 conv at CUBLAS of the fp32 peak, writing the conv output,
+    then max_pool2d reading it and writing the maxima and int64 indices, one after the other. "of dense
+    peak": of the fp32 FMA peak. The fused kernel's loop (one tap: four window positions' FMAs on a
+    BP x BO tile) is capped by the DRAM bytes it moves (input read, maxima and 1-byte argmax written)."""
+    from gxnor_cuda._triton import aot, launch
+
+    i, (_, k, _, const) = next((i, c) for i, c in enumerate(launch.configs()) if c[0] == "conv_pool")
+    n, c, o, kk, hw = CONV1["n"], CONV1["c"], CONV1["o"], CONV1["k"], CONV1["hw"]
+    ho = hw - kk + 1
+    macs = n * ho * ho * o * c * kk * kk
+    shape = f"conv {c}->{o} {kk}x{kk} {hw}x{hw} + pool, batch {n}"
+    x_b, conv_b, pool_b = 4 * n * c * hw * hw, 4 * n * o * ho * ho, n * o * (ho // 2) ** 2
+    out = []
+    comps = aot.compile_many([(i, gpu["sm"], None, {}) for gpu in GPUS.values()])
+    for (gname, gpu), comp in zip(GPUS.items(), comps, strict=True):
+        peak = gpu["fp32"] * gpu["sms"] * gpu["ghz"] * 1e9
+        body = hot_loop(parse(comp.sass))
+        p = predict(body, const["BP"] * const["BO"] * 4 / k.num_warps, gpu)
+        dram = gpu["dram"] / ((x_b + 5 * pool_b) / macs) / 1e12
+        t = min(p["T MAC/s"], dram)
+        unfused_s = macs / (CUBLAS * peak) + (x_b + conv_b) / gpu["dram"] + (conv_b + 4 * pool_b + 8 * pool_b) / gpu[
+            "dram"]
+        for kern, bound, tm in (("triton conv_pool 128x32 (conv + max-pool, one pass)", p["bound"] if t < dram else
+                                 "DRAM", t),
+                                ("vendor: cuDNN fp32 conv + max_pool2d (unfused)", "cuDNN fp32 + pool pass",
+                                 macs / unfused_s / 1e12)):
+            out.append({"kernel": kern, "GPU": gname, "shape": shape, "bound": bound,
+                        "instr/iter": p["instr/iter"] if kern.startswith("triton") else "", "CTAs/SM": "",
+                        "pipes only T MAC/s": p["T MAC/s"] if kern.startswith("triton") else "",
+                        "model T MAC/s": tm, "of dense peak": tm * 1e12 / peak, "vs cuBLAS bf16": "",
+                        "vs cuBLAS int8": ""})
+    return out
+
+
 def main() -> None:
     rows = [r for gname, gpu in GPUS.items()
             for r in [*vendor_rows(gname, gpu), *float_rows(gname, gpu), *conv_backward_rows(gname, gpu)]]
+    rows += conv_pool_rows()
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
             if gpu["sm"] == kern["arch"] and (gpu["b1"] or "b1 gemm" not in kern["name"]):

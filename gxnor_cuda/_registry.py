@@ -41,16 +41,19 @@ TRITON_EXCEPTIONS = {
     "xnor_conv2d_weight_grad": "a float conv: the reference twin runs it on cuDNN",
     "maxpool2x2": "float pooling: the reference twin runs torch's GPU kernel (MaxPool2x2 uses it off the CPU)",
     "maxpool2x2_backward": "float pooling: the reference twin runs on torch's GPU ops",
-    "conv2d_maxpool2x2": "a float conv + pool: the reference twin runs cuDNN and torch's GPU pooling",
-    "conv2d_maxpool2x2_weight_grad": "a float conv's weight gradient: the reference twin runs on torch's GPU ops",
 }
-CUDA_EXCEPTIONS = TRITON_EXCEPTIONS
+# ops the native CUDA build leaves to the Triton table (else the reference twin)
+CUDA_EXCEPTIONS = {
+    **TRITON_EXCEPTIONS,
+    "conv2d_maxpool2x2": "a float conv + pool on CUDA cores: the Triton kernel (no tensor-core work to add)",
+    "conv2d_maxpool2x2_weight_grad": "the Triton kernel, as its forward",
+}
 
 
 @functools.cache
 def triton_table() -> dict:
     """op -> Triton implementation (GPU, or the interpreter with TRITON_INTERPRET=1)."""
-    from ._triton import conv, dst, gemm, pack
+    from ._triton import conv, conv_pool, dst, gemm, pack
 
     return {
         "pack_ternary": pack.pack_ternary,
@@ -61,6 +64,8 @@ def triton_table() -> dict:
         "ternary_matmul": gemm.ternary_matmul,
         "xnor_conv2d": conv.xnor_conv2d,
         "xnor_conv2d_pack": conv.xnor_conv2d_pack,
+        "conv2d_maxpool2x2": conv_pool.conv2d_maxpool2x2,
+        "conv2d_maxpool2x2_weight_grad": conv_pool.conv2d_maxpool2x2_weight_grad,
         "dst_update_": dst.dst_update_,
         "dst_update_states_": dst.dst_update_states_,
     }

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from . import _backend
 from . import float_conv as fc
 from . import functional as F
 from .autograd import window_mask
@@ -177,10 +178,11 @@ class TernaryWeightConv(torch.autograd.Function):
 
 
 def conv_pool_route(x: torch.Tensor, groups: int) -> bool:
-    """Whether maxpool2x2(conv(x, W)) runs as one gxnor::conv2d_maxpool2x2 pass: a float32 4-d CPU
-    input with the native kernels loaded, groups = 1."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and groups == 1 and \
-        fc.native_cpu()
+    """Whether maxpool2x2(conv(x, W)) runs as one gxnor::conv2d_maxpool2x2 pass: a float32 4-d input,
+    groups = 1, on the CPU with the native kernels loaded or on a GPU with Triton (its twin kernel)."""
+    if x.dtype != torch.float32 or x.dim() != 4 or groups != 1:
+        return False
+    return fc.native_cpu() if x.device.type == "cpu" else x.device.type == "cuda" and _backend.available("triton")
 
 
 class TernaryWeightConvPool(torch.autograd.Function):

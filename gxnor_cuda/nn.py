@@ -340,9 +340,9 @@ class GXNORConv2d(_GXNORBase):
     weight. ``.weight`` has the shape (O, C/groups, kh, kw), stored as above.
 
     ``max_pool=True``: the output is 2x2 / stride-2 max-pooled (nn.MaxPool2d(2)'s values and
-    gradients). For a real-valued input on the CPU (no input quantizer, groups = 1, no scale or bias)
-    conv and pool run as one pass that never stores the conv output (gxnor::conv2d_maxpool2x2),
-    elsewhere the conv then MaxPool2x2.
+    gradients). For a real-valued float32 input (no input quantizer, groups = 1, no scale or bias) conv
+    and pool run as one pass that never stores the conv output (gxnor::conv2d_maxpool2x2: the C++
+    kernels on the CPU, their Triton twin on a GPU), elsewhere the conv then MaxPool2x2.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,

@@ -57,9 +57,11 @@ def test_compiled_kernel(compiled, i, arch):
     name, k, _, const = CONFIGS[i]
     c = _get(compiled, i, arch)
     assert c.spills() == 0, f"{name} sm_{arch} {const}: {c.local_bytes} bytes of local memory (spills)"
-    if k.exact:
+    if k.exact and not k.explicit_fma:
         fused = c.fused_fp_ops()
         assert not fused, f"{name} sm_{arch}: FMA contraction in an exact kernel: {fused[:3]}"
+    if k.explicit_fma:  # its tl.fma reach the machine code as FFMA
+        assert c.count("FFMA") > 0, f"{name} sm_{arch}: no FFMA for the kernel's tl.fma"
     if k.hot == "POPC":
         # one POPC per gate word and one per disagreement word of every (row, column, word) triple
         per_thread = 2 * const["BM"] * const["BN"] * const["BW"] // (32 * k.num_warps)

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 import gxnor_cuda.reference as ref
+from gxnor_cuda import _backend, _registry
 from gxnor_cuda.nn import GXNORConv2d
 from gxnor_cuda.pool import MaxPool2x2
+from tests.helpers import device_for
 
 # (x shape, w shape, stride, padding, dilation)
 CASES = [
@@ -90,10 +92,53 @@ def test_opcheck():
                           (torch.randn(y.shape, generator=gen), a, x, [3, 3], [1, 1], [1, 0], [1, 1]))
 
 
-@pytest.mark.parametrize("impl", ["native", "reference"])
+def _triton():
+    if not _backend.available("triton"):
+        pytest.skip("triton not loaded")
+    t = _registry.triton_table()
+    return t["conv2d_maxpool2x2"], t["conv2d_maxpool2x2_weight_grad"]
+
+
+@pytest.mark.parametrize("xs, ws, s, p, d", CASES)
+def test_triton_equals_reference_bit_exact(xs, ws, s, p, d):
+    """The GPU twin (the interpreter here): integer-valued data, where both round nothing."""
+    fwd, wgrad = _triton()
+    dev = device_for("triton")
+    gen = torch.Generator().manual_seed(sum(xs) + sum(ws))
+    x, w = _ints(xs, gen), _ints(ws, gen, -1, 2)
+    y, a = fwd(x.to(dev), w.to(dev), s, p, d)
+    yr, ar = ref.conv2d_maxpool2x2(x, w, s, p, d)
+    assert torch.equal(y.cpu(), yr) and torch.equal(a.cpu(), ar) and y.stride() == yr.stride()
+    g = _ints(y.shape, gen).contiguous(memory_format=torch.channels_last)
+    gw = wgrad(g.to(dev), a, x.to(dev), ws[2:], s, p, d)
+    want = ref.conv2d_maxpool2x2_weight_grad(g, ar, x, ws[2:], s, p, d)
+    assert torch.equal(gw.cpu(), want) and gw.stride() == want.stride()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: the Triton kernels' fma rounds once there")
+def test_triton_on_the_gpu_gives_the_cpu_kernels_bits():
+    from gxnor_cuda import _backend
+
+    if not _backend.available("cpp"):
+        pytest.skip("native library not loaded")
+    fwd, wgrad = _triton()
+    gen = torch.Generator().manual_seed(4)
+    x, w = torch.randn(64, 1, 28, 28, generator=gen), torch.randn(32, 1, 5, 5, generator=gen)
+    y, a = fwd(x.cuda(), w.cuda())
+    yc, ac = torch.ops.gxnor.conv2d_maxpool2x2(x, w)
+    assert torch.equal(y.cpu(), yc) and torch.equal(a.cpu(), ac)
+    g = torch.randn(y.shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    gw = wgrad(g.cuda(), a, x.cuda(), [5, 5])
+    assert torch.equal(gw.cpu(), torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(g, ac, x, [5, 5]))
+
+
+@pytest.mark.parametrize("impl", ["native", "reference", "triton"])
 def test_bad_input_names_the_argument(impl):
-    fwd = torch.ops.gxnor.conv2d_maxpool2x2 if impl == "native" else ref.conv2d_maxpool2x2
-    wg = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad if impl == "native" else ref.conv2d_maxpool2x2_weight_grad
+    if impl == "triton":
+        fwd, wg = _triton()
+    else:
+        fwd = torch.ops.gxnor.conv2d_maxpool2x2 if impl == "native" else ref.conv2d_maxpool2x2
+        wg = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad if impl == "native" else ref.conv2d_maxpool2x2_weight_grad
     x, w = torch.zeros(1, 2, 6, 6), torch.zeros(3, 2, 3, 3)
     with pytest.raises(RuntimeError, match="x: expected dtype torch.float32, got"):
         fwd(x.double(), w)

@@ -28,6 +28,7 @@ class Kernel:
     constexprs: dict[str, tuple]  # constexpr argument -> every value the wrapper launches with
     variants: tuple = ({},)  # signature overrides the wrappers also launch (other dtypes)
     exact: bool = True
+    explicit_fma: bool = False  # exact, with tl.fma written out where the C++ twin rounds by an FMA
     hot: str | None = None  # instruction class the hot loop must hold: "POPC" or "MMA"
     num_warps: int = 4
     num_stages: int = 3
@@ -45,6 +46,7 @@ _P32, _PF, _P64, _I64, _F = "*i32", "*fp32", "*i64", "i32", "fp32"
 _GEMM_SIG = {"a_ptr": _P32, "b_ptr": _P32, "c_ptr": _P32, "scale_ptr": _PF, "bias_ptr": _PF,
              "M": _I64, "N": _I64, "W": _I64}
 _FLAGS = {"HAS_SCALE": (False, True), "HAS_BIAS": (False, True), "FLOAT_OUT": (False, True)}
+_POOL_INTS = ("P", "OC", "C", "HP", "WP", "PH", "PW", "KH", "KW", "SH", "SW", "DH", "DW")
 _CONV_INTS = ("M", "OG", "O", "H", "Wd", "G", "WG", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "HO", "WO")
 
 KERNELS = {
@@ -85,6 +87,16 @@ KERNELS = {
                          **{k: _I64 for k in _CONV_INTS}, "thr": _F, "WP": _I64},
                         {**_FLAGS, "PACK": (False, True), "BM": (16,), "BN": (16, 32), "BW": (2,), "HW_POPC": (True,)},
                         hot="POPC", num_warps=8),  # 4 warps spill in the fused pack epilogue
+    "conv_pool": Kernel("conv_pool", "_conv_pool_kernel",
+                        {"x_ptr": _PF, "w_ptr": _PF, "y_ptr": _PF, "a_ptr": "*u8", **{k: _I64 for k in _POOL_INTS}},
+                        {"BP": (128,), "BO": (32,)}, explicit_fma=True),
+    "conv_pool_wgrad": Kernel("conv_pool", "_conv_pool_wgrad_kernel",
+                              {"x_ptr": _PF, "g_ptr": _PF, "a_ptr": "*u8", "part_ptr": _PF,
+                               **{k: _I64 for k in ("R", *_POOL_INTS[1:])}},
+                              {"ROWS": (32,), "BT": (32,), "BO": (32,)}, explicit_fma=True,
+                              num_warps=8),
+    "sum_blocks": Kernel("conv_pool", "_sum_blocks_kernel",
+                         {"part_ptr": _PF, "out_ptr": _PF, "n_blocks": _I64, "size": _I64}, {"BLOCK": (1024,)}),
     "dst_packed": Kernel("dst", "_dst_packed_kernel",
                          {"w_ptr": _P32, "g_ptr": _PF, "bad_ptr": _P64, "n_words": _I64, "K": _I64, "W": _I64,
                           "lr": _F, "m": _F, "seed": "i64", "offset": "i32"},
