@@ -16,7 +16,6 @@ float_conv.cpu_wgrad_from_packed takes on AVX-512 CPUs).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as TF
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_rounds  # noqa: E402
+from common import emit, parser, speedup_bars, time_rounds  # noqa: E402
 
 from gxnor_cuda import float_conv as fc  # noqa: E402
 from gxnor_cuda import functional as F  # noqa: E402
@@ -116,27 +115,13 @@ def layer_row(name, c, o, k, h, p, bs, t):
 
 
 def plot(path, rows, meta):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    keys = ["xnor vs fp32", "xnor vs bf16", "float fwd vs fp32", "grad-input vs fp32", "grad-weight vs fp32"]
-    xs = range(len(rows))
-    for i, key in enumerate(keys):
-        ax.bar([x + 0.16 * i for x in xs], [r[key] for r in rows], width=0.16, label=key)
-    ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_xticks([x + 0.32 for x in xs], [r["layer"] for r in rows], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("speed-up over torch (x)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    ax.set_title(f"gxnor conv vs torch F.conv2d, {meta['device']}, {meta['threads']} threads, git {meta['git']}",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    speedup_bars(path, rows, meta, ["xnor vs fp32", "xnor vs bf16", "float fwd vs fp32", "grad-input vs fp32",
+                                    "grad-weight vs fp32"], "layer", "gxnor conv vs torch F.conv2d",
+                 "speed-up over torch (x)")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = parser(__doc__)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="MNIST layers and one CIFAR layer, shorter timing")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; best of each op (default 3)")

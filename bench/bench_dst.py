@@ -8,14 +8,13 @@ and written), timed round-robin in one run. Also bytes of persistent state per w
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_rounds  # noqa: E402
+from common import emit, parser, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 
@@ -39,8 +38,7 @@ def _on_isa(name: str, fn):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

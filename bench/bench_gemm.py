@@ -9,7 +9,6 @@ torch bf16 mm, torch._int_mm and the gxnor CUDA / Triton kernels (triton.testing
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import warnings
@@ -17,7 +16,7 @@ import warnings
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_rounds  # noqa: E402
+from common import emit, parser, speedup_bars, time_rounds  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 
@@ -96,26 +95,12 @@ def gpu_rows(shapes):
 
 
 def plot(path, rows, meta):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    labels = [r["shape"] for r in rows]
-    xs = range(len(rows))
-    for i, key in enumerate(["xnor vs fp32", "xnor vs int8", "NT vs fp32", "NN vs fp32"]):
-        ax.bar([x + 0.2 * i for x in xs], [r[key] for r in rows], width=0.2, label=key)
-    ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_xticks([x + 0.3 for x in xs], labels, rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("speed-up (x)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    ax.set_title(f"gxnor GEMM vs torch, {meta['device']}, {meta['threads']} threads, git {meta['git']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    speedup_bars(path, rows, meta, ["xnor vs fp32", "xnor vs int8", "NT vs fp32", "NN vs fp32"], "shape",
+                 "gxnor GEMM vs torch")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="skip 4096^3, shorter timing")
     ap.add_argument("--shapes", choices=["all", "square", "fc"], default="all",
                     help="the square shapes, the MNIST/CIFAR fully connected layers, or both (default)")

@@ -6,14 +6,13 @@ reference, on a 64M-element tensor; a plain tensor copy of the input is the memo
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit, time_cpu  # noqa: E402
+from common import emit, parser, save_plot, time_cpu  # noqa: E402
 
 from gxnor_cuda import functional as F  # noqa: E402
 from gxnor_cuda import reference as ref  # noqa: E402
@@ -27,16 +26,13 @@ def plot(path, rows, meta):
     ax.bar(labels, [r["GB/s"] for r in rows], color=["C0" if r["impl"] == "cpp" else "C7" for r in rows])
     ax.set_ylabel("GB/s (bytes touched)")
     ax.set_yscale("log")
-    ax.set_title(f"pack/unpack, {meta['device']}, {meta['threads']} threads, git {meta['git']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_plot(fig, ax, "pack/unpack", meta, path)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--rows", type=int, default=8192)
     ap.add_argument("--cols", type=int, default=8192)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-reference", action="store_true", help="the reference takes seconds and GBs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

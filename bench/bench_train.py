@@ -24,7 +24,6 @@ CSV: bench/results/bench_train.csv, plot bench/results/bench_train.png (``--name
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import pathlib
 import resource
@@ -33,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, parser  # noqa: E402
 
 
 def _ste_net(name: str):
@@ -193,12 +192,11 @@ def _install_optional() -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--nets", nargs="+", default=["mnist"], choices=["mnist", "cifar"])
     ap.add_argument("--batches", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--contenders", nargs="+", default=None,
                     help="a subset (gxnor and float always needed): each worker holds its own batch, so CIFAR at "
                          "batch 1000 fits 24 GiB with three")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import pathlib
@@ -15,6 +16,38 @@ import torch.utils.benchmark as tb
 from tabulate import tabulate
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as the help, and --threads (default 2)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def save_plot(fig, ax, what: str, meta: dict, path) -> None:
+    """Title a benchmark's plot with the machine, threads and git sha of its CSV, and write the PNG."""
+    ax.set_title(f"{what}, {meta['device']}, {meta['threads']} threads, git {meta['git']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def speedup_bars(path, rows: list[dict], meta: dict, keys: list[str], label: str, what: str,
+                 ylabel: str = "speed-up (x)") -> None:
+    """One group of log-scale bars per row (its ``label`` column), one bar per ratio column in ``keys``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    w, xs = 0.8 / len(keys), range(len(rows))
+    for i, key in enumerate(keys):
+        ax.bar([x + w * i for x in xs], [r[key] for r in rows], width=w, label=key)
+    ax.axhline(1.0, color="k", lw=0.5)
+    ax.set_xticks([x + w * (len(keys) - 1) / 2 for x in xs], [r[label] for r in rows], rotation=30, ha="right",
+                  fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    save_plot(fig, ax, what, meta, path)
 
 
 def metadata() -> dict[str, str]:
