@@ -339,3 +339,25 @@ def ternary_conv2d(x: torch.Tensor, w: torch.Tensor, C: int, stride=1, padding=0
     """
     return float_conv2d(x, unpack_conv_weight(w, C // groups, x.dtype, backend=backend), stride, padding, dilation,
                         groups)
+
+
+def conv2d_maxpool2x2(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, dilation=1, *,
+                      backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """max_pool2d(conv2d(x, w), 2) in one pass: the conv output is never stored.
+
+    x: (N, C, H, W) float32, w: (O, C, kh, kw) float32 (groups = 1; the conv output at least 2 x 2).
+    returns: the maxima (N, O, Ho // 2, Wo // 2) float32 and the window argmax (2 dy + dx, torch's tie
+    and NaN rules) uint8, both channels-last. Each conv output is an fma chain over the taps (c, ky, kx)
+    in order, the same bits on every CPU ISA path and on a GPU (Triton).
+    """
+    return _kernel("conv2d_maxpool2x2", backend, x.device)(x, w, *_pairs(stride, padding, dilation))
+
+
+def conv2d_maxpool2x2_weight_grad(grad: torch.Tensor, argmax: torch.Tensor, x: torch.Tensor, kernel_size,
+                                  stride=1, padding=0, dilation=1, *, backend: str | None = None) -> torch.Tensor:
+    """Weight gradient (O, C, kh, kw) float32 (channels-last) of ``conv2d_maxpool2x2`` from the pooled
+    gradient (N, O, Ho // 2, Wo // 2) and its argmax: each pooled position's gradient times the input
+    window at its argmax; positions the pool did not pick contribute nothing."""
+    ks = [kernel_size] * 2 if isinstance(kernel_size, int) else list(kernel_size)
+    return _kernel("conv2d_maxpool2x2_weight_grad", backend, x.device)(grad, argmax, x, ks,
+                                                                        *_pairs(stride, padding, dilation))

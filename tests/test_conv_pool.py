@@ -10,9 +10,10 @@ import torch
 
 import gxnor_cuda.reference as ref
 from gxnor_cuda import _backend, _registry
+from gxnor_cuda import functional as F
 from gxnor_cuda.nn import GXNORConv2d
 from gxnor_cuda.pool import MaxPool2x2
-from tests.helpers import device_for
+from tests.helpers import backend_params, device_for
 
 # (x shape, w shape, stride, padding, dilation)
 CASES = [
@@ -157,6 +158,19 @@ def test_bad_input_names_the_argument(impl):
         wg(torch.zeros(1, 3, 3, 3), a, x, [3, 3])
     with pytest.raises(RuntimeError, match="kernel_size: expected ints >= 1"):
         wg(y, a, x, [0, 3])
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_functional_on_every_backend(backend):
+    gen = torch.Generator().manual_seed(9)
+    x, w = _ints((3, 2, 9, 10), gen), _ints((6, 2, 3, 3), gen, -1, 2)
+    dev = device_for(backend)
+    y, a = F.conv2d_maxpool2x2(x.to(dev), w.to(dev), 1, (1, 0), backend=backend)
+    yr, ar = ref.conv2d_maxpool2x2(x, w, 1, (1, 0))
+    assert torch.equal(y.cpu(), yr) and torch.equal(a.cpu(), ar)
+    g = _ints(y.shape, gen)
+    gw = F.conv2d_maxpool2x2_weight_grad(g.to(dev), a, x.to(dev), 3, 1, (1, 0), backend=backend)
+    assert torch.equal(gw.cpu(), ref.conv2d_maxpool2x2_weight_grad(g, ar, x, [3, 3], 1, (1, 0)))
 
 
 def _layer_pair(n_states=1, c=1):

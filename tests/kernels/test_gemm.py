@@ -64,23 +64,24 @@ def test_xnor_gemm_epilogue(impl):
         torch.testing.assert_close(got, ref.xnor_gemm(a, b, K, s, bb), rtol=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("M,N,K", [*SHAPES, (300, 257, 513), (64, 100, 2048)])
-def test_xnor_gemm_every_cpu_isa(cpu_isa, M, N, K):
-    # 300 x 257 x 513 and 64 x 100 x 2048 exceed the AMX work threshold: they take the tile path.
+def _cpp_gemm_matches_reference(M, N, K):
+    """The C++ xnor_gemm on fresh random operands: int32 bit-exact, the float epilogue to rounding."""
     a, b = packed(M, K), packed(N, K)
     assert torch.equal(F.xnor_gemm(a, b, K, backend="cpp"), ref.xnor_gemm(a, b, K))
     s = torch.randn(N)
     torch.testing.assert_close(F.xnor_gemm(a, b, K, s, s, backend="cpp"), ref.xnor_gemm(a, b, K, s, s))
+
+
+@pytest.mark.parametrize("M,N,K", [*SHAPES, (300, 257, 513), (64, 100, 2048)])
+def test_xnor_gemm_every_cpu_isa(cpu_isa, M, N, K):
+    # 300 x 257 x 513 and 64 x 100 x 2048 exceed the AMX work threshold: they take the tile path.
+    _cpp_gemm_matches_reference(M, N, K)
 
 
 def test_xnor_gemm_large_output_cpu():
     # 1100 x 1030 int32 (4.3 MiB) and its float32 twin: past the 4 MiB line above which the C++
     # binding advises the fresh output onto huge pages before writing it (csrc/bind/alloc.h).
-    M, N, K = 1100, 1030, 70
-    a, b = packed(M, K), packed(N, K)
-    assert torch.equal(F.xnor_gemm(a, b, K, backend="cpp"), ref.xnor_gemm(a, b, K))
-    s = torch.randn(N)
-    torch.testing.assert_close(F.xnor_gemm(a, b, K, s, s, backend="cpp"), ref.xnor_gemm(a, b, K, s, s))
+    _cpp_gemm_matches_reference(1100, 1030, 70)
 
 
 def test_xnor_gemm_reused_output_buffers_cpu():
