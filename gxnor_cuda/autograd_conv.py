@@ -81,11 +81,12 @@ def ternary_input_conv(h, w, C, spec, r, bias=None):
 _UNPACK_CHUNK_BYTES = 1 << 23  # unpacked activations per platform call on the CPU: blocks of samples
 
 
-def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtype):
+def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtype, win=None):
     """grad-input (float32, channels-last) and grad-weight (float32 or None) of a conv on packed
     activations hq, through the platform conv on hq unpacked to dt. On the CPU, blocks of samples
     whose unpacked activations fit _UNPACK_CHUNK_BYTES, so the float copy of the input never
-    exists whole (the weight gradient sums the blocks'); on a GPU one call."""
+    exists whole (the weight gradient sums the blocks'); on a GPU one call. ``win``: the packed
+    surrogate window of the input, multiplied into grad-input as each block is written."""
     n, c, hh, ww = shape
     cg, wdt = c // spec[3], wd.to(dt)
 
@@ -93,18 +94,25 @@ def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtyp
         xd = F.unpack_ternary(hq[b0:b1], cg, dt).reshape(b1 - b0, hh, ww, c).permute(0, 3, 1, 2)
         return conv_backward(gy[b0:b1].to(dt), xd, wdt, spec, True, need_w)
 
+    def mask(b0: int, b1: int):
+        return F.unpack_ternary(win[b0:b1], ww, torch.int8)
+
     step = n
     if hq.device.type == "cpu":
         step = max(1, _UNPACK_CHUNK_BYTES // max(1, hh * ww * c * torch.finfo(dt).bits // 8))
     if step >= n:
         gx, gw = block(0, n)
-        return gx.float(), gw.float() if need_w else None
+        gx = gx.float()
+        return gx if win is None else gx.mul_(mask(0, n)), gw.float() if need_w else None
     gx = torch.empty((n, hh, ww, c), device=gy.device).permute(0, 3, 1, 2)
     gw = None
     for b0 in range(0, n, step):
         b1 = min(n, b0 + step)
         gxc, gwc = block(b0, b1)
-        gx[b0:b1] = gxc
+        if win is None:
+            gx[b0:b1] = gxc
+        else:  # the window applied in the block's copy into gx: no second pass over grad-input
+            torch.mul(gxc, mask(b0, b1), out=gx[b0:b1])
         if need_w:
             gw = gwc.float() if gw is None else gw.add_(gwc)
     return gx, gw
@@ -138,9 +146,10 @@ class TernaryInputConv(torch.autograd.Function):
         if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
             gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
             gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
+            gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
         else:
-            gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32)
-        gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
+            gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32,
+                                            win)
         return gx, _logical(gw), None, None, None, None, None
 
 
