@@ -90,6 +90,12 @@ def check_conv(x, w, C, stride, padding, dilation, groups, scale=None, bias=None
     return N, H, Wd, G, Wg, O, kh, kw, s, p, d, Ho, Wo
 
 
+def check_conv_pool_output(Ho: int, Wo: int) -> None:
+    """xnor_conv2d_maxpool2x2: a conv output holding at least one 2 x 2 window."""
+    torch._check(Ho >= 2 and Wo >= 2,
+                 lambda: f"x: expected a conv output of at least 2 x 2 for the 2 x 2 pool, got ({Ho}, {Wo})")
+
+
 def check_conv_grad_out(grad_out, x, N, O, Ho, Wo) -> None:
     """grad_out of xnor_conv2d_weight_grad: (N, O, Ho, Wo) float32 on the device of x."""
     torch._check(grad_out.dtype == torch.float32,

@@ -25,6 +25,7 @@ from ._conv_checks import (
     check_conv_grad_out,
     check_conv_maxpool2x2,
     check_conv_maxpool2x2_weight_grad,
+    check_conv_pool_output,
     conv_out_empty,
 )
 
@@ -49,6 +50,8 @@ SCHEMAS = {
     "int seed, int offset, bool increment=False, int rng=2, bool check=True) -> Tensor",
     "maxpool2x2": "maxpool2x2(Tensor x) -> (Tensor, Tensor)",
     "maxpool2x2_backward": "maxpool2x2_backward(Tensor grad, Tensor argmax, int H, int W) -> Tensor",
+    "xnor_conv2d_maxpool2x2": "xnor_conv2d_maxpool2x2(Tensor x, Tensor w, int C, int[2] stride=1, int[2] padding=0, "
+    "int[2] dilation=1, int groups=1) -> (Tensor, Tensor)",
     "conv2d_maxpool2x2": "conv2d_maxpool2x2(Tensor x, Tensor w, int[2] stride=1, int[2] padding=0, "
     "int[2] dilation=1) -> (Tensor, Tensor)",
     "conv2d_maxpool2x2_weight_grad": "conv2d_maxpool2x2_weight_grad(Tensor grad, Tensor argmax, Tensor x, "
@@ -167,3 +170,11 @@ def _conv2d_maxpool2x2_fake(x, w, stride=1, padding=0, dilation=1):
 def _conv2d_maxpool2x2_weight_grad_fake(grad, argmax, x, kernel_size, stride=1, padding=0, dilation=1):
     kh, kw, *_ = check_conv_maxpool2x2_weight_grad(grad, argmax, x, kernel_size, stride, padding, dilation)
     return channels_last_empty((grad.shape[1], x.shape[1], kh, kw), x, torch.float32)
+
+
+@torch.library.register_fake("gxnor::xnor_conv2d_maxpool2x2")
+def _xnor_conv2d_maxpool2x2_fake(x, w, C, stride=1, padding=0, dilation=1, groups=1):
+    N, *_, O, _kh, _kw, _s, _p, _d, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
+    check_conv_pool_output(Ho, Wo)
+    shape = (N, O, Ho // 2, Wo // 2)
+    return channels_last_empty(shape, x, torch.float32), channels_last_empty(shape, x, torch.uint8)

@@ -28,6 +28,7 @@ REFERENCE = {
     "xnor_conv2d": ref.xnor_conv2d,
     "xnor_conv2d_pack": ref.xnor_conv2d_pack,
     "xnor_conv2d_weight_grad": ref.xnor_conv2d_weight_grad,
+    "xnor_conv2d_maxpool2x2": ref.xnor_conv2d_maxpool2x2,
     "dst_update_": ref_dst.dst_update_,
     "dst_update_states_": ref_dst.dst_update_states_,
     "maxpool2x2": ref.maxpool2x2,
@@ -45,6 +46,7 @@ TRITON_EXCEPTIONS = {
 # ops the native CUDA build leaves to the Triton table (else the reference twin)
 CUDA_EXCEPTIONS = {
     **TRITON_EXCEPTIONS,
+    "xnor_conv2d_maxpool2x2": "the Triton conv, then the pool on torch's GPU kernel",
     "conv2d_maxpool2x2": "a float conv + pool on CUDA cores: the Triton kernel (no tensor-core work to add)",
     "conv2d_maxpool2x2_weight_grad": "the Triton kernel, as its forward",
 }
@@ -64,6 +66,7 @@ def triton_table() -> dict:
         "ternary_matmul": gemm.ternary_matmul,
         "xnor_conv2d": conv.xnor_conv2d,
         "xnor_conv2d_pack": conv.xnor_conv2d_pack,
+        "xnor_conv2d_maxpool2x2": conv_pool.xnor_conv2d_maxpool2x2,
         "conv2d_maxpool2x2": conv_pool.conv2d_maxpool2x2,
         "conv2d_maxpool2x2_weight_grad": conv_pool.conv2d_maxpool2x2_weight_grad,
         "dst_update_": dst.dst_update_,

@@ -132,25 +132,55 @@ class TernaryInputConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         hq, win, w = ctx.saved_tensors
-        need_w = ctx.needs_input_grad[1]
-        n, c, hh, ww = ctx.shape
-        groups = ctx.spec[3]
-        cg = c // groups
-        s, p, d, _ = ctx.spec
-        wd = F.unpack_conv_weight(w, cg)
-        wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
-        # CPU where the lookups win (float_conv.cpu_wgrad_from_packed): grad-weight straight from the
-        # packed activations (table lookups), grad-input on the platform conv, which reads its input
-        # argument for shape and layout only; elsewhere (CUDA, lowp steps, AVX-512 CPUs):
-        # both in one platform call on the operands unpacked to their dtype
-        if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
-            gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
-            gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
-            gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
-        else:
-            gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32,
-                                            win)
-        return gx, _logical(gw), None, None, None, None, None
+        return *ternary_input_conv_backward(ctx, gy, hq, win, w), None, None, None, None, None
+
+
+class TernaryInputConvPool(torch.autograd.Function):
+    """y = maxpool2x2(conv(phi_r(h), W)) with the pool on the conv's accumulators in the same pass
+    (gxnor::xnor_conv2d_maxpool2x2: the conv output never exists); saves what TernaryInputConv saves
+    and the 1-byte window argmax. Backward: the pooled gradient unpooled, then TernaryInputConv's."""
+
+    @staticmethod
+    def forward(ctx, h, weight, C, spec, r, a):
+        w = weight.packed
+        s, p, d, groups = spec
+        hq = F.pack_conv_input(h, groups, threshold=r)
+        y, arg = torch.ops.gxnor.xnor_conv2d_maxpool2x2(hq, w, C, s, p, d, groups)
+        ctx.save_for_backward(hq, window_mask(h, r, a), w, arg)
+        ctx.C, ctx.spec, ctx.a, ctx.shape, ctx.lowp = C, spec, a, h.shape, None
+        kh, kw = w.shape[1], w.shape[2]
+        ctx.conv_hw = [(h.shape[2 + i] + 2 * p[i] - d[i] * (k - 1) - 1) // s[i] + 1 for i, k in enumerate((kh, kw))]
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        hq, win, w, arg = ctx.saved_tensors
+        g = torch.ops.gxnor.maxpool2x2_backward(gy.float().contiguous(memory_format=torch.channels_last), arg,
+                                                *ctx.conv_hw)
+        return *ternary_input_conv_backward(ctx, g, hq, win, w), None, None, None, None
+
+
+def ternary_input_conv_backward(ctx, gy, hq, win, w):
+    """(grad-input, grad-weight) of TernaryInputConv, and of its pooled form on the unpooled gy."""
+    need_w = ctx.needs_input_grad[1]
+    n, c, hh, ww = ctx.shape
+    groups = ctx.spec[3]
+    cg = c // groups
+    s, p, d, _ = ctx.spec
+    wd = F.unpack_conv_weight(w, cg)
+    wd_win = wd * (1.0 / (2 * ctx.a))  # the window's height folded into the small weight, not into gx
+    # CPU where the lookups win (float_conv.cpu_wgrad_from_packed): grad-weight straight from the
+    # packed activations (table lookups), grad-input on the platform conv, which reads its input
+    # argument for shape and layout only; elsewhere (CUDA, lowp steps, AVX-512 CPUs):
+    # both in one platform call on the operands unpacked to their dtype
+    if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
+        gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
+        gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
+        gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
+    else:
+        gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32,
+                                        win)
+    return gx, _logical(gw)
 
 
 class TernaryWeightConv(torch.autograd.Function):

@@ -24,13 +24,14 @@ def _pool(gx):
     return MaxPool2x2() if gx else nn.MaxPool2d(2)  # the same values and gradients; the input is not kept
 
 
-def _conv_pool(c_in, c_out, k, gx, n_states):
-    """A first conv (real-valued input) and its 2x2 max-pool. GXNOR: one layer that pools as it convolves
-    (the conv output is never stored), then an nn.Identity where the pool was, so the modules keep the
-    unfused network's indices (and checkpoints their keys)."""
+def _conv_pool(c_in, c_out, k, pad, gx, n_states, quant):
+    """A conv and its 2x2 max-pool. GXNOR: one layer that pools as it convolves (the conv output is never
+    stored), then an nn.Identity where the pool was, so the modules keep the unfused network's indices
+    (and checkpoints their keys)."""
     if gx:
-        return [GXNORConv2d(c_in, c_out, k, bias=False, n_states=n_states, max_pool=True), nn.Identity()]
-    return [_conv(c_in, c_out, k, 0, gx, n_states, None), _pool(gx)]
+        return [GXNORConv2d(c_in, c_out, k, padding=pad, bias=False, n_states=n_states, input_quantizer=quant,
+                            max_pool=True), nn.Identity()]
+    return [_conv(c_in, c_out, k, pad, gx, n_states, quant), _pool(gx)]
 
 
 def _fc(f_in, f_out, gx, n_states, quant):
@@ -44,8 +45,8 @@ def mnist_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
     """32C5 - MP2 - BN - phi - 64C5 - MP2 - BN - phi - 512FC - BN - phi - 10FC - BN (input 1x28x28)."""
     phi = lambda: TernaryActivation(r, a, window, act_states)
     return nn.Sequential(
-        *_conv_pool(1, 32, 5, gx, n_states), nn.BatchNorm2d(32, bn_eps),
-        _conv(32, 64, 5, 0, gx, n_states, phi()), _pool(gx), nn.BatchNorm2d(64, bn_eps), nn.Flatten(),
+        *_conv_pool(1, 32, 5, 0, gx, n_states, None), nn.BatchNorm2d(32, bn_eps),
+        *_conv_pool(32, 64, 5, 0, gx, n_states, phi()), nn.BatchNorm2d(64, bn_eps), nn.Flatten(),
         _fc(64 * 4 * 4, 512, gx, n_states, phi()), nn.BatchNorm1d(512, bn_eps),
         _fc(512, 10, gx, n_states, phi()), nn.BatchNorm1d(10, bn_eps),
     )
@@ -59,9 +60,8 @@ def cifar_net(gx: bool = True, n_states: int = 1, r: float = 1.0, a: float = 0.5
     c_in, first = 3, True
     for c in (128, 256, 512):
         for j in range(2):
-            layers += [_conv(c_in, c, 3, 1, gx, n_states, None if first else phi())]
-            if j == 1:
-                layers.append(_pool(gx))
+            make = _conv_pool if j == 1 else lambda *a: [_conv(*a)]
+            layers += make(c_in, c, 3, 1, gx, n_states, None if first else phi())
             layers.append(nn.BatchNorm2d(c, bn_eps))
             c_in, first = c, False
     layers += [nn.Flatten(), _fc(512 * 4 * 4, 1024, gx, n_states, phi()), nn.BatchNorm1d(1024, bn_eps),

@@ -16,11 +16,13 @@ import warnings
 import torch
 from torch import nn
 
+from . import float_conv as fc
 from . import format as fmt
 from . import functional as F
 from .autograd import TernaryInputMatmul, TernaryWeightMatmul, lowp_dtype, matmul_lowp, ternary_input_matmul
 from .autograd_conv import (
     TernaryInputConv,
+    TernaryInputConvPool,
     TernaryWeightConv,
     TernaryWeightConvPool,
     conv_pool_route,
@@ -218,6 +220,11 @@ class _GXNORBase(nn.Module):
             self.weight_scale.data.copy_(scale.to(self.weight_scale.device))
         self._stamp()
 
+    def _fused_quantizer(self) -> bool:
+        """Whether the input quantizer runs fused into the layer's kernels (packed ternary activations)."""
+        q = self.input_quantizer
+        return isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1 and self.n_states == 1
+
     def _epilogue(self, y: torch.Tensor) -> torch.Tensor:
         """y (N, O, ...) float32 times the per-channel scale, plus the bias (both on dim 1)."""
         shape = (-1, *([1] * (y.dim() - 2)))
@@ -278,8 +285,7 @@ class _GXNORBase(nn.Module):
 
     def _matmul(self, x2d: torch.Tensor, lowp: torch.dtype | None = None) -> torch.Tensor:
         q = self.input_quantizer
-        fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
-                 and self.n_states == 1)
+        fused = self._fused_quantizer()
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_matmul(x2d, self.weight_q, self.K, q.r)[0]
         if fused:
@@ -340,9 +346,10 @@ class GXNORConv2d(_GXNORBase):
     weight. ``.weight`` has the shape (O, C/groups, kh, kw), stored as above.
 
     ``max_pool=True``: the output is 2x2 / stride-2 max-pooled (nn.MaxPool2d(2)'s values and
-    gradients). For a real-valued float32 input (no input quantizer, groups = 1, no scale or bias) conv
-    and pool run as one pass that never stores the conv output (gxnor::conv2d_maxpool2x2: the C++
-    kernels on the CPU, their Triton twin on a GPU), elsewhere the conv then MaxPool2x2.
+    gradients). With no scale or bias, conv and pool run as one pass that never stores the conv output:
+    for a real-valued float32 input (groups = 1) gxnor::conv2d_maxpool2x2 (the C++ kernels on the CPU,
+    their Triton twin on a GPU), for the fused ternary input on the CPU gxnor::xnor_conv2d_maxpool2x2
+    (the pool on the integer accumulators per chunk of output rows); elsewhere the conv then MaxPool2x2.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -395,17 +402,31 @@ class GXNORConv2d(_GXNORBase):
         out_dtype, lowp = _out_dtype(x), lowp_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # float32 around the kernels; lowp: autograd.py
             if self.max_pool and self._pool_fused(x, lowp):
-                spec = (list(self.stride), list(self.padding), list(self.dilation), 1)
-                y = TernaryWeightConvPool.apply(x.float(), self._discrete(), self.in_channels, spec, self.n_states)
+                y = self._conv_pool(x.float())
             else:
                 y = self._epilogue(self._conv(x.float(), lowp))
                 y = self._pool(y) if self.max_pool else y
         return y.to(out_dtype)
 
     def _pool_fused(self, x: torch.Tensor, lowp) -> bool:
-        """Conv and pool in one pass: a real-valued CPU input, nothing between the conv and the pool."""
-        return (lowp is None and self.input_quantizer is None and self.weight_scale is None and self.bias is None
-                and self.padding_mode == "zeros" and self.padding != "same" and conv_pool_route(x, self.groups))
+        """Conv and pool in one pass: nothing between them (no scale or bias), numeric zero padding, and a
+        real-valued input (conv_pool_route) or the fused ternary input quantizer on the CPU kernels."""
+        if lowp is not None or self.weight_scale is not None or self.bias is not None or \
+                self.padding_mode != "zeros" or self.padding == "same":
+            return False
+        if self.input_quantizer is None:
+            return conv_pool_route(x, self.groups)
+        return self._fused_quantizer() and x.device.type == "cpu" and x.dim() == 4 and fc.native_cpu()
+
+    def _conv_pool(self, x: torch.Tensor) -> torch.Tensor:
+        spec = (list(self.stride), list(self.padding), list(self.dilation), self.groups)
+        q = self.input_quantizer
+        if q is None:
+            return TernaryWeightConvPool.apply(x, self._discrete(), self.in_channels, spec, self.n_states)
+        if not torch.is_grad_enabled():  # inference: the op itself, compiles with fullgraph=True
+            hq = F.pack_conv_input(x, self.groups, threshold=q.r)
+            return torch.ops.gxnor.xnor_conv2d_maxpool2x2(hq, self.weight_q, self.in_channels, *spec)[0]
+        return TernaryInputConvPool.apply(x, self._discrete(), self.in_channels, spec, q.r, q.a)
 
     def _conv(self, x: torch.Tensor, lowp: torch.dtype | None = None) -> torch.Tensor:
         pad = self.padding
@@ -415,8 +436,7 @@ class GXNORConv2d(_GXNORBase):
             pad = (0, 0)
         spec = (list(self.stride), list(pad), list(self.dilation), self.groups)
         q = self.input_quantizer
-        fused = (isinstance(q, TernaryActivation) and q.window == "rect" and q.n_states == 1
-                 and self.n_states == 1)
+        fused = self._fused_quantizer()
         if fused and not torch.is_grad_enabled():  # inference: plain ops, compiles with fullgraph=True
             return ternary_input_conv(x, self.weight_q, self.in_channels, spec, q.r)[0]
         if fused:

@@ -218,3 +218,63 @@ def test_layer_falls_back_where_no_fused_kernel_applies():
     assert "max_pool=True" in repr(m)
     with pytest.raises(ValueError, match="max_pool: expected a bool, got 2"):
         GXNORConv2d(1, 4, 3, max_pool=2)
+
+
+# xnor_conv2d_maxpool2x2: (N, C, H, W, O, k, stride, padding, groups)
+XCASES = [
+    (3, 32, 12, 12, 64, 5, 1, 0, 1),  # the MNIST conv2
+    (2, 16, 9, 9, 24, 3, 1, 0, 1),  # odd conv output (7 x 7): the last row and column dropped
+    (2, 16, 11, 10, 16, 3, 2, 1, 2),  # stride, padding, groups
+    (3, 64, 33, 33, 256, 3, 1, 0, 1),  # several chunks of row pairs, odd conv output across them
+]
+
+
+def _packed_conv_operands(n, c, h, w, o, k, groups, gen):
+    from gxnor_cuda import functional as F
+
+    x = torch.randint(-1, 2, (n, c, h, w), generator=gen).float()
+    wt = torch.randint(-1, 2, (o, c // groups, k, k), generator=gen).float()
+    return F.pack_conv_input(x, groups), F.pack_conv_weight(wt)
+
+
+@pytest.mark.parametrize("n, c, h, w, o, k, s, p, groups", XCASES)
+def test_xnor_conv2d_maxpool2x2_equals_conv_then_pool(n, c, h, w, o, k, s, p, groups, cpu_isa):
+    gen = torch.Generator().manual_seed(n + c + o)
+    xp, wp = _packed_conv_operands(n, c, h, w, o, k, groups, gen)
+    y, a = torch.ops.gxnor.xnor_conv2d_maxpool2x2(xp, wp, c, [s, s], [p, p], [1, 1], groups)
+    yr, ar = ref.xnor_conv2d_maxpool2x2(xp, wp, c, s, p, 1, groups)
+    assert torch.equal(y, yr) and torch.equal(a, ar) and y.stride() == yr.stride() and a.stride() == ar.stride()
+    full = F.xnor_conv2d(xp, wp, c, s, p, 1, groups)  # int32 accumulators
+    assert torch.equal(y, torch.nn.functional.max_pool2d(full.float(), 2))
+
+
+def test_xnor_conv2d_maxpool2x2_opcheck_and_errors():
+    gen = torch.Generator().manual_seed(2)
+    xp, wp = _packed_conv_operands(2, 8, 7, 6, 5, 3, 1, gen)
+    torch.library.opcheck(torch.ops.gxnor.xnor_conv2d_maxpool2x2, (xp, wp, 8, [1, 1], [1, 1], [1, 1], 1))
+    for fn in (torch.ops.gxnor.xnor_conv2d_maxpool2x2, ref.xnor_conv2d_maxpool2x2):
+        with pytest.raises(RuntimeError, match=r"x: expected a conv output of at least 2 x 2 .* got \(5, 1\)"):
+            fn(xp, wp, 8, [1, 4], [0, 0], [1, 1], 1)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_ternary_input_layer_equals_conv_then_maxpool(groups):
+    """GXNORConv2d(max_pool=True) with the fused ternary input: the pool on the accumulators in the conv
+    pass, the same values and gradients as the layer followed by MaxPool2x2."""
+    from gxnor_cuda.nn import TernaryActivation
+
+    torch.manual_seed(6)
+    fused = GXNORConv2d(8, 12, 3, padding=1, groups=groups, bias=False, max_pool=True,
+                        input_quantizer=TernaryActivation(0.5, 0.5))
+    plain = GXNORConv2d(8, 12, 3, padding=1, groups=groups, bias=False, input_quantizer=TernaryActivation(0.5, 0.5))
+    plain.load_state_dict(fused.state_dict())
+    h = torch.randn(3, 8, 10, 9)
+    ha, hb = h.clone().requires_grad_(), h.clone().requires_grad_()
+    ya, yb = fused(ha), MaxPool2x2()(plain(hb))
+    assert torch.equal(ya, yb)
+    g = torch.randn(ya.shape)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(ha.grad, hb.grad) and torch.equal(fused.weight.grad, plain.weight.grad)
+    with torch.no_grad():
+        assert torch.equal(fused(h), yb)

@@ -114,6 +114,12 @@ inline at::Tensor conv_out_empty(const at::Tensor& x, const ConvShape& s, bool f
       .permute({0, 3, 1, 2});
 }
 
+// xnor_conv2d_maxpool2x2: a conv output holding at least one 2 x 2 window.
+inline void check_conv_pool_output(const ConvShape& s) {
+  TORCH_CHECK(s.ho >= 2 && s.wo >= 2, "x: expected a conv output of at least 2 x 2 for the 2 x 2 pool, got (",
+              s.ho, ", ", s.wo, ")");
+}
+
 // grad_out of xnor_conv2d_weight_grad: (N, O, Ho, Wo) float32 of the conv of shape s (any strides).
 inline void check_conv_grad_out(const at::Tensor& gy, const ConvShape& s) {
   TORCH_CHECK(gy.scalar_type() == at::kFloat, "grad_out: expected dtype torch.float32, got ",

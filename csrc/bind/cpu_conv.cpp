@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../gxnor/cpu/pack.h"
+#include "../gxnor/cpu/pool.h"
 #include "../gxnor/cpu/xnor_kernel.h"
 #include "checks.h"
 #include "conv_checks.h"
@@ -83,6 +84,55 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
     });
   }
   return out;
+}
+
+// xnor_conv2d then a 2 x 2 / stride 2 max-pool on its accumulators, per chunk of output-row pairs:
+// the chunk's float accumulators go to an L2-sized scratch and are pooled from there (maxpool2x2's
+// rule and 1-byte argmax), so the (N, O, Ho, Wo) conv output never exists.
+std::tuple<at::Tensor, at::Tensor> xnor_conv2d_maxpool2x2_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
+                                                              int64_t C, at::IntArrayRef stride,
+                                                              at::IntArrayRef padding,
+                                                              at::IntArrayRef dilation, int64_t groups) {
+  const ConvShape s = check_conv_call(x_in, w_in, C, stride, padding, dilation, groups, std::nullopt,
+                                      std::nullopt, c10::DeviceType::CPU);
+  check_conv_pool_output(s);
+  const int64_t ph = s.ho / 2, pw = s.wo / 2, pairs = s.n * ph, pair_rows = 2 * s.wo;
+  at::Tensor y = alloc_named({s.n, ph, pw, s.o}, x_in.options().dtype(at::kFloat)).permute({0, 3, 1, 2});
+  at::Tensor arg = alloc_named({s.n, ph, pw, s.o}, x_in.options().dtype(at::kByte)).permute({0, 3, 1, 2});
+  if (pairs == 0) return {y, arg};
+  const ConvOperands ops(x_in, w_in, s, C, std::nullopt, std::nullopt);
+  const int64_t per =
+      std::clamp<int64_t>(kPackScratchBytes / (4 * s.o * pair_rows), 1, pairs);  // pooled rows
+  at::Tensor scratch = at::empty({per * pair_rows, s.o}, x_in.options().dtype(at::kFloat));
+  float* sp = scratch.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  uint8_t* ap = arg.data_ptr<uint8_t>();
+  for (int64_t q0 = 0; q0 < pairs; q0 += per) {
+    const int64_t q1 = std::min(pairs, q0 + per);
+    // pooled rows q0..q1 as runs of consecutive conv rows: one run per sample when Ho is odd (its last
+    // row is dropped), else one for the whole chunk; run r lands at scratch row (q - q0) * pair_rows
+    for (int64_t a = q0; a < q1;) {
+      const int64_t b = s.ho % 2 ? std::min(q1, (a / ph + 1) * ph) : q1;
+      cpu::GemmOut o;
+      o.ldc = s.o;
+      o.c_float = sp + (a - q0) * pair_rows * s.o;
+      const int64_t m0 = ((a / ph) * s.ho + 2 * (a % ph)) * s.wo;
+      ops.conv.run(m0, m0 + (b - a) * pair_rows, o);
+      a = b;
+    }
+    cpu::parallel_for(q0, q1, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t q = r0; q < r1; ++q) {
+        const float* p = sp + (q - q0) * pair_rows * s.o;
+        for (int64_t px = 0; px < pw; ++px) {
+          const float* top = p + 2 * px * s.o;
+          const float* bottom = top + s.wo * s.o;
+          const int64_t out = (q * pw + px) * s.o;
+          cpu::maxpool_channels(top, top + s.o, bottom, bottom + s.o, yp + out, ap + out, s.o);
+        }
+      }
+    });
+  }
+  return {y, arg};
 }
 
 }  // namespace gxnor::bind

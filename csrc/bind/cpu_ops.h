@@ -27,6 +27,10 @@ at::Tensor xnor_conv2d_pack_cpu(const at::Tensor& x_in, const at::Tensor& w_in, 
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                 int64_t groups, const std::optional<at::Tensor>& scale,
                                 const std::optional<at::Tensor>& bias);
+std::tuple<at::Tensor, at::Tensor> xnor_conv2d_maxpool2x2_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
+                                                              int64_t C, at::IntArrayRef stride,
+                                                              at::IntArrayRef padding,
+                                                              at::IntArrayRef dilation, int64_t groups);
 
 // defined in cpu_wgrad.cpp
 at::Tensor xnor_conv2d_weight_grad_cpu(const at::Tensor& grad_out, const at::Tensor& x_in,

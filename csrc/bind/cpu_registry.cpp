@@ -13,6 +13,7 @@ TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
   m.impl("ternary_matmul", &gxnor::bind::ternary_matmul_cpu);
   m.impl("xnor_conv2d", &gxnor::bind::xnor_conv2d_cpu);
   m.impl("xnor_conv2d_pack", &gxnor::bind::xnor_conv2d_pack_cpu);
+  m.impl("xnor_conv2d_maxpool2x2", &gxnor::bind::xnor_conv2d_maxpool2x2_cpu);
   m.impl("xnor_conv2d_weight_grad", &gxnor::bind::xnor_conv2d_weight_grad_cpu);
   m.impl("dst_update_", &gxnor::bind::dst_update_cpu);
   m.impl("dst_update_states_", &gxnor::bind::dst_update_states_cpu);

@@ -9,6 +9,10 @@ from 0, as the C++ kernel), then pools them with
 maxpool2x2's rule (greater or NaN replaces, first maximum wins) and stores the maxima and the 1-byte
 argmax channels-last. The conv output is never written.
 
+xnor_conv2d_maxpool2x2 (the ternary conv's accumulators pooled): the Triton conv kernel (float
+output), then the pool on torch's GPU kernel through maxpool2x2's reference twin: two passes on a GPU,
+one on the CPU.
+
 weight gradient: 1-D grid over (block of ROWS pooled rows) x (BT taps) x (BO channels); each
 program walks its block's positions in order and accumulates fma(x at the argmax, g, acc) into a
 (BT, BO) tile, written as the block's partial sum; a second kernel adds the blocks in order.
@@ -116,6 +120,17 @@ def _sum_blocks_kernel(part_ptr, out_ptr, n_blocks, size, BLOCK: tl.constexpr):
     for b in range(0, n_blocks):  # in order, from 0: the C++ kernels' sum
         acc += tl.load(part_ptr + b * size + i, mask=m, other=0.0)
     tl.store(out_ptr + i, acc, mask=m)
+
+
+def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
+    from .. import reference as ref
+    from .._conv_checks import check_conv, check_conv_pool_output
+    from .conv import xnor_conv2d
+
+    *_, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
+    check_conv_pool_output(Ho, Wo)
+    ones = torch.ones(w.shape[0], device=x.device)
+    return ref.maxpool2x2(xnor_conv2d(x, w, C, stride, padding, dilation, groups, ones))
 
 
 def _geometry(x, kh, kw, s, p, d, Ho, Wo):
