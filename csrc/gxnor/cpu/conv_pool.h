@@ -164,10 +164,14 @@ struct V {
     k = _mm512_mask_blend_epi32(t, k, _mm512_set1_epi32(q));
   }
   GXNOR_TARGET_AVX512 static void store_arg(uint8_t* p, I k, int n) {
-    _mm_mask_storeu_epi8(p, lanes_below(n), _mm512_cvtepi32_epi8(k));
+    const __m128i b = _mm512_cvtepi32_epi8(k);
+    if (n >= L) return _mm_storeu_si128(reinterpret_cast<__m128i*>(p), b);
+    _mm_mask_storeu_epi8(p, lanes_below(n), b);
   }
   GXNOR_TARGET_AVX512 static Sel selector(const uint8_t* p, int n) {
-    const __m512i a = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes_below(n), p));
+    const __m128i b = n >= L ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
+                             : _mm_maskz_loadu_epi8(lanes_below(n), p);
+    const __m512i a = _mm512_cvtepu8_epi32(b);
     return {_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(1)),
             _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(2)),
             _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(3))};

@@ -144,7 +144,7 @@ GXNOR_TARGET_AVX512 int64_t dst_packed_pass_avx512(int32_t* w, const float* grad
           const int nh = n - 16 * h, v = 2 * j + h;
           m[v] = nh >= 16 ? 0xffff : (nh <= 0 ? 0 : static_cast<__mmask16>((1u << nh) - 1));
           // D = -lr * grad then * inv_dz: two roundings like the scalar path (one when increment).
-          const __m512 gv = _mm512_maskz_loadu_ps(m[v], gr + lo + 16 * h);
+          const __m512 gv = load_ps16(m[v], gr + lo + 16 * h);
           nf[v] = _mm512_fpclass_ps_mask(gv, 0x99);  // QNaN, +Inf, -Inf, SNaN
           const __m512 d = _mm512_mul_ps(gv, scale);
           tt[v] = p.increment ? d : _mm512_mul_ps(d, _mm512_set1_ps(p.inv_dz));

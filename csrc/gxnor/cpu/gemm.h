@@ -57,13 +57,13 @@ GXNOR_TARGET_AVX512 inline void xnor_micro_avx512(const uint64_t* a, const uint6
     __m512i ga[MR], sa[MR];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      ga[r] = _mm512_maskz_loadu_epi64(m, a + r * lda + q);
-      sa[r] = _mm512_maskz_loadu_epi64(m, a + r * lda + Wq + q);
+      ga[r] = load_epi64x8(m, a + r * lda + q);
+      sa[r] = load_epi64x8(m, a + r * lda + Wq + q);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < NR; ++c) {
-      const __m512i gb = _mm512_maskz_loadu_epi64(m, b + c * ldb + q);
-      const __m512i sb = _mm512_maskz_loadu_epi64(m, b + c * ldb + Wq + q);
+      const __m512i gb = load_epi64x8(m, b + c * ldb + q);
+      const __m512i sb = load_epi64x8(m, b + c * ldb + Wq + q);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const __m512i g = _mm512_and_si512(ga[r], gb);

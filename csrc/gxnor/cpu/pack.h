@@ -39,10 +39,17 @@ inline void pack_word_scalar(const T* x, int n, PackMode mode, float thr, uint32
 #if GXNOR_X86
 GXNOR_TARGET_AVX512 inline void pack_word_avx512(const float* x, int n, PackMode mode, float thr, uint32_t& g,
                                                  uint32_t& s, int64_t& bad) {
-  const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
-  const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
-  const __m512 a = _mm512_maskz_loadu_ps(m0, x);
-  const __m512 b = _mm512_maskz_loadu_ps(m1, x + 16);
+  // a whole word with plain loads: masked loads cost 5x on Zen 4
+  __m512 a, b;
+  if (n == 32) {
+    a = _mm512_loadu_ps(x);
+    b = _mm512_loadu_ps(x + 16);
+  } else {
+    const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 m1 = n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+    a = _mm512_maskz_loadu_ps(m0, x);
+    b = _mm512_maskz_loadu_ps(m1, x + 16);
+  }
   uint32_t ga, gb, sa, sb;
   if (mode == PackMode::kThreshold) {
     const __m512 p = _mm512_set1_ps(thr), q = _mm512_set1_ps(-thr);
@@ -68,7 +75,8 @@ GXNOR_TARGET_AVX512 inline void pack_word_avx512(const float* x, int n, PackMode
 GXNOR_TARGET_AVX512 inline void pack_word_avx512(const int8_t* x, int n, PackMode, float, uint32_t& g,
                                                  uint32_t& s, int64_t& bad) {
   const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
-  const __m256i v = _mm256_maskz_loadu_epi8(m, x);
+  const __m256i v =
+      n == 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)) : _mm256_maskz_loadu_epi8(m, x);
   const __m256i z = _mm256_setzero_si256();
   g = _mm256_cmpneq_epi8_mask(v, z);
   s = _mm256_cmplt_epi8_mask(v, z);
@@ -112,6 +120,11 @@ GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n
                                        _mm512_mask_blend_ps(static_cast<__mmask16>(s), one, mone));
   const __m512 b = _mm512_maskz_mov_ps(static_cast<__mmask16>(g >> 16),
                                        _mm512_mask_blend_ps(static_cast<__mmask16>(s >> 16), one, mone));
+  if (n == 32) {  // plain stores for a whole word (masked ones are slow on Zen 4, as the loads)
+    _mm512_storeu_ps(o, a);
+    _mm512_storeu_ps(o + 16, b);
+    return;
+  }
   _mm512_mask_storeu_ps(o, m0, a);
   _mm512_mask_storeu_ps(o + 16, m1, b);
 }
@@ -120,6 +133,7 @@ GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n
   const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
   const __m256i v =
       _mm256_maskz_mov_epi8(g, _mm256_mask_blend_epi8(s, _mm256_set1_epi8(1), _mm256_set1_epi8(-1)));
+  if (n == 32) return _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
   _mm256_mask_storeu_epi8(o, m, v);
 }
 
@@ -168,9 +182,12 @@ template <class T>
 using PackKernel = int64_t (*)(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode,
                                float thr);
 
-// The word loop of a pack kernel around one word packer.
+// The word loop of a pack kernel around one word packer; compiled inside each ISA's own function
+// (pack_words_*), so the word packer inlines into it (a call per word across the target boundary
+// cost 5x on an AVX-512 CPU).
 template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
-int64_t pack_words(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode, float thr) {
+__attribute__((always_inline)) inline int64_t pack_words_body(const T* x, int64_t K, int32_t* out, int64_t t0,
+                                                              int64_t t1, PackMode mode, float thr) {
   const int64_t W = packed_words(K);
   int64_t bad = 0;
   int64_t row = t0 / W, w = t0 % W;
@@ -186,15 +203,34 @@ int64_t pack_words(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, 
   return bad;
 }
 
+template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
+int64_t pack_words(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1, PackMode mode, float thr) {
+  return pack_words_body<T, kWord>(x, K, out, t0, t1, mode, thr);
+}
+
+#if GXNOR_X86
+template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
+GXNOR_TARGET_AVX512 int64_t pack_words_avx512(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1,
+                                              PackMode mode, float thr) {
+  return pack_words_body<T, kWord>(x, K, out, t0, t1, mode, thr);
+}
+
+template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
+GXNOR_TARGET_AVX2 int64_t pack_words_avx2(const T* x, int64_t K, int32_t* out, int64_t t0, int64_t t1,
+                                          PackMode mode, float thr) {
+  return pack_words_body<T, kWord>(x, K, out, t0, t1, mode, thr);
+}
+#endif
+
 // The pack kernel of element type T for an ISA: chosen once per call, not per word.
 template <class T>
 inline PackKernel<T> select_pack_kernel(Isa isa) {
 #if GXNOR_X86
   if constexpr (std::is_same_v<T, float>) {
-    if (isa >= Isa::kAvx512) return pack_words<float, pack_word_avx512>;
-    if (isa == Isa::kAvx2) return pack_words<float, pack_word_avx2>;
+    if (isa >= Isa::kAvx512) return pack_words_avx512<float, pack_word_avx512>;
+    if (isa == Isa::kAvx2) return pack_words_avx2<float, pack_word_avx2>;
   } else if constexpr (std::is_same_v<T, int8_t>) {
-    if (isa >= Isa::kAvx512) return pack_words<int8_t, pack_word_avx512>;
+    if (isa >= Isa::kAvx512) return pack_words_avx512<int8_t, pack_word_avx512>;
   }
 #endif
   (void)isa;
@@ -209,35 +245,81 @@ inline int64_t pack_range(const T* x, int64_t K, int32_t* out, int64_t t0, int64
 
 // One plane-word pair (n <= 32 elements) to dense values.
 template <class T>
-inline void unpack_word(uint32_t g, uint32_t s, int n, T* o, Isa isa) {
-#if GXNOR_X86
-  if (isa >= Isa::kAvx512) {
-    unpack_word_avx512(g, s, n, o);
-    return;
-  }
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, int8_t>) {
-    if (isa == Isa::kAvx2) {
-      unpack_word_avx2(g, s, n, o);
-      return;
-    }
-  }
-#endif
-  (void)isa;
+inline void unpack_word_scalar(uint32_t g, uint32_t s, int n, T* o) {
   for (int i = 0; i < n; ++i) o[i] = static_cast<T>(((g >> i) & 1) ? (((s >> i) & 1) ? -1 : 1) : 0);
 }
 
-// Unpack plane words [t0, t1) into rows of length K of int8 or float values.
 template <class T>
-inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1, Isa isa) {
+using UnpackWord = void (*)(uint32_t, uint32_t, int, T*);
+
+// The word loops of unpack_range / unpack_tile around one word unpacker, compiled inside each ISA's
+// own function (as pack_words_body) so that it inlines.
+template <class T, UnpackWord<T> kWord>
+__attribute__((always_inline)) inline void unpack_range_body(const int32_t* p, int64_t K, T* out, int64_t t0,
+                                                             int64_t t1) {
   const int64_t W = packed_words(K);
   int64_t row = t0 / W, w = t0 % W;
   for (int64_t t = t0; t < t1; ++t, w = (w + 1 == W) ? (++row, 0) : w + 1) {
     const int64_t lo = w * kBitsPerWord;
     if (lo >= K) continue;
     const int n = static_cast<int>(K - lo < 32 ? K - lo : 32);
-    unpack_word(static_cast<uint32_t>(p[row * 2 * W + w]), static_cast<uint32_t>(p[row * 2 * W + W + w]), n,
-                out + row * K + lo, isa);
+    kWord(static_cast<uint32_t>(p[row * 2 * W + w]), static_cast<uint32_t>(p[row * 2 * W + W + w]), n,
+          out + row * K + lo);
   }
+}
+
+template <class T, UnpackWord<T> kWord>
+__attribute__((always_inline)) inline void unpack_tile_body(const int32_t* p, int64_t K, int64_t r0,
+                                                            int64_t r1, int64_t k0, int64_t k1, T* out,
+                                                            int64_t ld) {
+  const int64_t W = packed_words(K);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int32_t* gp = p + r * 2 * W;
+    T* o = out + (r - r0) * ld;
+    for (int64_t lo = k0; lo < k1; lo += kBitsPerWord, o += kBitsPerWord) {
+      const int n = static_cast<int>(k1 - lo < 32 ? k1 - lo : 32);
+      kWord(static_cast<uint32_t>(gp[lo / kBitsPerWord]), static_cast<uint32_t>(gp[W + lo / kBitsPerWord]), n,
+            o);
+    }
+  }
+}
+
+#if GXNOR_X86
+template <class T>
+GXNOR_TARGET_AVX512 void unpack_range_avx512(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1) {
+  unpack_range_body<T, unpack_word_avx512>(p, K, out, t0, t1);
+}
+template <class T>
+GXNOR_TARGET_AVX2 void unpack_range_avx2(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1) {
+  unpack_range_body<T, unpack_word_avx2>(p, K, out, t0, t1);
+}
+template <class T>
+GXNOR_TARGET_AVX512 void unpack_tile_avx512(const int32_t* p, int64_t K, int64_t r0, int64_t r1, int64_t k0,
+                                            int64_t k1, T* out, int64_t ld) {
+  unpack_tile_body<T, unpack_word_avx512>(p, K, r0, r1, k0, k1, out, ld);
+}
+template <class T>
+GXNOR_TARGET_AVX2 void unpack_tile_avx2(const int32_t* p, int64_t K, int64_t r0, int64_t r1, int64_t k0,
+                                        int64_t k1, T* out, int64_t ld) {
+  unpack_tile_body<T, unpack_word_avx2>(p, K, r0, r1, k0, k1, out, ld);
+}
+#endif
+
+// Whether the vector unpackers cover T (float and int8 outputs).
+template <class T>
+constexpr bool kVectorUnpack = std::is_same_v<T, float> || std::is_same_v<T, int8_t>;
+
+// Unpack plane words [t0, t1) into rows of length K of int8 or float values.
+template <class T>
+inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_t t1, Isa isa) {
+#if GXNOR_X86
+  if constexpr (kVectorUnpack<T>) {
+    if (isa >= Isa::kAvx512) return unpack_range_avx512<T>(p, K, out, t0, t1);
+    if (isa == Isa::kAvx2) return unpack_range_avx2<T>(p, K, out, t0, t1);
+  }
+#endif
+  (void)isa;
+  unpack_range_body<T, unpack_word_scalar<T>>(p, K, out, t0, t1);
 }
 
 // Unpack the tile rows [r0, r1) x elements [k0, k1) (k0 a multiple of 32, k1 <= K) of packed rows
@@ -245,16 +327,14 @@ inline void unpack_range(const int32_t* p, int64_t K, T* out, int64_t t0, int64_
 template <class T>
 inline void unpack_tile(const int32_t* p, int64_t K, int64_t r0, int64_t r1, int64_t k0, int64_t k1, T* out,
                         int64_t ld, Isa isa) {
-  const int64_t W = packed_words(K);
-  for (int64_t r = r0; r < r1; ++r) {
-    const int32_t* gp = p + r * 2 * W;
-    T* o = out + (r - r0) * ld;
-    for (int64_t lo = k0; lo < k1; lo += kBitsPerWord, o += kBitsPerWord) {
-      const int n = static_cast<int>(k1 - lo < 32 ? k1 - lo : 32);
-      unpack_word(static_cast<uint32_t>(gp[lo / kBitsPerWord]),
-                  static_cast<uint32_t>(gp[W + lo / kBitsPerWord]), n, o, isa);
-    }
+#if GXNOR_X86
+  if constexpr (kVectorUnpack<T>) {
+    if (isa >= Isa::kAvx512) return unpack_tile_avx512<T>(p, K, r0, r1, k0, k1, out, ld);
+    if (isa == Isa::kAvx2) return unpack_tile_avx2<T>(p, K, r0, r1, k0, k1, out, ld);
   }
+#endif
+  (void)isa;
+  unpack_tile_body<T, unpack_word_scalar<T>>(p, K, r0, r1, k0, k1, out, ld);
 }
 
 // Count non-canonical plane-pair words among [t0, t1).

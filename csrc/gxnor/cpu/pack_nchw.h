@@ -42,7 +42,7 @@ GXNOR_TARGET_AVX512 inline int64_t pack_nchw_range(const float* x, int64_t ldn, 
         __m512i g = _mm512_setzero_si512(), s = _mm512_setzero_si512();
         const int64_t c0 = w * kBitsPerWord, nc = cg - c0 < 32 ? cg - c0 : 32;
         for (int64_t i = 0; i < nc; ++i) {
-          const __m512 v = _mm512_maskz_loadu_ps(pm, img + (gi * cg + c0 + i) * HW);
+          const __m512 v = load_ps16(pm, img + (gi * cg + c0 + i) * HW);
           const __m512i bit = _mm512_set1_epi32(static_cast<int>(1u << i));
           __mmask16 nz, neg;
           if (mode == PackMode::kThreshold) {
