@@ -183,8 +183,8 @@ using PackKernel = int64_t (*)(const T* x, int64_t K, int32_t* out, int64_t t0, 
                                float thr);
 
 // The word loop of a pack kernel around one word packer; compiled inside each ISA's own function
-// (pack_words_*), so the word packer inlines into it (a call per word across the target boundary
-// cost 5x on an AVX-512 CPU).
+// (pack_words_*), so that the word packer inlines into it instead of being called per word across
+// the target boundary.
 template <class T, void (*kWord)(const T*, int, PackMode, float, uint32_t&, uint32_t&, int64_t&)>
 __attribute__((always_inline)) inline int64_t pack_words_body(const T* x, int64_t K, int32_t* out, int64_t t0,
                                                               int64_t t1, PackMode mode, float thr) {
