@@ -67,23 +67,11 @@ GXNOR_TARGET_AVX512 inline void store8(const GemmOut& o, int64_t row, int64_t j,
                                        __m512i accx) {
   const __m256i v = _mm512_maskz_cvtepi64_epi32(0xff, _mm512_sub_epi64(accg, _mm512_add_epi64(accx, accx)));
   const __mmask8 m = static_cast<__mmask8>((1u << n) - 1);
-  const bool full = n == 8;  // plain loads and stores then: the masked forms cost several times more on Zen 4
-  if (o.c_int) {
-    int32_t* dst = o.c_int + row * o.ldc + j;
-    if (full) return _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
-    _mm256_mask_storeu_epi32(dst, m, v);
-    return;
-  }
+  if (o.c_int) return store_epi32x8(o.c_int + row * o.ldc + j, m, v);
   __m256 f = _mm256_cvtepi32_ps(v);
-  if (o.scale)
-    f = _mm256_mul_ps(f, full ? _mm256_loadu_ps(o.scale + j) : _mm256_maskz_loadu_ps(m, o.scale + j));
-  if (o.bias)
-    f = _mm256_add_ps(f, full ? _mm256_loadu_ps(o.bias + j) : _mm256_maskz_loadu_ps(m, o.bias + j));
-  else
-    f = _mm256_add_ps(f, _mm256_setzero_ps());
-  float* dst = o.c_float + row * o.ldc + j;
-  if (full) return _mm256_storeu_ps(dst, f);
-  _mm256_mask_storeu_ps(dst, m, f);
+  if (o.scale) f = _mm256_mul_ps(f, load_ps8(m, o.scale + j));
+  f = _mm256_add_ps(f, o.bias ? load_ps8(m, o.bias + j) : _mm256_setzero_ps());
+  store_ps8(o.c_float + row * o.ldc + j, m, f);
 }
 
 // MR output rows (tap pointer rows ptr[r * taps ..]) x 16 channels (interleaved blocks w0, w1 =

@@ -148,15 +148,11 @@ struct V {
   }
   GXNOR_TARGET_AVX512 static F zero() { return _mm512_setzero_ps(); }
   GXNOR_TARGET_AVX512 static F load(const float* p) { return _mm512_loadu_ps(p); }
-  GXNOR_TARGET_AVX512 static F load_n(const float* p, int n) {
-    return _mm512_maskz_loadu_ps(lanes_below(n), p);
-  }
+  GXNOR_TARGET_AVX512 static F load_n(const float* p, int n) { return load_ps16(lanes_below(n), p); }
   GXNOR_TARGET_AVX512 static F bcast(float v) { return _mm512_set1_ps(v); }
   GXNOR_TARGET_AVX512 static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   GXNOR_TARGET_AVX512 static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  GXNOR_TARGET_AVX512 static void store_n(float* p, F v, int n) {
-    _mm512_mask_storeu_ps(p, lanes_below(n), v);
-  }
+  GXNOR_TARGET_AVX512 static void store_n(float* p, F v, int n) { store_ps16(p, lanes_below(n), v); }
   GXNOR_TARGET_AVX512 static I izero() { return _mm512_setzero_si512(); }
   GXNOR_TARGET_AVX512 static void take(F v, int q, F& m, I& k) {
     const __mmask16 t = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -164,14 +160,10 @@ struct V {
     k = _mm512_mask_blend_epi32(t, k, _mm512_set1_epi32(q));
   }
   GXNOR_TARGET_AVX512 static void store_arg(uint8_t* p, I k, int n) {
-    const __m128i b = _mm512_cvtepi32_epi8(k);
-    if (n >= L) return _mm_storeu_si128(reinterpret_cast<__m128i*>(p), b);
-    _mm_mask_storeu_epi8(p, lanes_below(n), b);
+    store_epi8x16(p, lanes_below(n), _mm512_cvtepi32_epi8(k));
   }
   GXNOR_TARGET_AVX512 static Sel selector(const uint8_t* p, int n) {
-    const __m128i b = n >= L ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
-                             : _mm_maskz_loadu_epi8(lanes_below(n), p);
-    const __m512i a = _mm512_cvtepu8_epi32(b);
+    const __m512i a = _mm512_cvtepu8_epi32(load_epi8x16(lanes_below(n), p));
     return {_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(1)),
             _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(2)),
             _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(3))};

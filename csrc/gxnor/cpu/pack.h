@@ -39,17 +39,10 @@ inline void pack_word_scalar(const T* x, int n, PackMode mode, float thr, uint32
 #if GXNOR_X86
 GXNOR_TARGET_AVX512 inline void pack_word_avx512(const float* x, int n, PackMode mode, float thr, uint32_t& g,
                                                  uint32_t& s, int64_t& bad) {
-  // a whole word with plain loads: masked loads cost 5x on Zen 4
-  __m512 a, b;
-  if (n == 32) {
-    a = _mm512_loadu_ps(x);
-    b = _mm512_loadu_ps(x + 16);
-  } else {
-    const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
-    const __mmask16 m1 = n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
-    a = _mm512_maskz_loadu_ps(m0, x);
-    b = _mm512_maskz_loadu_ps(m1, x + 16);
-  }
+  const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+  const __m512 a = load_ps16(m0, x);
+  const __m512 b = load_ps16(m1, x + 16);
   uint32_t ga, gb, sa, sb;
   if (mode == PackMode::kThreshold) {
     const __m512 p = _mm512_set1_ps(thr), q = _mm512_set1_ps(-thr);
@@ -75,8 +68,7 @@ GXNOR_TARGET_AVX512 inline void pack_word_avx512(const float* x, int n, PackMode
 GXNOR_TARGET_AVX512 inline void pack_word_avx512(const int8_t* x, int n, PackMode, float, uint32_t& g,
                                                  uint32_t& s, int64_t& bad) {
   const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
-  const __m256i v =
-      n == 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)) : _mm256_maskz_loadu_epi8(m, x);
+  const __m256i v = load_epi8x32(m, x);
   const __m256i z = _mm256_setzero_si256();
   g = _mm256_cmpneq_epi8_mask(v, z);
   s = _mm256_cmplt_epi8_mask(v, z);
@@ -120,21 +112,15 @@ GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n
                                        _mm512_mask_blend_ps(static_cast<__mmask16>(s), one, mone));
   const __m512 b = _mm512_maskz_mov_ps(static_cast<__mmask16>(g >> 16),
                                        _mm512_mask_blend_ps(static_cast<__mmask16>(s >> 16), one, mone));
-  if (n == 32) {  // plain stores for a whole word (masked ones are slow on Zen 4, as the loads)
-    _mm512_storeu_ps(o, a);
-    _mm512_storeu_ps(o + 16, b);
-    return;
-  }
-  _mm512_mask_storeu_ps(o, m0, a);
-  _mm512_mask_storeu_ps(o + 16, m1, b);
+  store_ps16(o, m0, a);
+  store_ps16(o + 16, m1, b);
 }
 
 GXNOR_TARGET_AVX512 inline void unpack_word_avx512(uint32_t g, uint32_t s, int n, int8_t* o) {
   const __mmask32 m = n >= 32 ? 0xffffffffu : static_cast<__mmask32>((1u << n) - 1);
   const __m256i v =
       _mm256_maskz_mov_epi8(g, _mm256_mask_blend_epi8(s, _mm256_set1_epi8(1), _mm256_set1_epi8(-1)));
-  if (n == 32) return _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
-  _mm256_mask_storeu_epi8(o, m, v);
+  store_epi8x32(o, m, v);
 }
 
 // AVX2: bit i of (g, s) -> lane i; gate lanes are all-ones where bit i is set (AND with a per-lane
