@@ -30,6 +30,7 @@ import torch
 from . import _backend
 from . import float_conv as fc
 from . import functional as F
+from ._conv_checks import conv_out_size
 from .autograd import window_mask
 from .weight import decode
 
@@ -148,8 +149,7 @@ class TernaryInputConvPool(torch.autograd.Function):
         y, arg = torch.ops.gxnor.xnor_conv2d_maxpool2x2(hq, w, C, s, p, d, groups)
         ctx.save_for_backward(hq, window_mask(h, r, a), w, arg)
         ctx.C, ctx.spec, ctx.a, ctx.shape, ctx.lowp = C, spec, a, h.shape, None
-        kh, kw = w.shape[1], w.shape[2]
-        ctx.conv_hw = [(h.shape[2 + i] + 2 * p[i] - d[i] * (k - 1) - 1) // s[i] + 1 for i, k in enumerate((kh, kw))]
+        ctx.conv_hw = [conv_out_size(h.shape[2 + i], w.shape[1 + i], s[i], p[i], d[i]) for i in range(2)]
         return y
 
     @staticmethod
@@ -237,6 +237,7 @@ class TernaryWeightConvPool(torch.autograd.Function):
         y, arg = torch.ops.gxnor.conv2d_maxpool2x2(x, dense_conv_weight(w, C, n_states), s, p, d)
         ctx.save_for_backward(x, arg, w)
         ctx.C, ctx.spec, ctx.n_states, ctx.kernel = C, spec, n_states, list(weight.shape[2:])
+        ctx.conv_hw = [conv_out_size(x.shape[2 + i], ctx.kernel[i], s[i], p[i], d[i]) for i in range(2)]
         return y
 
     @staticmethod
@@ -249,9 +250,7 @@ class TernaryWeightConvPool(torch.autograd.Function):
         if need_w:
             gw = torch.ops.gxnor.conv2d_maxpool2x2_weight_grad(gy, arg, x, ctx.kernel, s, p, d).permute(0, 2, 3, 1)
         if need_x:
-            ho = (x.shape[2] + 2 * p[0] - d[0] * (ctx.kernel[0] - 1) - 1) // s[0] + 1
-            wo = (x.shape[3] + 2 * p[1] - d[1] * (ctx.kernel[1] - 1) - 1) // s[1] + 1
-            gi = torch.ops.gxnor.maxpool2x2_backward(gy, arg, ho, wo)
+            gi = torch.ops.gxnor.maxpool2x2_backward(gy, arg, *ctx.conv_hw)
             wd = dense_conv_weight(w, ctx.C, ctx.n_states)
             gx = conv_backward(gi, x, fc.weight_like_input(wd, x), ctx.spec, True, False)[0]
         return gx, _logical(gw), None, None, None

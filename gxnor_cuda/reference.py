@@ -259,15 +259,24 @@ def conv2d_then_pack(conv, qpack):
 xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)
 
 
-def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
-    """maxpool2x2 of xnor_conv2d's accumulators (float32): (maxima, uint8 argmax), both (N, O, Ho // 2,
-    Wo // 2) channels-last."""
-    from ._conv_checks import check_conv, check_conv_pool_output
+def conv2d_then_maxpool2x2(conv):
+    """``xnor_conv2d_maxpool2x2`` from a ``xnor_conv2d`` implementation: its accumulators as float32,
+    then maxpool2x2 (the reference twin; on a GPU the Triton conv and torch's pooling). The C++ kernel
+    pools each chunk of conv rows as it is written."""
 
-    *_, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
-    check_conv_pool_output(Ho, Wo)
-    ones = torch.ones(w.shape[0], device=x.device)
-    return maxpool2x2(xnor_conv2d(x, w, C, stride, padding, dilation, groups, ones))
+    def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
+        """(maxima, uint8 argmax), both (N, O, Ho // 2, Wo // 2) channels-last."""
+        from ._conv_checks import check_conv, check_conv_pool_output
+
+        *_, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
+        check_conv_pool_output(Ho, Wo)
+        ones = torch.ones(w.shape[0], device=x.device)
+        return maxpool2x2(conv(x, w, C, stride, padding, dilation, groups, ones))
+
+    return xnor_conv2d_maxpool2x2
+
+
+xnor_conv2d_maxpool2x2 = conv2d_then_maxpool2x2(xnor_conv2d)
 
 
 def maxpool2x2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

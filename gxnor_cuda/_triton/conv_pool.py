@@ -123,14 +123,10 @@ def _sum_blocks_kernel(part_ptr, out_ptr, n_blocks, size, BLOCK: tl.constexpr):
 
 
 def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
-    from .. import reference as ref
-    from .._conv_checks import check_conv, check_conv_pool_output
+    from ..reference import conv2d_then_maxpool2x2
     from .conv import xnor_conv2d
 
-    *_, Ho, Wo = check_conv(x, w, C, stride, padding, dilation, groups)
-    check_conv_pool_output(Ho, Wo)
-    ones = torch.ones(w.shape[0], device=x.device)
-    return ref.maxpool2x2(xnor_conv2d(x, w, C, stride, padding, dilation, groups, ones))
+    return conv2d_then_maxpool2x2(xnor_conv2d)(x, w, C, stride, padding, dilation, groups)
 
 
 def _geometry(x, kh, kw, s, p, d, Ho, Wo):
