@@ -76,7 +76,9 @@ def main() -> None:
 
 def conv_rows(do_bench) -> list[dict]:
     """CIFAR VGG 3x3 convs at batch 256: cuDNN bf16 (channels-last) against the popcount CUDA kernel
-    and the Triton tensor-core implicit GEMM (with and without its input layout pass)."""
+    and the Triton tensor-core implicit GEMM (with its input layout pass); then each with its 2x2
+    max-pool: cuDNN + max_pool2d, the Triton conv + max_pool2d, and the pool in the conv's epilogue
+    ("vs bf16" of the pooled rows: against cuDNN bf16 + max_pool2d)."""
     from gxnor_cuda._triton.tc_conv import xnor_conv2d_tc
 
     rows = []
@@ -87,14 +89,22 @@ def conv_rows(do_bench) -> list[dict]:
         xb = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         wb = wt.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         xp, wp = F.pack_conv_input(x), F.pack_conv_weight(wt)
+        ones, pool = torch.ones(o, device="cuda"), torch.nn.functional.max_pool2d_with_indices
+        conv = torch.nn.functional.conv2d
         cands = {"conv2d cuDNN bf16": lambda: torch.nn.functional.conv2d(xb, wb, padding=1),
                  "xnor_conv2d cuda popcount": lambda: F.xnor_conv2d(xp, wp, c, 1, 1, backend="cuda"),
-                 "xnor_conv2d triton tc": lambda: xnor_conv2d_tc(xp, wp, c, 1, 1)}
+                 "xnor_conv2d triton tc": lambda: xnor_conv2d_tc(xp, wp, c, 1, 1),
+                 "+ pool: conv2d + max_pool2d cuDNN bf16": lambda: pool(conv(xb, wb, padding=1), 2),
+                 "+ pool: xnor_conv2d triton tc, then max_pool2d":
+                     lambda: pool(xnor_conv2d_tc(xp, wp, c, 1, 1, None, ones), 2),
+                 "+ pool: xnor_conv2d_maxpool2x2 triton tc (pool in the epilogue)":
+                     lambda: torch.ops.gxnor.xnor_conv2d_maxpool2x2(xp, wp, c, [1, 1], [1, 1], [1, 1], 1)}
         ms = {k: do_bench(fn, warmup=10, rep=50) for k, fn in cands.items()}
         macs = n * hw * hw * o * c * 9
         for k, t in ms.items():
+            base = ms["+ pool: conv2d + max_pool2d cuDNN bf16" if k.startswith("+ pool") else "conv2d cuDNN bf16"]
             rows.append({"op": k, "shape": f"{c}->{o} 3x3 {hw}x{hw} batch {n}", "ms": t, "T MAC/s": macs / t / 1e9,
-                         "vs bf16": ms["conv2d cuDNN bf16"] / t})
+                         "vs bf16": base / t})
     return rows
 
 

@@ -153,7 +153,7 @@ def predict_full(body, cta_macs: float, warps: int, regs: int, gpu: dict) -> dic
 def _triton_kernels():
     from gxnor_cuda._triton import aot, launch
 
-    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc", "xnor_tc_skinny", "xnor_tc_conv")
+    names = ("xnor_popcount", "xnor_dot", "xnor_conv", "xnor_tc", "xnor_tc_skinny", "xnor_tc_conv", "xnor_tc_conv_pool")
     all_cfgs = list(launch.configs())
     cfgs = [(i, c) for i, c in enumerate(all_cfgs) if c[0] in names and not c[3].get("HAS_SCALE")
             and not c[3].get("HAS_BIAS")]
@@ -242,6 +242,33 @@ def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
                     "pipes only T MAC/s": pipes * fill,
                     "model T MAC/s": t, "of dense peak": t / i8 * CUBLAS, "vs cuBLAS bf16": t / bf16,
                     "vs cuBLAS int8": t / i8})
+    return out
+
+
+# The CIFAR network's pooled convs (the second of each block): conv, then the 2x2 max-pool
+CIFAR_POOLED = [(128, 128, 32), (256, 256, 16), (512, 512, 8)]
+
+
+def xnor_conv_pool_rows(kern: dict, gpu_name: str, gpu: dict, batch: int = 256) -> list[dict]:
+    """The tensor-core conv with the max-pool in its epilogue (xnor_tc_conv_pool) on the CIFAR pooled
+    layers, against the same conv loop writing its float32 output and a max_pool2d pass reading it
+    and writing maxima and int64 indices. The conv loop's rate is conv_rows'; DRAM bytes of the
+    output side are added one pass after the other (the operands' reads are small and not counted)."""
+    body = hot_loop(parse(kern["sass"]))
+    f = predict_full(body, kern["cta_macs"], kern["warps"], kern["regs"], gpu)
+    bf16, i8 = cublas_t_macs(gpu)
+    out = []
+    for c, o, hw in CIFAR_POOLED:
+        fill = c / (128 * -(-c // 128)) * o / (kern["bn"] * -(-o // kern["bn"]))
+        macs, outs = batch * hw * hw * c * o * 9, batch * hw * hw * o
+        t_loop = macs / (f["T MAC/s"] * fill * 1e12)
+        for name, b in ((kern["name"] + " (pool in the epilogue)", outs / 4 * (4 + 1)),
+                        ("triton xnor_tc_conv + max_pool2d (two passes)", outs * 4 + outs * 4 + outs / 4 * (4 + 8))):
+            t = macs / (t_loop + b / gpu["dram"]) / 1e12
+            out.append({"kernel": name, "GPU": gpu_name, "shape": f"conv {c}->{o} 3x3 {hw}x{hw} + pool, batch {batch}",
+                        "bound": f["bound"] + " + output bytes", "instr/iter": len(body), "CTAs/SM": f["CTAs/SM"],
+                        "pipes only T MAC/s": "", "model T MAC/s": t, "of dense peak": t / i8 * CUBLAS,
+                        "vs cuBLAS bf16": t / bf16, "vs cuBLAS int8": t / i8})
     return out
 
 
@@ -344,7 +371,12 @@ def main() -> None:
     for kern in [*_triton_kernels(), *_cuda_kernels()]:
         for gname, gpu in GPUS.items():
             if gpu["sm"] == kern["arch"] and (gpu["b1"] or "b1 gemm" not in kern["name"]):
-                rows += conv_rows(kern, gname, gpu) if "tc_conv" in kern["name"] else rows_for(kern, gname, gpu)
+                if "tc_conv_pool" in kern["name"]:
+                    rows += xnor_conv_pool_rows(kern, gname, gpu)
+                elif "tc_conv" in kern["name"]:
+                    rows += conv_rows(kern, gname, gpu)
+                else:
+                    rows += rows_for(kern, gname, gpu)
     emit("gpu_model", rows, ["kernel", "GPU", "shape", "bound", "instr/iter", "CTAs/SM", "pipes only T MAC/s",
                              "model T MAC/s", "of dense peak", "vs cuBLAS bf16", "vs cuBLAS int8"])
     print("A model from the SASS, not a measurement (bench/gpu_model.py docstring: what it leaves out).")

@@ -46,7 +46,7 @@ TRITON_EXCEPTIONS = {
 # ops the native CUDA build leaves to the Triton table (else the reference twin)
 CUDA_EXCEPTIONS = {
     **TRITON_EXCEPTIONS,
-    "xnor_conv2d_maxpool2x2": "the Triton conv, then the pool on torch's GPU kernel",
+    "xnor_conv2d_maxpool2x2": "the Triton kernels pool in the conv epilogue (tensor-core or popcount conv)",
     "conv2d_maxpool2x2": "a float conv + pool on CUDA cores: the Triton kernel (no tensor-core work to add)",
     "conv2d_maxpool2x2_weight_grad": "the Triton kernel, as its forward",
 }
@@ -55,7 +55,7 @@ CUDA_EXCEPTIONS = {
 @functools.cache
 def triton_table() -> dict:
     """op -> Triton implementation (GPU, or the interpreter with TRITON_INTERPRET=1)."""
-    from ._triton import conv, conv_pool, dst, gemm, pack
+    from ._triton import conv, conv_pool, dst, gemm, pack, xnor_conv_pool
 
     return {
         "pack_ternary": pack.pack_ternary,
@@ -66,7 +66,7 @@ def triton_table() -> dict:
         "ternary_matmul": gemm.ternary_matmul,
         "xnor_conv2d": conv.xnor_conv2d,
         "xnor_conv2d_pack": conv.xnor_conv2d_pack,
-        "xnor_conv2d_maxpool2x2": conv_pool.xnor_conv2d_maxpool2x2,
+        "xnor_conv2d_maxpool2x2": xnor_conv_pool.xnor_conv2d_maxpool2x2,
         "conv2d_maxpool2x2": conv_pool.conv2d_maxpool2x2,
         "conv2d_maxpool2x2_weight_grad": conv_pool.conv2d_maxpool2x2_weight_grad,
         "dst_update_": dst.dst_update_,

@@ -261,8 +261,8 @@ xnor_conv2d_pack = conv2d_then_pack(xnor_conv2d, quantize_pack)
 
 def conv2d_then_maxpool2x2(conv):
     """``xnor_conv2d_maxpool2x2`` from a ``xnor_conv2d`` implementation: its accumulators as float32,
-    then maxpool2x2 (the reference twin; on a GPU the Triton conv and torch's pooling). The C++ kernel
-    pools each chunk of conv rows as it is written."""
+    then maxpool2x2 (the reference twin). The C++ kernel pools each chunk of conv rows as it is
+    written, the Triton kernels in the conv epilogue (_triton/xnor_conv_pool.py)."""
 
     def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
         """(maxima, uint8 argmax), both (N, O, Ho // 2, Wo // 2) channels-last."""

@@ -248,20 +248,6 @@ def test_xnor_conv2d_maxpool2x2_equals_conv_then_pool(n, c, h, w, o, k, s, p, gr
     assert torch.equal(y, torch.nn.functional.max_pool2d(full.float(), 2))
 
 
-@pytest.mark.parametrize("n, c, h, w, o, k, s, p, groups", XCASES[:3])
-def test_xnor_conv2d_maxpool2x2_triton_equals_reference(n, c, h, w, o, k, s, p, groups):
-    """The GPU form (the interpreter here): the Triton conv, then the pool."""
-    if not _backend.available("triton"):
-        pytest.skip("triton not loaded")
-    tri = _registry.triton_table()["xnor_conv2d_maxpool2x2"]
-    dev = device_for("triton")
-    gen = torch.Generator().manual_seed(n + c + o)
-    xp, wp = _packed_conv_operands(n, c, h, w, o, k, groups, gen)
-    y, a = tri(xp.to(dev), wp.to(dev), c, s, p, 1, groups)
-    yr, ar = ref.xnor_conv2d_maxpool2x2(xp, wp, c, s, p, 1, groups)
-    assert torch.equal(y.cpu(), yr) and torch.equal(a.cpu(), ar)
-
-
 def test_xnor_conv2d_maxpool2x2_opcheck_and_errors():
     gen = torch.Generator().manual_seed(2)
     xp, wp = _packed_conv_operands(2, 8, 7, 6, 5, 3, 1, gen)

@@ -68,11 +68,10 @@ def _tap(rm, M, b, oy, ox, ky, kx, H, Wd, SH, SW, PH, PW, DH, DW):
 
 
 @triton.jit
-def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
-                      DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
-                      FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      BW: tl.constexpr, HW_POPC: tl.constexpr):
-    gi, pn, rm, rn, b, oy, ox = _conv_tile(M, OG, HO, WO, BM, BN)
+def _popcount_conv_acc(x_ptr, w_ptr, rm, rn, M, b, oy, ox, gi, OG, H, Wd, G, WG, KH, KW, SH, SW, PH, PW, DH, DW,
+                       BM: tl.constexpr, BN: tl.constexpr, BW: tl.constexpr, HW_POPC: tl.constexpr):
+    """(BM, BN) int32 accumulators of the output positions (b, oy, ox) of rows rm (live while rm < M)
+    and group gi's output channels rn: every tap, every BW-word chunk of the group's channels."""
     acc = tl.zeros((BM, BN), dtype=tl.int32)
     for ky in range(KH):
         for kx in range(KW):
@@ -86,6 +85,17 @@ def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd,
                 a_row = x_ptr + xb[:, None] + rw[None, :]
                 b_row = w_ptr + wb[:, None] + rw[None, :]
                 acc += _xnor_words(a_row, b_row, ma, mb, WG, WG, HW_POPC)
+    return acc
+
+
+@triton.jit
+def _xnor_conv_kernel(x_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, M, OG, O, H, Wd, G, WG, KH, KW, SH, SW, PH, PW,
+                      DH, DW, HO, WO, thr, WP, HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      FLOAT_OUT: tl.constexpr, PACK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                      BW: tl.constexpr, HW_POPC: tl.constexpr):
+    gi, pn, rm, rn, b, oy, ox = _conv_tile(M, OG, HO, WO, BM, BN)
+    acc = _popcount_conv_acc(x_ptr, w_ptr, rm, rn, M, b, oy, ox, gi, OG, H, Wd, G, WG, KH, KW, SH, SW, PH, PW, DH,
+                             DW, BM, BN, BW, HW_POPC)
     col0 = gi * OG  # this group's first output channel
     if PACK:  # col0 and the tile's first column are multiples of 32 (BN = 32): one word per row
         word = (col0 + pn * BN) // 32

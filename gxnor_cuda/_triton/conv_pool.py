@@ -9,9 +9,7 @@ from 0, as the C++ kernel), then pools them with
 maxpool2x2's rule (greater or NaN replaces, first maximum wins) and stores the maxima and the 1-byte
 argmax channels-last. The conv output is never written.
 
-xnor_conv2d_maxpool2x2 (the ternary conv's accumulators pooled): the Triton conv kernel (float
-output), then the pool on torch's GPU kernel through maxpool2x2's reference twin: two passes on a GPU,
-one on the CPU.
+xnor_conv2d_maxpool2x2 (the ternary conv's accumulators pooled) is in xnor_conv_pool.py.
 
 weight gradient: 1-D grid over (block of ROWS pooled rows) x (BT taps) x (BO channels); each
 program walks its block's positions in order and accumulates fma(x at the argmax, g, acc) into a
@@ -120,13 +118,6 @@ def _sum_blocks_kernel(part_ptr, out_ptr, n_blocks, size, BLOCK: tl.constexpr):
     for b in range(0, n_blocks):  # in order, from 0: the C++ kernels' sum
         acc += tl.load(part_ptr + b * size + i, mask=m, other=0.0)
     tl.store(out_ptr + i, acc, mask=m)
-
-
-def xnor_conv2d_maxpool2x2(x, w, C, stride=1, padding=0, dilation=1, groups=1):
-    from ..reference import conv2d_then_maxpool2x2
-    from .conv import xnor_conv2d
-
-    return conv2d_then_maxpool2x2(xnor_conv2d)(x, w, C, stride, padding, dilation, groups)
 
 
 def _geometry(x, kh, kw, s, p, d, Ho, Wo):

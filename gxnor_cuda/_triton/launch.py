@@ -47,6 +47,7 @@ _GEMM_SIG = {"a_ptr": _P32, "b_ptr": _P32, "c_ptr": _P32, "scale_ptr": _PF, "bia
              "M": _I64, "N": _I64, "W": _I64}
 _FLAGS = {"HAS_SCALE": (False, True), "HAS_BIAS": (False, True), "FLOAT_OUT": (False, True)}
 _POOL_INTS = ("P", "OC", "C", "HP", "WP", "PH", "PW", "KH", "KW", "SH", "SW", "DH", "DW")
+_XPOOL_INTS = ("P", "OG", "O", "H", "Wd", "G", "WG", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "HP", "WP")
 _CONV_INTS = ("M", "OG", "O", "H", "Wd", "G", "WG", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "HO", "WO")
 
 KERNELS = {
@@ -74,6 +75,14 @@ KERNELS = {
                             **{k: _I64 for k in _CONV_INTS if k != "WG"}, "T": _I64, "ZERO_ROW": "i64"},
                            {**_FLAGS, "BM": (128,), "BN": (128,), "BT": (8,), "HW_ASM": (True,)}, hot="MMA",
                            num_warps=8),
+    "xnor_conv_pool": Kernel("xnor_conv_pool", "_xnor_conv_pool_kernel",
+                             {"x_ptr": _P32, "w_ptr": _P32, "y_ptr": _PF, "a_ptr": "*u8",
+                              **{k: _I64 for k in _XPOOL_INTS}},
+                             {"BM": (16,), "BN": (16,), "BW": (2,), "HW_POPC": (True,)}, hot="POPC", num_warps=8),
+    "xnor_tc_conv_pool": Kernel("xnor_conv_pool", "_xnor_tc_conv_pool_kernel",
+                                {"x_ptr": _P32, "w_ptr": _P32, "y_ptr": _PF, "a_ptr": "*u8",
+                                 **{k: _I64 for k in _XPOOL_INTS if k != "WG"}, "T": _I64, "ZERO_ROW": "i64"},
+                                {"BM": (128,), "BN": (128,), "BT": (8,), "HW_ASM": (True,)}, hot="MMA", num_warps=8),
     "ternary_nt": Kernel("gemm", "_ternary_nt_kernel",
                          {"x_ptr": _PF, "w_ptr": _P32, "o_ptr": _PF, "M": _I64, "N": _I64, "K": _I64, "W": _I64},
                          {"BM": (32,), "BN": (32,)}, ({}, {"x_ptr": "*bf16", "o_ptr": "*bf16"}), exact=False,
