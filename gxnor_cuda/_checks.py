@@ -208,3 +208,12 @@ def check_maxpool2x2_backward(grad: torch.Tensor, argmax: torch.Tensor, H: int, 
         f"got argmax {tuple(argmax.shape)}",
     )
     check_same_device("grad", grad, "argmax", argmax)
+
+
+def check_accumulator_stats(x: torch.Tensor) -> None:
+    torch._check(x.dtype == torch.float32, lambda: f"x: expected dtype torch.float32, got {x.dtype}")
+    torch._check(x.dim() in (2, 4), lambda: f"x: expected shape (N, C) or (N, C, H, W), got {tuple(x.shape)}")
+
+
+def bad_accumulator_message(v: float) -> str:
+    return f"x: expected integer values in [-32768, 32767] (a ternary layer's accumulators), got {v}"

@@ -10,6 +10,7 @@ import torch
 
 from . import format as fmt
 from ._checks import (
+    check_accumulator_stats,
     check_dst,
     check_gemm,
     check_maxpool2x2,
@@ -56,6 +57,7 @@ SCHEMAS = {
     "int[2] dilation=1) -> (Tensor, Tensor)",
     "conv2d_maxpool2x2_weight_grad": "conv2d_maxpool2x2_weight_grad(Tensor grad, Tensor argmax, Tensor x, "
     "int[2] kernel_size, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor",
+    "accumulator_stats": "accumulator_stats(Tensor x) -> (Tensor, Tensor)",
 }
 for _schema in SCHEMAS.values():
     LIB.define(_schema)
@@ -178,3 +180,18 @@ def _xnor_conv2d_maxpool2x2_fake(x, w, C, stride=1, padding=0, dilation=1, group
     check_conv_pool_output(Ho, Wo)
     shape = (N, O, Ho // 2, Wo // 2)
     return channels_last_empty(shape, x, torch.float32), channels_last_empty(shape, x, torch.uint8)
+
+
+@torch.library.register_fake("gxnor::accumulator_stats")
+def _accumulator_stats_fake(x):
+    check_accumulator_stats(x)
+    return stats_outputs(x)
+
+
+def stats_outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """accumulator_stats' outputs: the int16 copy in x's memory format (channels-last stays so, anything
+    else is made contiguous) and the (2, C) int64 sums."""
+    cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    q = torch.empty(x.shape, dtype=torch.int16, device=x.device,
+                    memory_format=torch.channels_last if cl else torch.contiguous_format)
+    return q, torch.empty((2, x.shape[1]), dtype=torch.int64, device=x.device)

@@ -35,6 +35,7 @@ REFERENCE = {
     "maxpool2x2_backward": ref.maxpool2x2_backward,
     "conv2d_maxpool2x2": ref.conv2d_maxpool2x2,
     "conv2d_maxpool2x2_weight_grad": ref.conv2d_maxpool2x2_weight_grad,
+    "accumulator_stats": ref.accumulator_stats,
 }
 
 # ops the GPU backends leave to the reference twin (torch's own GPU kernels), and why
@@ -49,13 +50,14 @@ CUDA_EXCEPTIONS = {
     "xnor_conv2d_maxpool2x2": "the Triton kernels pool in the conv epilogue (tensor-core or popcount conv)",
     "conv2d_maxpool2x2": "a float conv + pool on CUDA cores: the Triton kernel (no tensor-core work to add)",
     "conv2d_maxpool2x2_weight_grad": "the Triton kernel, as its forward",
+    "accumulator_stats": "a memory-bound pass with atomics: the Triton kernel",
 }
 
 
 @functools.cache
 def triton_table() -> dict:
     """op -> Triton implementation (GPU, or the interpreter with TRITON_INTERPRET=1)."""
-    from ._triton import conv, conv_pool, dst, gemm, pack, xnor_conv_pool
+    from ._triton import conv, conv_pool, dst, gemm, pack, stats, xnor_conv_pool
 
     return {
         "pack_ternary": pack.pack_ternary,
@@ -69,6 +71,7 @@ def triton_table() -> dict:
         "xnor_conv2d_maxpool2x2": xnor_conv_pool.xnor_conv2d_maxpool2x2,
         "conv2d_maxpool2x2": conv_pool.conv2d_maxpool2x2,
         "conv2d_maxpool2x2_weight_grad": conv_pool.conv2d_maxpool2x2_weight_grad,
+        "accumulator_stats": stats.accumulator_stats,
         "dst_update_": dst.dst_update_,
         "dst_update_states_": dst.dst_update_states_,
     }

@@ -361,3 +361,10 @@ def conv2d_maxpool2x2_weight_grad(grad: torch.Tensor, argmax: torch.Tensor, x: t
     ks = [kernel_size] * 2 if isinstance(kernel_size, int) else list(kernel_size)
     return _kernel("conv2d_maxpool2x2_weight_grad", backend, x.device)(grad, argmax, x, ks,
                                                                         *_pairs(stride, padding, dilation))
+
+
+def accumulator_stats(x: torch.Tensor, *, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ternary layer's integer accumulators x (N, C) or (N, C, H, W) float32 -> (int16 copy of x in its
+    memory format, (2, C) int64 per-channel sums and sums of squares), one pass, exact: the batch
+    statistics of nn.IntBatchNorm1d / 2d. Values that are not integers in [-32768, 32767] are refused."""
+    return _kernel("accumulator_stats", backend, x.device)(x)

@@ -28,6 +28,7 @@ from .autograd_conv import (
     conv_pool_route,
     ternary_input_conv,
 )
+from .norm import IntBatchNorm1d, IntBatchNorm2d  # noqa: F401  (modules of this namespace)
 from .pool import MaxPool2x2
 from .weight import DiscreteWeight, nbytes_stored, stamp_of
 

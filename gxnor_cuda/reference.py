@@ -345,3 +345,23 @@ def conv2d_maxpool2x2_weight_grad(grad: torch.Tensor, argmax: torch.Tensor, x: t
                  for i in range(x.shape[0]))
     out = channels_last_empty((grad.shape[1], x.shape[1], kh, kw), x, torch.float32)
     return out.copy_(gw.view(grad.shape[1], x.shape[1], kh, kw))
+
+
+def accumulator_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ternary layer's integer accumulators x (N, C) or (N, C, H, W) float32 -> (its int16 copy in x's
+    memory format, (2, C) int64: per-channel sums and sums of squares), exact; BatchNorm's batch
+    statistics in training (nn.IntBatchNorm2d). Refuses a value that is not an integer in int16's range."""
+    from ._checks import bad_accumulator_message, check_accumulator_stats
+    from ._ops import stats_outputs
+
+    check_accumulator_stats(x)
+    ok = (x >= -32768) & (x <= 32767) & (x == torch.trunc(x))  # NaN fails every compare
+    q, sums = stats_outputs(x)
+    if not bool(ok.all()):  # the first bad value in the memory order of q (as the native kernels report it)
+        order = (lambda t: t.permute(0, 2, 3, 1)) if q.dim() == 4 and not q.is_contiguous() else (lambda t: t)
+        raise RuntimeError(bad_accumulator_message(float(order(x)[~order(ok)][0])))
+    q.copy_(x)
+    qi = q.to(torch.int64)
+    dims = [0, *range(2, x.dim())]
+    sums[0], sums[1] = qi.sum(dims), (qi * qi).sum(dims)
+    return q, sums

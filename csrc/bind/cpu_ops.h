@@ -57,4 +57,7 @@ at::Tensor conv2d_maxpool2x2_weight_grad_cpu(const at::Tensor& grad, const at::T
                                              at::IntArrayRef stride, at::IntArrayRef padding,
                                              at::IntArrayRef dilation);
 
+// defined in cpu_stats.cpp
+std::tuple<at::Tensor, at::Tensor> accumulator_stats_cpu(const at::Tensor& x);
+
 }  // namespace gxnor::bind

@@ -21,4 +21,5 @@ TORCH_LIBRARY_IMPL(gxnor, CPU, m) {
   m.impl("maxpool2x2_backward", &gxnor::bind::maxpool2x2_backward_cpu);
   m.impl("conv2d_maxpool2x2", &gxnor::bind::conv2d_maxpool2x2_cpu);
   m.impl("conv2d_maxpool2x2_weight_grad", &gxnor::bind::conv2d_maxpool2x2_weight_grad_cpu);
+  m.impl("accumulator_stats", &gxnor::bind::accumulator_stats_cpu);
 }
