@@ -71,6 +71,18 @@ def conv_input_like(hq: torch.Tensor, shape) -> torch.Tensor:
     return torch.empty((n, h, w, c), device=hq.device).permute(0, 3, 1, 2)
 
 
+def conv_window_mask(h: torch.Tensor, r: float, a: float) -> torch.Tensor:
+    """The surrogate window of a conv input h (N, C, H, W), packed along the channels (N, H, W, 2, Wc):
+    the order pack_conv_input reads, so a channels-last h is packed in place (an NCHW one through
+    the NCHW pack), never copied to another layout first."""
+    return window_mask(h.permute(0, 2, 3, 1), r, a)
+
+
+def unpack_conv_window(win: torch.Tensor, c: int) -> torch.Tensor:
+    """conv_window_mask's bits as an int8 (N, C, H, W) channels-last view, grad-input's layout."""
+    return F.unpack_ternary(win, c, torch.int8).permute(0, 3, 1, 2)
+
+
 def ternary_input_conv(h, w, C, spec, r, bias=None):
     """Inference / forward: phi_r(h) packed channels-last, then xnor_conv2d to float32 (N, O, Ho, Wo)."""
     s, p, d, groups = spec
@@ -96,7 +108,7 @@ def unpacked_conv_backward(gy, hq, wd, spec, shape, need_w: bool, dt: torch.dtyp
         return conv_backward(gy[b0:b1].to(dt), xd, wdt, spec, True, need_w)
 
     def mask(b0: int, b1: int):
-        return F.unpack_ternary(win[b0:b1], ww, torch.int8)
+        return unpack_conv_window(win[b0:b1], c)
 
     step = n
     if hq.device.type == "cpu":
@@ -126,7 +138,7 @@ class TernaryInputConv(torch.autograd.Function):
     def forward(ctx, h, weight, C, spec, r, a, lowp=None):
         w = weight.packed
         y, hq = ternary_input_conv(h, w, C, spec, r)
-        ctx.save_for_backward(hq, window_mask(h, r, a), w)
+        ctx.save_for_backward(hq, conv_window_mask(h, r, a), w)
         ctx.C, ctx.spec, ctx.a, ctx.shape, ctx.lowp = C, spec, a, h.shape, lowp
         return y
 
@@ -147,7 +159,7 @@ class TernaryInputConvPool(torch.autograd.Function):
         s, p, d, groups = spec
         hq = F.pack_conv_input(h, groups, threshold=r)
         y, arg = torch.ops.gxnor.xnor_conv2d_maxpool2x2(hq, w, C, s, p, d, groups)
-        ctx.save_for_backward(hq, window_mask(h, r, a), w, arg)
+        ctx.save_for_backward(hq, conv_window_mask(h, r, a), w, arg)
         ctx.C, ctx.spec, ctx.a, ctx.shape, ctx.lowp = C, spec, a, h.shape, None
         ctx.conv_hw = [conv_out_size(h.shape[2 + i], w.shape[1 + i], s[i], p[i], d[i]) for i in range(2)]
         return y
@@ -176,7 +188,7 @@ def ternary_input_conv_backward(ctx, gy, hq, win, w):
     if hq.device.type == "cpu" and ctx.lowp is None and fc.cpu_wgrad_from_packed():
         gx, _ = conv_backward(gy, conv_input_like(hq, ctx.shape), wd_win, ctx.spec, True, False)
         gw = F.xnor_conv2d_weight_grad(gy, hq, w, ctx.C, s, p, d, groups) if need_w else None
-        gx = gx.mul_(F.unpack_ternary(win, ww, torch.int8))  # a 1-byte mask, not a float copy of the input
+        gx = gx.mul_(unpack_conv_window(win, c))  # a 1-byte mask, not a float copy of the input
     else:
         gx, gw = unpacked_conv_backward(gy, hq, wd_win, ctx.spec, ctx.shape, need_w, ctx.lowp or torch.float32,
                                         win)
@@ -190,6 +202,11 @@ class TernaryWeightConv(torch.autograd.Function):
     def forward(ctx, x, weight, C, spec, n_states, lowp=None):
         w = weight.packed
         s, p, d, groups = spec
+        if x.device.type == "cpu" and x.shape[1] > groups:
+            # the output goes channels-last (below) and its gradient comes back so: the input (the
+            # smaller tensor here) converted once keeps the forward and both backward convs on one
+            # layout, where an NCHW input would cost a copy of the output and of its gradient
+            x = x.contiguous(memory_format=torch.channels_last)
         ctx.save_for_backward(x, w)
         ctx.C, ctx.spec, ctx.n_states, ctx.lowp = C, spec, n_states, lowp
         dt = lowp or x.dtype
