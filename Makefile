@@ -54,7 +54,7 @@ bench: setup
 	$(BIN)/python bench/bench_conv.py
 	$(BIN)/python bench/bench_conv_pool.py
 	$(BIN)/python bench/bench_train.py --install
-	$(BIN)/python bench/bench_train.py --nets cifar --batches 100 --rounds 3 --steps 2 --name bench_train_cifar
+	$(BIN)/python bench/bench_train.py --nets cifar --batches 100 --rounds 8 --steps 2 --name bench_train_cifar
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_infer.py
 	$(BIN)/python bench/compiled_kernels.py
