@@ -226,6 +226,11 @@ def rows_for(kern: dict, gpu_name: str, gpu: dict, sizes=(16, 4096, 8192)) -> li
 CIFAR_CONVS = [(128, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8), (512, 512, 8)]
 
 
+def _conv_fill(c: int, o: int, bn: int) -> float:
+    """The share of a conv's tiles doing work: C padded to the 128-value K step, O to the tile's columns."""
+    return c / (128 * -(-c // 128)) * o / (bn * -(-o // bn))
+
+
 def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
     """The implicit-GEMM conv's loop on the CIFAR VGG layers: K pads C to the 128-value step, the
     output channels fill the tile's columns; the per-tap address setup is not counted."""
@@ -235,7 +240,7 @@ def conv_rows(kern: dict, gpu_name: str, gpu: dict) -> list[dict]:
     bf16, i8 = cublas_t_macs(gpu)
     out = []
     for c, o, hw in CIFAR_CONVS:
-        fill = c / (128 * -(-c // 128)) * o / (kern["bn"] * -(-o // kern["bn"]))
+        fill = _conv_fill(c, o, kern["bn"])
         t = f["T MAC/s"] * fill
         out.append({"kernel": kern["name"], "GPU": gpu_name, "shape": f"conv {c}->{o} 3x3 {hw}x{hw} batch 256",
                     "bound": f["bound"], "instr/iter": len(body), "CTAs/SM": f["CTAs/SM"],
@@ -259,7 +264,7 @@ def xnor_conv_pool_rows(kern: dict, gpu_name: str, gpu: dict, batch: int = 256) 
     bf16, i8 = cublas_t_macs(gpu)
     out = []
     for c, o, hw in CIFAR_POOLED:
-        fill = c / (128 * -(-c // 128)) * o / (kern["bn"] * -(-o // kern["bn"]))
+        fill = _conv_fill(c, o, kern["bn"])
         macs, outs = batch * hw * hw * c * o * 9, batch * hw * hw * o
         t_loop = macs / (f["T MAC/s"] * fill * 1e12)
         for name, b in ((kern["name"] + " (pool in the epilogue)", outs / 4 * (4 + 1)),

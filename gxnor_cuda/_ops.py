@@ -189,9 +189,6 @@ def _accumulator_stats_fake(x):
 
 
 def stats_outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """accumulator_stats' outputs: the int16 copy in x's memory format (channels-last stays so, anything
-    else is made contiguous) and the (2, C) int64 sums."""
-    cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    q = torch.empty(x.shape, dtype=torch.int16, device=x.device,
-                    memory_format=torch.channels_last if cl else torch.contiguous_format)
-    return q, torch.empty((2, x.shape[1]), dtype=torch.int64, device=x.device)
+    """accumulator_stats' outputs: the int16 copy in x's memory format (pool_out's rule) and the (2, C)
+    int64 sums."""
+    return pool_out(x, x.shape, torch.int16), torch.empty((2, x.shape[1]), dtype=torch.int64, device=x.device)

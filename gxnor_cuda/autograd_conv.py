@@ -175,7 +175,7 @@ class TernaryInputConvPool(torch.autograd.Function):
 def ternary_input_conv_backward(ctx, gy, hq, win, w):
     """(grad-input, grad-weight) of TernaryInputConv, and of its pooled form on the unpooled gy."""
     need_w = ctx.needs_input_grad[1]
-    n, c, hh, ww = ctx.shape
+    c = ctx.shape[1]
     groups = ctx.spec[3]
     cg = c // groups
     s, p, d, _ = ctx.spec

@@ -111,4 +111,17 @@ inline at::Tensor empty_out(at::IntArrayRef sizes, const at::TensorOptions& opts
   return at::empty(sizes, opts);
 }
 
+// Whether t is channels-last and not also contiguous (the ops keep such an input's layout).
+inline bool channels_last_only(const at::Tensor& t) {
+  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
+}
+
+// An empty tensor of `shape` in like's memory format (channels-last or contiguous), as the fake and
+// reference implementations make it (_ops.pool_out).
+inline at::Tensor empty_in_format_of(const at::Tensor& like, at::IntArrayRef shape, at::ScalarType dtype) {
+  return at::empty(shape, like.options().dtype(dtype).memory_format(channels_last_only(like)
+                                                                        ? at::MemoryFormat::ChannelsLast
+                                                                        : at::MemoryFormat::Contiguous));
+}
+
 }  // namespace gxnor::bind

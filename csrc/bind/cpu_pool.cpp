@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "../gxnor/cpu/pool.h"
+#include "alloc.h"
 #include "checks.h"
 #include "cpu_ops.h"
 
@@ -12,21 +13,13 @@ namespace {
 
 cpu::Strides4 strides4(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
 
-// An empty (N, C, H, W) tensor in like's memory format (channels-last or contiguous), as the
-// fake and reference implementations make it.
-at::Tensor pool_out(const at::Tensor& like, at::IntArrayRef shape, at::ScalarType dtype) {
-  const bool cl = like.is_contiguous(at::MemoryFormat::ChannelsLast) && !like.is_contiguous();
-  return at::empty(shape, like.options().dtype(dtype).memory_format(cl ? at::MemoryFormat::ChannelsLast
-                                                                       : at::MemoryFormat::Contiguous));
-}
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> maxpool2x2_cpu(const at::Tensor& x) {
   check_device(x, "x", c10::DeviceType::CPU);
   check_maxpool2x2(x);
   const std::vector<int64_t> shape{x.size(0), x.size(1), x.size(2) / 2, x.size(3) / 2};
-  at::Tensor y = pool_out(x, shape, at::kFloat), arg = pool_out(x, shape, at::kByte);
+  at::Tensor y = empty_in_format_of(x, shape, at::kFloat), arg = empty_in_format_of(x, shape, at::kByte);
   if (y.numel() == 0) return {y, arg};
   const cpu::Pool2x2 s{x.size(0), x.size(1), x.size(2), x.size(3), strides4(x), strides4(y)};
   cpu::maxpool2x2(x.const_data_ptr<float>(), y.data_ptr<float>(), arg.data_ptr<uint8_t>(), s);
@@ -36,7 +29,7 @@ std::tuple<at::Tensor, at::Tensor> maxpool2x2_cpu(const at::Tensor& x) {
 at::Tensor maxpool2x2_backward_cpu(const at::Tensor& grad, const at::Tensor& argmax, int64_t H, int64_t W) {
   check_device(grad, "grad", c10::DeviceType::CPU);
   check_maxpool2x2_backward(grad, argmax, H, W);
-  at::Tensor gi = pool_out(argmax, {grad.size(0), grad.size(1), H, W}, at::kFloat);
+  at::Tensor gi = empty_in_format_of(argmax, {grad.size(0), grad.size(1), H, W}, at::kFloat);
   if (gi.numel() == 0) return gi;
   const cpu::Pool2x2 s{grad.size(0), grad.size(1), H, W, strides4(gi), strides4(argmax)};
   cpu::maxpool2x2_backward(grad.const_data_ptr<float>(), argmax.const_data_ptr<uint8_t>(),

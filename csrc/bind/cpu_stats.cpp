@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "../gxnor/cpu/stats.h"
+#include "alloc.h"
 #include "checks.h"
 #include "cpu_ops.h"
 
@@ -14,11 +15,11 @@ std::tuple<at::Tensor, at::Tensor> accumulator_stats_cpu(const at::Tensor& x_in)
   TORCH_CHECK(x_in.scalar_type() == at::kFloat, "x: expected dtype torch.float32, got ", x_in.scalar_type());
   TORCH_CHECK(x_in.dim() == 2 || x_in.dim() == 4, "x: expected shape (N, C) or (N, C, H, W), got ",
               x_in.sizes());
-  const bool cl =
-      x_in.dim() == 2 || (x_in.is_contiguous(at::MemoryFormat::ChannelsLast) && !x_in.is_contiguous());
+  const bool keep_cl = channels_last_only(x_in);
   const at::Tensor x =
-      cl && x_in.dim() == 4 ? x_in.contiguous(at::MemoryFormat::ChannelsLast) : x_in.contiguous();
-  at::Tensor q = at::empty_like(x, x.options().dtype(at::kShort), at::MemoryFormat::Preserve);
+      x_in.contiguous(keep_cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  at::Tensor q = empty_in_format_of(x_in, x_in.sizes(), at::kShort);
+  const bool cl = keep_cl || x.dim() == 2;  // (N, C): rows of C channels
   const int64_t c = x.size(1);
   at::Tensor sums = at::empty({2, c}, x.options().dtype(at::kLong));
   const cpu::StatsShape sh{x.size(0), c, x.dim() == 4 ? x.size(2) * x.size(3) : 1, cl};
